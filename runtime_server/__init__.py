@@ -1,0 +1,1 @@
+"""The orchestrator: REST API, flow engine, routing, blobs, built-ins, run store, plugins."""

@@ -1,0 +1,1 @@
+"""Plugins execute components: built-ins in process, `stepflow` ones over HTTP."""

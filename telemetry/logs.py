@@ -1,0 +1,62 @@
+"""One JSON object per line on stderr, one line per event: what `kubectl logs` wants.
+
+Call sites say ``log_event(logger, "execution_finished", run_id=..., step_id=...)``;
+fields that are None are left out, so every line carries exactly the ids that apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+_FIELDS = "event_fields"
+
+
+class JsonLineFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+        self._pod = os.environ.get("POD_NAME")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "event": record.getMessage(),
+        }
+        if self._pod:
+            line["pod"] = self._pod
+        fields = getattr(record, _FIELDS, None)
+        if fields:
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return _encoder.encode(line).decode()
+
+
+def configure_logging(service: str, level: str | None = None) -> None:
+    """Route every logger (ours, uvicorn's) to one JSON-lines handler on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel((level or os.environ.get("LOG_LEVEL", "info")).upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    if logger.isEnabledFor(level):
+        present = {key: value for key, value in fields.items() if value is not None}
+        logger.log(level, event, extra={_FIELDS: present})
