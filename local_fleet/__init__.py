@@ -1,0 +1,1 @@
+"""The whole fleet on one machine: loopback DNS, process supervision, the demo driver."""
