@@ -1,0 +1,96 @@
+"""The local fleet: ``python -m local_fleet run`` (up, demo, down) or ``up`` (stay up).
+
+``run`` is the project's main job: the cluster's topology on loopback, the demo of
+demo.md through it, a report, and a non-zero exit if anything failed. Every process it
+started is stopped on the way out, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from local_fleet.demo import run_demo
+from local_fleet.processes import REPO_ROOT
+from local_fleet.supervisor import LocalFleet
+from local_fleet.topology import Topology
+from telemetry.logs import configure_logging
+
+HELP = """commands: scale N | kill I (SIGKILL pod I) | stop I (graceful) | start I | demo | urls | quit"""
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def print_urls(fleet: LocalFleet) -> None:
+    for name, url in fleet.urls().items():
+        print(f"  {name:<20} {url}")
+
+
+def demo(fleet: LocalFleet) -> bool:
+    topology = fleet.topology
+    return run_demo(
+        topology.runtime_url,
+        [topology.proxy_metrics_url(index) for index in range(len(fleet.proxies))],
+        [topology.pod_metrics_url(index) for index in sorted(fleet.pods)],
+        token=None,
+    )
+
+
+def interact(fleet: LocalFleet) -> None:
+    """Manual mode: read commands until 'quit' or end of input."""
+    print(HELP, flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        command, arguments = words[0], [int(word) for word in words[1:] if word.isdigit()]
+        try:
+            if command == "quit":
+                return
+            if command == "scale" and arguments:
+                fleet.scale_pods(arguments[0])
+            elif command in ("kill", "stop") and arguments:
+                fleet.stop_pod(arguments[0], hard=command == "kill")
+            elif command == "start" and arguments:
+                fleet.start_pod(arguments[0])
+            elif command == "demo":
+                demo(fleet)
+            elif command == "urls":
+                print_urls(fleet)
+            else:
+                print(HELP)
+        except (KeyError, ValueError, RuntimeError, TimeoutError) as error:
+            print(f"error: {error}")
+        print("> ", end="", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", choices=["run", "up"], help="run: up, demo, down; up: stay up for manual use")
+    parser.add_argument("--pods", type=int, default=3)
+    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".fleet", help="logs, DNS records, config")
+    args = parser.parse_args(argv)
+    configure_logging("local-fleet")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    fleet = LocalFleet(Topology(pods=args.pods), args.work_dir)
+    try:
+        print(f"Starting the fleet: DNS, {args.pods} pods, 2 proxies, the runtime (logs in {fleet.log_dir})", flush=True)
+        fleet.start()
+        print_urls(fleet)
+        if args.mode == "run":
+            return 0 if demo(fleet) else 1
+        interact(fleet)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        print("Stopping the fleet", flush=True)
+        fleet.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The demo of demo.md against any runtime URL: the local fleet's or a cluster's.
+
+It speaks only the upstream REST API (store each flow, then ``POST /runs`` with an
+input list), so it runs unchanged against Stepflow 0.9.0 too. It checks every output,
+then reports how executions spread over pods and whether every callback reached the
+pod that asked, from the proxies' and pods' metrics when their URLs are given.
+Exit status: 0 only if every check held.
+
+Run: ``python -m local_fleet.demo --runtime-url http://127.0.0.3:7840 [--proxy-metrics URL ...] [--pod-metrics URL ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from local_fleet.metrics_view import FleetMetrics, scrape
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "demo" / "workflows"
+RUN_TIMEOUT_SECONDS = 120.0
+
+
+def blob_id_of(data: Any) -> str:
+    """Upstream's blob id: SHA-256 of the compact JSON, keys in the order given."""
+    return hashlib.sha256(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def simple_expected(value: float) -> dict[str, float]:
+    doubled = 2.0 * value
+    return {"original": value, "doubled": doubled, "squared": doubled**2, "sum": value + doubled**2}
+
+
+@dataclass
+class DemoReport:
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    runs: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def check(self, name: str, held: bool, detail: str = "") -> None:
+        self.checks.append((name, held, detail))
+
+    @property
+    def failed(self) -> list[tuple[str, bool, str]]:
+        return [entry for entry in self.checks if not entry[1]]
+
+
+class RuntimeClient:
+    def __init__(self, url: str, token: str | None) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=RUN_TIMEOUT_SECONDS)
+
+    def store_flow(self, name: str) -> str:
+        flow = yaml.safe_load((WORKFLOWS / f"{name}.yaml").read_text())
+        answer = self._http.post("/flows", json={"flow": flow})
+        answer.raise_for_status()
+        return answer.json()["flowId"]
+
+    def run(self, flow_id: str, inputs: list[Any], max_concurrency: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"flowId": flow_id, "input": inputs}
+        if max_concurrency is not None:
+            body["maxConcurrency"] = max_concurrency
+        answer = self._http.post("/runs", json=body)
+        answer.raise_for_status()
+        return answer.json()
+
+    def items(self, run_id: str) -> list[dict[str, Any]]:
+        answer = self._http.get(f"/runs/{run_id}/items")
+        answer.raise_for_status()
+        return answer.json()["results"]
+
+
+def output_of(run: dict[str, Any]) -> Any:
+    result = run.get("result") or {}
+    return result.get("result") if result.get("outcome") == "success" else result
+
+
+def run_simple(client: RuntimeClient, report: DemoReport) -> None:
+    flow_id = client.store_flow("simple-test-workflow")
+    for value in range(1, 11):
+        run = client.run(flow_id, [{"value": value}])
+        report.runs += 1
+        got = output_of(run)
+        report.check(f"simple value={value}", got == simple_expected(value), f"got {got}")
+
+
+def run_bidirectional(client: RuntimeClient, report: DemoReport) -> None:
+    flow_id = client.store_flow("bidirectional-test-workflow")
+    for index in range(1, 6):
+        data = {"test": f"value{index}", "number": index, "timestamp": "1700000000"}
+        run = client.run(flow_id, [{"data": data}])
+        report.runs += 1
+        got = output_of(run)
+        expected = {"blob_id": blob_id_of(data), "retrieved_data": data}
+        report.check(f"bidirectional #{index}", got == expected, f"got {got}")
+
+
+def run_parallel(client: RuntimeClient, report: DemoReport) -> None:
+    flow_id = client.store_flow("parallel-bidirectional-test")
+    for index in range(1, 6):
+        data = {"workflow_id": index}
+        run = client.run(flow_id, [data])
+        report.runs += 1
+        got = output_of(run)
+        expected = {f"blob_id_{n}": blob_id_of(data) for n in (1, 2, 3)}
+        report.check(f"parallel #{index}", got == expected, f"got {got}")
+
+
+def run_batch(client: RuntimeClient, report: DemoReport) -> None:
+    flow_id = client.store_flow("simple-test-workflow")
+    values = list(range(1, 21))
+    run = client.run(flow_id, [{"value": value} for value in values], max_concurrency=5)
+    report.runs += len(values)
+    report.check("batch of 20 (max 5 at a time) completed", run.get("status") == "completed", f"status {run.get('status')}")
+    items = sorted(client.items(run["runId"]), key=lambda item: item["itemIndex"])
+    outputs = [(item.get("result") or {}).get("result") for item in items]
+    report.check("batch outputs", outputs == [simple_expected(value) for value in values], f"{len(outputs)} items")
+
+
+EXPECTED_CALLBACKS = 5 * 2 + 5 * 3 * 2
+"""Each store_and_retrieve_blob makes two callbacks: 5 bidirectional runs, 5 parallel runs of 3."""
+
+
+def check_affinity(metrics: FleetMetrics, report: DemoReport) -> None:
+    report.check(
+        f"every callback pinned to its pod ({metrics.pinned_ok} pinned answers, {EXPECTED_CALLBACKS} expected)",
+        metrics.pinned_ok >= EXPECTED_CALLBACKS and metrics.pinned_failed == 0,
+        f"pinned ok {metrics.pinned_ok}, pinned failed {metrics.pinned_failed}",
+    )
+    report.check("no request for an unknown instance", metrics.instance_gone == 0, f"instance_gone {metrics.instance_gone}")
+
+
+def print_report(report: DemoReport, metrics: FleetMetrics | None) -> None:
+    elapsed = time.monotonic() - report.started
+    print(f"\nDemo: {report.runs} runs in {elapsed:.1f}s")
+    if metrics is not None and metrics.executions_by_pod:
+        print("\nExecutions per pod")
+        print(f"  {'pod':<32} {'executions':>10}")
+        for pod, count in sorted(metrics.executions_by_pod.items()):
+            print(f"  {pod:<32} {count:>10.0f}")
+        print(f"\nAffinity: {metrics.pinned_ok:.0f} callbacks pinned to their pod, {metrics.pinned_failed:.0f} refused, "
+              f"{metrics.instance_gone:.0f} for unknown instances; {metrics.round_robin:.0f} new requests round-robin")
+    print("\nChecks")
+    for name, held, detail in report.checks:
+        print(f"  [{'ok' if held else 'FAIL'}] {name}" + ("" if held else f": {detail}"))
+    verdict = "FAILED" if report.failed else "passed"
+    print(f"\n{len(report.checks) - len(report.failed)} passed, {len(report.failed)} failed: demo {verdict}")
+
+
+def run_demo(runtime_url: str, proxy_metrics: list[str], pod_metrics: list[str], token: str | None) -> bool:
+    client = RuntimeClient(runtime_url, token)
+    report = DemoReport()
+    for stage in (run_simple, run_bidirectional, run_parallel, run_batch):
+        try:
+            stage(client, report)
+        except httpx.HTTPError as error:
+            report.check(stage.__name__, False, f"{type(error).__name__}: {error}")
+    metrics = scrape(proxy_metrics, pod_metrics) if proxy_metrics or pod_metrics else None
+    if metrics is not None and proxy_metrics:
+        check_affinity(metrics, report)
+    print_report(report, metrics)
+    return not report.failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the demo of demo.md against a runtime.")
+    parser.add_argument("--runtime-url", default="http://127.0.0.1:7840")
+    parser.add_argument("--proxy-metrics", action="append", default=[], help="a proxy's /metrics URL (repeatable)")
+    parser.add_argument("--pod-metrics", action="append", default=[], help="a pod's /metrics URL (repeatable)")
+    args = parser.parse_args(argv)
+    ok = run_demo(args.runtime_url, args.proxy_metrics, args.pod_metrics, os.environ.get("STEPFLOW_API_TOKEN"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Starts, scales and stops the local fleet: DNS, pods, proxies and the runtime.
+
+Order matters the way it does in a cluster: DNS first, then pods (registered in DNS
+once healthy), then proxies (which discover the pods), then the runtime (whose plugin
+talks to the proxies). Stopping goes the other way; pods leave DNS before they stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local_fleet.dns_server import write_records
+from local_fleet.processes import ManagedProcess, python_process
+from local_fleet.topology import METRICS_PORT, POD_PORT, SERVICE_NAME, Topology
+from telemetry.logs import log_event
+
+logger = logging.getLogger("local_fleet")
+
+
+def runtime_config(proxy_urls: list[str]) -> str:
+    """The demo config (config.md §6) with the fleet reached through the proxies."""
+    return (
+        "plugins:\n"
+        "  builtin:\n    type: builtin\n"
+        "  k8s_components:\n    type: stepflow\n"
+        f"    url: \"{proxy_urls[0]}\"\n"
+        "routes:\n"
+        "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
+        "  \"/builtin/{*component}\":\n    - plugin: builtin\n"
+        "  \"/{*component}\":\n    - plugin: builtin\n"
+    )
+
+
+@dataclass
+class LocalFleet:
+    topology: Topology
+    work_dir: Path
+    pods: dict[int, ManagedProcess] = field(default_factory=dict)
+    proxies: list[ManagedProcess] = field(default_factory=list)
+    dns: ManagedProcess | None = None
+    runtime: ManagedProcess | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.work_dir / "logs"
+
+    @property
+    def records_path(self) -> Path:
+        return self.work_dir / "dns-records.json"
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._publish_pods()
+        self._start_dns()
+        for index in range(self.topology.pods):
+            self.start_pod(index)
+        for index in range(self.topology.proxies):
+            self._start_proxy(index)
+        self._start_runtime()
+
+    def stop(self) -> None:
+        """Stop everything this fleet started, in reverse order; safe to call twice."""
+        for process in [self.runtime, *self.proxies, *self.pods.values(), self.dns]:
+            if process is not None:
+                process.stop()
+        self.pods.clear()
+        self.proxies.clear()
+
+    def start_pod(self, index: int) -> None:
+        address = self.topology.pod_address(index)
+        pod = python_process(
+            f"pod-{index}",
+            ["-m", "component_server.demo", "--host", address, "--port", str(POD_PORT), "--metrics-port", str(METRICS_PORT)],
+            self.log_dir,
+            {"POD_NAME": f"component-server-{index}"},
+        )
+        pod.start().wait_healthy(f"http://{address}:{POD_PORT}/health")
+        self.pods[index] = pod
+        self._publish_pods()
+        log_event(logger, "pod_started", pod=f"component-server-{index}", address=address)
+
+    def stop_pod(self, index: int, hard: bool = False) -> None:
+        """Leave DNS first (as an endpoint leaves a Service), then SIGTERM, or SIGKILL if ``hard``."""
+        pod = self.pods.pop(index)
+        self._publish_pods()
+        pod.kill() if hard else pod.stop(grace=30)
+        log_event(logger, "pod_stopped", pod=f"component-server-{index}", hard=hard)
+
+    def scale_pods(self, count: int) -> None:
+        for index in range(count):
+            if index not in self.pods:
+                self.start_pod(index)
+        for index in sorted(self.pods, reverse=True):
+            if index >= count:
+                self.stop_pod(index)
+
+    def urls(self) -> dict[str, str]:
+        shown = {"runtime API": f"{self.topology.runtime_url}/api/v1", "runtime metrics": self.topology.runtime_metrics_url}
+        for index in range(len(self.proxies)):
+            shown[f"proxy {index}"] = self.topology.proxy_url(index)
+            shown[f"proxy {index} metrics"] = self.topology.proxy_metrics_url(index)
+        for index in sorted(self.pods):
+            shown[f"pod {index}"] = f"http://{self.topology.pod_address(index)}:{POD_PORT}"
+        shown["DNS"] = f"{self.topology.dns_server} ({SERVICE_NAME})"
+        shown["logs"] = str(self.log_dir)
+        return shown
+
+    def _publish_pods(self) -> None:
+        write_records(self.records_path, {SERVICE_NAME: [self.topology.pod_address(index) for index in sorted(self.pods)]})
+
+    def _start_dns(self) -> None:
+        self.dns = python_process("dns", ["-m", "local_fleet.dns_server", "--listen", self.topology.dns_server, "--records", str(self.records_path)], self.log_dir)
+        self.dns.start()
+
+    def _start_proxy(self, index: int) -> None:
+        address = self.topology.proxy_address(index)
+        proxy = python_process(
+            f"proxy-{index}",
+            [
+                "-m", "affinity_proxy",
+                "--listen", f"{address}:{POD_PORT}",
+                "--upstream", f"{SERVICE_NAME}:{POD_PORT}",
+                "--dns-server", self.topology.dns_server,
+                "--metrics-listen", f"{address}:{METRICS_PORT}",
+            ],
+            self.log_dir,
+            {"POD_NAME": f"stepflow-load-balancer-{index}"},
+        )
+        proxy.start().wait_healthy(f"{self.topology.proxy_url(index)}/health")
+        self.proxies.append(proxy)
+
+    def _start_runtime(self) -> None:
+        config_path = self.work_dir / "stepflow-config.yml"
+        config_path.write_text(runtime_config([self.topology.proxy_url(i) for i in range(self.topology.proxies)]))
+        self.runtime = python_process(
+            "runtime",
+            [
+                "-m", "runtime_server",
+                "--config", str(config_path),
+                "--host", self.topology.runtime_address,
+                "--port", str(self.topology.runtime_port),
+                "--metrics-port", str(METRICS_PORT),
+            ],
+            self.log_dir,
+            {"POD_NAME": "stepflow-server-0"},
+        )
+        self.runtime.start().wait_healthy(f"{self.topology.runtime_url}/api/v1/health")

@@ -1,0 +1,57 @@
+"""Where each part of the local fleet listens: the cluster's topology on loopback.
+
+Pods get distinct loopback addresses on the same port, as pods get distinct IPs in a
+cluster; a DNS server on loopback answers the headless service name with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SERVICE_NAME = "component-server.stepflow-demo.svc.cluster.local"
+POD_PORT = 8080
+METRICS_PORT = 9090
+MAX_PODS = 10
+
+
+@dataclass(frozen=True)
+class Topology:
+    pods: int = 3
+    proxies: int = 2
+    dns_address: str = "127.0.0.2"
+    dns_port: int = 5353
+    runtime_address: str = "127.0.0.3"
+    runtime_port: int = 7840
+
+    @staticmethod
+    def pod_address(index: int) -> str:
+        """Pod 0 is 127.0.0.11, pod 1 is 127.0.0.12, ... (at most 10 pods: .11 to .20)."""
+        if not 0 <= index < MAX_PODS:
+            raise ValueError(f"pod index {index} out of range 0..{MAX_PODS - 1}")
+        return f"127.0.0.{11 + index}"
+
+    @staticmethod
+    def proxy_address(index: int) -> str:
+        """Proxy 0 is 127.0.0.21, proxy 1 is 127.0.0.22, ..."""
+        return f"127.0.0.{21 + index}"
+
+    def proxy_url(self, index: int) -> str:
+        return f"http://{self.proxy_address(index)}:{POD_PORT}"
+
+    def proxy_metrics_url(self, index: int) -> str:
+        return f"http://{self.proxy_address(index)}:{METRICS_PORT}/metrics"
+
+    def pod_metrics_url(self, index: int) -> str:
+        return f"http://{self.pod_address(index)}:{METRICS_PORT}/metrics"
+
+    @property
+    def runtime_url(self) -> str:
+        return f"http://{self.runtime_address}:{self.runtime_port}"
+
+    @property
+    def runtime_metrics_url(self) -> str:
+        return f"http://{self.runtime_address}:{METRICS_PORT}/metrics"
+
+    @property
+    def dns_server(self) -> str:
+        return f"{self.dns_address}:{self.dns_port}"
