@@ -1,0 +1,262 @@
+"""The ``type: stepflow`` plugin: components on remote component servers over HTTP.
+
+One pooled httpx client per plugin. Startup never waits for the fleet: ``initialize``
+is retried in the background and ``health()`` says whether it got through. Each
+execution is bounded by connect, idle-stream and total deadlines; a pod that cannot
+be reached (or answers 503) is retried with backoff; a stream that breaks or a
+callback answer that cannot be delivered raises a retriable ``TransportFailed`` so
+the engine runs the step again, from the start, on another pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import Any
+
+import httpx
+import msgspec
+
+from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
+from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, outcome_of, read_event, read_json_answer
+from runtime_server.plugins.remote.callbacks import answer_callback
+from runtime_server.plugins.remote.retry import Backoff, next_delay
+from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
+from runtime_server.plugins.remote.transport import make_client
+from telemetry.logs import log_event
+from wire_protocol import headers, jsonrpc
+from wire_protocol.messages import ComponentInfo, ExecuteParams, InitializeParams, ListComponentsResult
+from wire_protocol.sse import EventStreamDecoder
+
+logger = logging.getLogger(__name__)
+
+
+class _Unreachable(Exception):
+    """Nothing ran: the pod could not be reached or turned the request away (503)."""
+
+
+class _CallbackUndelivered(Exception):
+    """The pod cannot get our answer, so its component can never finish."""
+
+
+class _Stream:
+    """One SSE answer being read: who sent it and how many callback answers are in flight."""
+
+    def __init__(self, response: httpx.Response, execute_id: str) -> None:
+        self.response = response
+        self.execute_id = execute_id
+        self.instance_id = response.headers.get(headers.INSTANCE_ID) or None
+        self.answers: set[asyncio.Task[None]] = set()
+
+    def cancel_answers(self) -> None:
+        """The component finished: answers still on their way are no longer awaited by anyone."""
+        for task in self.answers:
+            task.cancel()
+
+    def describe(self, url: str) -> str:
+        return f"pod {self.instance_id or '(no instance id)'} via {url}, request {self.execute_id}"
+
+
+class StepflowHttpPlugin:
+    def __init__(self, name: str, url: str, settings: RemoteSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.name = name
+        self.url = url
+        self._settings = settings
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._ids = itertools.count()
+        self._id_prefix = os.urandom(4).hex()
+        self._backoff = Backoff()
+        self._initialized = False
+        self._last_error: str | None = None
+        self._initializer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client = make_client(self._settings, self._transport)
+        self._initializer = asyncio.create_task(self._initialize_until_done(), name=f"initialize-{self.name}")
+
+    async def close(self) -> None:
+        if self._initializer is not None:
+            self._initializer.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def health(self) -> PluginHealth:
+        detail: dict[str, Any] = {"url": self.url, "initialized": self._initialized}
+        if self._last_error is not None:
+            detail["lastError"] = self._last_error
+        return PluginHealth(healthy=self._initialized, detail=detail)
+
+    async def _initialize_until_done(self) -> None:
+        retry = 0
+        while not self._initialized:
+            try:
+                await self._initialize()
+            except (httpx.HTTPError, TransportFailed, ComponentFailed) as exc:
+                retry += 1
+                self._last_error = f"initialize failed: {_describe(exc)}"
+                log_event(logger, "plugin_initialize_failed", logging.WARNING, plugin=self.name, url=self.url, error=self._last_error, retry=retry)
+                await asyncio.sleep(min(self._settings.initialize_retry_seconds, self._backoff.delay(retry)))
+
+    async def _initialize(self) -> None:
+        await self._call(jsonrpc.INITIALIZE, InitializeParams())
+        body = jsonrpc.encode(jsonrpc.Notification(method=jsonrpc.INITIALIZED))
+        response = await self._http.post(self.url, content=body, headers=headers.REQUEST_HEADERS)
+        if response.status_code != 202:
+            raise TransportFailed(f"{self.url} answered 'initialized' with HTTP {response.status_code}, not 202")
+        self._initialized = True
+        self._last_error = None
+        log_event(logger, "plugin_initialized", plugin=self.name, url=self.url)
+
+    # -- plain calls -------------------------------------------------------------------
+
+    async def list_components(self) -> list[ComponentInfo]:
+        result = await self._call(jsonrpc.COMPONENTS_LIST, {})
+        return msgspec.convert(result, ListComponentsResult).components
+
+    async def _call(self, method: str, params: Any) -> Any:
+        """A request answered with plain JSON (initialize, components/list), bounded by the total deadline."""
+        request_id = self._new_id()
+        try:
+            async with asyncio.timeout(self._settings.total_timeout_seconds):
+                response = await self._http.post(self.url, content=jsonrpc.request(request_id, method, params), headers=headers.REQUEST_HEADERS)
+        except TimeoutError:
+            raise TransportFailed(f"{self.url} did not answer {method} (request {request_id}) within {self._settings.total_timeout_seconds}s") from None
+        except httpx.HTTPError as exc:
+            raise TransportFailed(f"{method} to {self.url} failed: {_describe(exc)}") from None
+        envelope = read_json_answer(response.status_code, response.content, request_id, self.url)
+        if envelope.error is not msgspec.UNSET:
+            raise ComponentFailed(f"{method} failed: {envelope.error.message}", envelope.error.code, envelope.error.data)
+        return jsonrpc.decode_result(envelope)
+
+    # -- execute -----------------------------------------------------------------------
+
+    async def execute(self, request: ExecuteRequest) -> Any:
+        loop = asyncio.get_running_loop()
+        total = request.deadline_seconds or self._settings.total_timeout_seconds
+        deadline = loop.time() + total
+        execute_id = self._new_id()
+        params = ExecuteParams(component=request.component, input=request.input, attempt=request.attempt, observability=request.observability)
+        body = jsonrpc.request(execute_id, jsonrpc.COMPONENTS_EXECUTE, params)
+        request_headers = dict(headers.REQUEST_HEADERS)
+        if request.traceparent:
+            request_headers[headers.TRACEPARENT] = request.traceparent
+        retries = 0
+        while True:
+            try:
+                return await self._exchange(body, request_headers, execute_id, request.callbacks, deadline, total)
+            except _Unreachable as exc:
+                pause = next_delay(self._backoff, retries, self._settings.connect_retries, loop.time(), deadline)
+                if pause is None:
+                    raise TransportFailed(f"{exc} (request {execute_id}, {retries + 1} tries)", retriable=True, attempts=retries + 1) from None
+                retries += 1
+                log_event(logger, "execute_retry", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id, request_id=execute_id, error=str(exc), retry=retries)
+                await asyncio.sleep(pause)
+
+    async def _exchange(self, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, deadline: float, total: float) -> Any:
+        stream: _Stream | None = None
+        try:
+            async with asyncio.timeout_at(deadline) as timer:
+                response = await self._http.send(self._http.build_request("POST", self.url, content=body, headers=request_headers), stream=True)
+                try:
+                    if response.status_code == RETRY_ELSEWHERE_STATUS:
+                        await response.aread()
+                        raise _Unreachable(f"{self.url} answered HTTP 503: {response.content[:200].decode('utf-8', 'replace')}")
+                    if response.is_success and headers.is_sse(response.headers.get("content-type")):
+                        stream = _Stream(response, execute_id)
+                        return (await self._read_stream(stream, callbacks, timer, deadline)).unwrap()
+                    await response.aread()
+                finally:
+                    await response.aclose()
+            return outcome_of(read_json_answer(response.status_code, response.content, execute_id, self.url)).unwrap()
+        except TimeoutError:
+            where = stream.describe(self.url) if stream else f"{self.url}, request {execute_id}"
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TransportFailed(f"no final answer from {where} within the {total}s deadline") from None
+            raise TransportFailed(f"stream from {where} was silent for {self._settings.idle_timeout_seconds}s") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _Unreachable(f"cannot reach {self.url}: {_describe(exc)}") from None
+        except httpx.HTTPError as exc:
+            where = stream.describe(self.url) if stream else f"{self.url}, request {execute_id}"
+            raise TransportFailed(f"connection to {where} broke: {_describe(exc)}") from None
+
+    async def _read_stream(self, stream: _Stream, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float) -> Outcome:
+        """Read events until the final response; callback answers go out concurrently."""
+        loop = asyncio.get_running_loop()
+        idle = self._settings.idle_timeout_seconds
+        decoder = EventStreamDecoder()
+        try:
+            async with asyncio.TaskGroup() as answering:
+                timer.reschedule(min(deadline, loop.time() + idle))
+                async for chunk in stream.response.aiter_raw():
+                    for data in decoder.feed(chunk):
+                        event = self._read_event(data, stream)
+                        if isinstance(event, Outcome):
+                            stream.cancel_answers()
+                            return event
+                        if isinstance(event, Callback):
+                            stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, timer, deadline)))
+                    timer.reschedule(deadline if stream.answers else min(deadline, loop.time() + idle))
+        except BaseExceptionGroup as group:
+            undelivered = group.subgroup(_CallbackUndelivered)
+            if undelivered is None:
+                raise
+            raise TransportFailed(str(undelivered.exceptions[0])) from None
+        raise TransportFailed(f"stream from {stream.describe(self.url)} ended without a final response")
+
+    def _read_event(self, data: str, stream: _Stream) -> Callback | Outcome | None:
+        try:
+            event = read_event(data, stream.execute_id)
+        except jsonrpc.ProtocolError as exc:
+            log_event(logger, "stream_event_malformed", logging.WARNING, request_id=stream.execute_id, instance_id=stream.instance_id, error=str(exc))
+            return None
+        return event
+
+    async def _answer(self, call: Callback, stream: _Stream, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float) -> None:
+        """Answer one callback and deliver the answer to the pod that asked (202 or the step is lost)."""
+        try:
+            answer = await answer_callback(callbacks, call)
+            answer_headers = dict(headers.REQUEST_HEADERS)
+            if stream.instance_id:
+                answer_headers[headers.INSTANCE_ID] = stream.instance_id
+            what = f"answer to {call.method} {call.request_id!r} for {stream.describe(self.url)}"
+            try:
+                response = await self._http.post(self.url, content=answer, headers=answer_headers, timeout=self._settings.callback_timeout_seconds)
+            except httpx.HTTPError as exc:
+                raise _CallbackUndelivered(f"could not deliver the {what}: {_describe(exc)}") from None
+            if response.status_code != 202:
+                text = response.content[:200].decode("utf-8", "replace")
+                raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {text}")
+        finally:
+            stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not stream.answers and not timer.expired():
+                timer.reschedule(min(deadline, asyncio.get_running_loop().time() + self._settings.idle_timeout_seconds))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError(f"plugin {self.name!r} used before start()")
+        return self._client
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def create_plugin(name: str, options: dict[str, Any], settings: Any) -> StepflowHttpPlugin:
+    """The registry's factory for ``type: stepflow`` (config.md §2.2, remote form only)."""
+    if "command" in options:
+        raise SettingsError(f"plugin {name!r}: subprocess plugins ('command') are not supported; run the component server and give its 'url'")
+    url = options.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise SettingsError(f"plugin {name!r}: 'url' must be an http:// or https:// URL, got {url!r}")
+    return StepflowHttpPlugin(name, url, remote_settings(name, options))
