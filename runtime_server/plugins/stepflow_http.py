@@ -14,11 +14,13 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 from typing import Any
 
 import httpx
 import msgspec
 
+from runtime_server import metrics
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
 from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, outcome_of, read_event, read_json_answer
 from runtime_server.plugins.remote.callbacks import answer_callback
@@ -72,6 +74,8 @@ class StepflowHttpPlugin:
         self._initialized = False
         self._last_error: str | None = None
         self._initializer: asyncio.Task[None] | None = None
+        self._calls = {outcome: metrics.COMPONENT_CALLS.labels(name, outcome) for outcome in ("success", "failed", "transport_error")}
+        self._call_duration = metrics.COMPONENT_CALL_DURATION.labels(name)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -136,6 +140,23 @@ class StepflowHttpPlugin:
     # -- execute -----------------------------------------------------------------------
 
     async def execute(self, request: ExecuteRequest) -> Any:
+        started = time.perf_counter()
+        outcome = "transport_error"
+        try:
+            output = await self._execute(request)
+            outcome = "success"
+            return output
+        except ComponentFailed:
+            outcome = "failed"
+            raise
+        except TransportFailed as exc:
+            log_event(logger, "execute_transport_failed", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id, attempt=request.attempt, error=exc.message)
+            raise
+        finally:
+            self._calls[outcome].inc()
+            self._call_duration.observe(time.perf_counter() - started)
+
+    async def _execute(self, request: ExecuteRequest) -> Any:
         loop = asyncio.get_running_loop()
         total = request.deadline_seconds or self._settings.total_timeout_seconds
         deadline = loop.time() + total
@@ -154,6 +175,7 @@ class StepflowHttpPlugin:
                 if pause is None:
                     raise TransportFailed(f"{exc} (request {execute_id}, {retries + 1} tries)", retriable=True, attempts=retries + 1) from None
                 retries += 1
+                metrics.RETRIES.labels("unreachable").inc()
                 log_event(logger, "execute_retry", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id, request_id=execute_id, error=str(exc), retry=retries)
                 await asyncio.sleep(pause)
 
@@ -227,10 +249,13 @@ class StepflowHttpPlugin:
             try:
                 response = await self._http.post(self.url, content=answer, headers=answer_headers, timeout=self._settings.callback_timeout_seconds)
             except httpx.HTTPError as exc:
+                metrics.CALLBACKS.labels(_method_label(call.method), "undelivered").inc()
                 raise _CallbackUndelivered(f"could not deliver the {what}: {_describe(exc)}") from None
             if response.status_code != 202:
+                metrics.CALLBACKS.labels(_method_label(call.method), "refused").inc()
                 text = response.content[:200].decode("utf-8", "replace")
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {text}")
+            metrics.CALLBACKS.labels(_method_label(call.method), "delivered").inc()
         finally:
             stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
             if not stream.answers and not timer.expired():
@@ -246,6 +271,11 @@ class StepflowHttpPlugin:
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
+
+
+def _method_label(method: str) -> str:
+    """Pods choose method names: keep the metric's label set bounded."""
+    return method if method in jsonrpc.CALLBACK_METHODS else "other"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Deadlines and retry budgets of the remote plugin, from the plugin's config entry.
 
-Upstream has no timeout at all (protocol.md §3); ours bounds every call. Keys are
-camelCase like the rest of the config, all optional:
+Upstream has no timeout at all (protocol.md §3); ours bounds every call. The limits
+live in the plugin's entry; keys are camelCase like the rest of the config, all optional:
 
 ``connectTimeoutSeconds`` (opening a connection), ``idleTimeoutSeconds`` (silence on an
 SSE stream while no callback of ours is pending), ``totalTimeoutSeconds`` (one execution,
@@ -21,7 +21,7 @@ import msgspec
 class RemoteSettings(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
     connect_timeout_seconds: float = 5.0
     idle_timeout_seconds: float = 60.0
-    total_timeout_seconds: float = 600.0
+    total_timeout_seconds: float = 300.0
     callback_timeout_seconds: float = 10.0
     connect_retries: int = 5
     initialize_retry_seconds: float = 5.0
