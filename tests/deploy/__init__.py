@@ -1,0 +1,1 @@
+"""Deployment files (images, Kubernetes manifests, Lima VMs, scripts), checked offline."""

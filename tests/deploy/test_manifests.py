@@ -1,0 +1,138 @@
+"""The kustomizations render, every object is valid Kubernetes, and the pieces are wired
+to each other and to docs/architecture.md (see manifests.py for what each check means)."""
+
+import copy
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from . import manifests
+from .conftest import REPO_ROOT, render
+from .images import built_images, exec_form, last
+from .manifests import ALL_CHECKS, Fleet, argv
+
+# The Kubernetes version the objects are validated against (schemas ship with the
+# kubernetes-validate package, so no network). k3s in lima/ installs the same minor.
+KUBERNETES_VERSION = "1.32.0"
+
+
+def test_every_object_is_valid_kubernetes(rendered):
+    errors = []
+    for obj in rendered:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            errors.append(f"{obj['kind']} {obj['metadata']['name']}: {path}: {error.message}")
+    assert errors == []
+
+
+def test_the_fleet_is_all_there(rendered):
+    kinds = sorted(obj["kind"] for obj in rendered)
+    assert kinds == sorted(
+        ["Namespace", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
+        + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"]
+    )
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)
+def test_wiring(rendered, check):
+    assert check(rendered) == []
+
+
+def test_the_configmap_holds_config_stepflow_config_yml(rendered):
+    config, problems = manifests.runtime_config(rendered)
+    assert problems == []
+    assert config == yaml.safe_load((REPO_ROOT / "config" / "stepflow-config.yml").read_text())
+    assert (REPO_ROOT / "k8s/base/stepflow-config.yml").read_text() == (
+        REPO_ROOT / "config/stepflow-config.yml"
+    ).read_text(), "k8s/base/stepflow-config.yml and config/stepflow-config.yml differ"
+
+
+@pytest.mark.parametrize(
+    "overlay, policy",
+    [("overlays/local", "Always"), ("overlays/kind", "IfNotPresent")],
+)
+def test_overlays_run_the_built_images(kubectl, overlay, policy):
+    """Each Deployment runs the image scripts/build-images.sh tags for it (default REGISTRY
+    and TAG), built from the Dockerfile whose CMD runs the same module, with the pull
+    policy its cluster needs."""
+    fleet = Fleet(render(kubectl, overlay))
+    by_ref = {image.ref: image for image in built_images().values()}
+    for service in manifests.DEPLOYMENTS:
+        container = fleet.container(service)
+        assert container["image"] in by_ref, f"{service} runs {container['image']}, which no script builds"
+        image = by_ref[container["image"]]
+        cmd = exec_form(last(image.dockerfile, "CMD").arguments)
+        assert cmd[:3] == argv(container)[:3], f"{service} runs {argv(container)[:3]} but {image.dockerfile.name} {cmd[:3]}"
+        assert container["imagePullPolicy"] == policy
+
+
+# --- the checks can fail -------------------------------------------------------------
+
+
+@pytest.fixture
+def broken(kubectl):
+    """A fresh copy of the local overlay to break."""
+    return copy.deepcopy(render(kubectl, "overlays/local"))
+
+
+def test_validation_rejects_a_misspelt_field(broken):
+    deployment = Fleet(broken).deployment("proxy")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_service_selecting_nothing_is_caught(broken):
+    Fleet(broken).get("Service", "stepflow-load-balancer")["spec"]["selector"] = {"app.kubernetes.io/name": "proxy"}
+    assert manifests.check_services_select_pods(broken)
+    assert manifests.check_architecture_names(broken)
+
+
+def test_a_wrong_target_port_is_caught(broken):
+    Fleet(broken).get("Service", "component-server")["spec"]["ports"][0]["targetPort"] = "web"
+    assert manifests.check_services_select_pods(broken)
+
+
+def test_a_wrong_upstream_is_caught(broken):
+    args = Fleet(broken).container("proxy")["args"]
+    args[args.index("--upstream") + 1] = "component-server.default.svc.cluster.local:8080"
+    assert manifests.check_proxy_upstream(broken)
+
+
+def test_an_undocumented_flag_is_caught(broken):
+    Fleet(broken).container("component-server")["args"] += ["--workers", "4"]
+    assert manifests.check_commands(broken)
+
+
+def test_a_probe_on_an_undeclared_port_is_caught(broken):
+    Fleet(broken).container("runtime")["readinessProbe"]["httpGet"]["port"] = 8080
+    assert manifests.check_probes(broken)
+
+
+def test_a_network_policy_open_to_the_runtime_is_caught(broken):
+    policy = Fleet(broken).get("NetworkPolicy", "component-server-ingress")
+    policy["spec"]["ingress"][0]["from"].append(
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-server"}}}
+    )
+    assert manifests.check_network_policy(broken)
+
+
+def test_a_config_pointing_elsewhere_is_caught(broken):
+    config_map = Fleet(broken).of_kind("ConfigMap")[0]
+    config_map["data"]["stepflow-config.yml"] = config_map["data"]["stepflow-config.yml"].replace(
+        "stepflow-load-balancer.stepflow-demo", "stepflow-load-balancer.default"
+    )
+    assert manifests.check_runtime_config(broken)
+
+
+def test_a_short_grace_period_is_caught(broken):
+    Fleet(broken).deployment("component-server")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30
+    assert manifests.check_shutdown(broken)
+
+
+def test_a_root_container_is_caught(broken):
+    Fleet(broken).deployment("proxy")["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = False
+    assert manifests.check_pod_security(broken)
