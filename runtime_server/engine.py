@@ -1,0 +1,177 @@
+"""Runs a prepared flow's items: schedules steps, routes them, calls plugins, applies onError.
+
+One coroutine per item; a step becomes a task only when others are in flight with it
+(a chain of steps runs without any task). The run's semaphore bounds step executions
+in flight across all its items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncContextManager
+
+from runtime_server import metrics
+from runtime_server.flow.model import Step
+from runtime_server.flow.prepared import PreparedFlow
+from runtime_server.flow.results import Failed, failed
+from runtime_server.flow.scheduler import ItemScope, ready_steps
+from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, Plugin, TransportFailed
+from runtime_server.routing import Router, RoutingError
+from runtime_server.runs.clock import now_ns
+from runtime_server.runs.record import RunRecord
+from telemetry.logs import log_event
+from telemetry.trace import TraceContext
+from wire_protocol.messages import Observability
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ActiveRun:
+    record: RunRecord
+    prepared: PreparedFlow
+    variables: dict[str, Any]
+    limiter: AsyncContextManager[Any]
+    trace: TraceContext
+    callbacks: Callbacks
+
+
+def limiter_for(max_concurrency: int | None) -> AsyncContextManager[Any]:
+    """At most ``max_concurrency`` step executions at once (0 counts as 1); None: unbounded."""
+    if max_concurrency is None:
+        return contextlib.nullcontext()
+    return asyncio.Semaphore(max(1, max_concurrency))
+
+
+def component_failure(step: Step, component: str, message: str, cause: str) -> Failed:
+    """Upstream's shape for a failed component call: code 500 and a two-level stack."""
+    headline = f'step "{step.id}" failed'
+    attachments = [f"Component: {component}", f"Component execution failed for step '{step.id}'", message]
+    return failed(500, headline, {"stack": [{"error": headline, "attachments": attachments}, {"error": cause}]})
+
+
+class Engine:
+    def __init__(self, router: Router, plugins: dict[str, Plugin], step_attempts: int = 3) -> None:
+        self._router = router
+        self._plugins = plugins
+        self._step_attempts = step_attempts
+
+    async def run_items(self, run: ActiveRun) -> None:
+        inputs = run.record.inputs
+        if len(inputs) == 1:
+            await self._run_item(run, 0)
+        else:
+            await asyncio.gather(*(self._run_item(run, index) for index in range(len(inputs))))
+
+    async def _run_item(self, run: ActiveRun, item_index: int) -> None:
+        scope = ItemScope(run.record.inputs[item_index], run.variables)
+        steps = run.prepared.flow.steps
+        started: set[int] = set()
+        in_flight: dict[asyncio.Task[Any], int] = {}
+        try:
+            while True:
+                ready = ready_steps(run.prepared, scope, started)
+                started.update(ready)
+                if not ready and not in_flight:
+                    break
+                if len(ready) == 1 and not in_flight:
+                    scope.outcomes[steps[ready[0]].id] = await self._run_step(run, scope, item_index, ready[0])
+                    continue
+                for index in ready:
+                    in_flight[asyncio.create_task(self._run_step(run, scope, item_index, index))] = index
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    scope.outcomes[steps[in_flight.pop(task)].id] = task.result()
+        finally:
+            for task in in_flight:
+                task.cancel()
+        outcome = run.prepared.flow.output.resolve(scope)
+        record = run.record
+        record.item_outcomes[item_index] = outcome
+        record.item_completed_ns[item_index] = now_ns()
+        record.record_event("item_completed", item_index=item_index, status=record.item_status(item_index), error=_error_json(outcome))
+
+    async def _run_step(self, run: ActiveRun, scope: ItemScope, item_index: int, index: int) -> Any:
+        step = run.prepared.flow.steps[index]
+        record = run.record
+        state = record.steps[step.id]
+        state.status = "running"
+        record.record_event("step_started", item_index=item_index, step_id=step.id)
+        started = time.perf_counter()
+        metrics.STEPS_IN_FLIGHT.inc()
+        try:
+            outcome = await self._execute(run, step, scope, item_index)
+        finally:
+            metrics.STEPS_IN_FLIGHT.dec()
+        is_failed = isinstance(outcome, Failed)
+        state.status = "failed" if is_failed else "completed"
+        state.outcome = outcome
+        metrics.STEP_DURATION.labels("failed" if is_failed else "success").observe(time.perf_counter() - started)
+        if is_failed:
+            record.record_event("step_failed", item_index=item_index, step_id=step.id, error=_error_json(outcome))
+            log_event(logger, "step_failed", logging.WARNING, run_id=record.run_id, step_id=step.id, trace_id=run.trace.trace_id, item_index=item_index, error=outcome.error.message)
+        else:
+            record.record_event("step_succeeded", item_index=item_index, step_id=step.id)
+        return outcome
+
+    async def _execute(self, run: ActiveRun, step: Step, scope: ItemScope, item_index: int) -> Any:
+        step_input = step.input.resolve(scope)
+        if isinstance(step_input, Failed):
+            return step_input
+        try:
+            route = self._router.route(step.component, step_input)
+        except RoutingError as error:
+            return failed(500, f"error routing component: {error}", {"stack": [{"error": "error routing component", "attachments": [str(error)]}]})
+        plugin = self._plugins[route.plugin]
+        attempt, reruns_left = 1, self._step_attempts - 1
+        retries_left = step.on_error.max_attempts - 1 if step.on_error.action == "retry" else 0
+        while True:
+            outcome, retriable = await self._call(run, step, plugin, route.component, step_input, attempt, item_index)
+            if not isinstance(outcome, Failed):
+                return outcome
+            if retriable and reruns_left > 0:
+                reruns_left, reason = reruns_left - 1, "transport"
+            elif retries_left > 0:
+                retries_left, reason = retries_left - 1, "on_error_retry"
+            elif step.on_error.action == "useDefault":
+                return step.on_error.default_value
+            else:
+                return outcome
+            metrics.RETRIES.labels(reason).inc()
+            run.record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=attempt + 1, error=_error_json(outcome))
+            log_event(logger, "step_retried", run_id=run.record.run_id, step_id=step.id, trace_id=run.trace.trace_id, attempt=attempt + 1, reason=reason)
+            attempt += 1
+
+    async def _call(self, run: ActiveRun, step: Step, plugin: Plugin, component: str, step_input: Any, attempt: int, item_index: int) -> tuple[Any, bool]:
+        """One execution: (outcome, whether a transport failure may succeed if re-run)."""
+        span = run.trace.child()
+        request = ExecuteRequest(
+            component=component,
+            input=step_input,
+            attempt=attempt,
+            observability=Observability(span.trace_id, span.span_id, run.record.run_id, run.record.flow_id, step.id),
+            callbacks=run.callbacks,
+            traceparent=span.traceparent(),
+        )
+        started = time.perf_counter()
+        async with run.limiter:
+            try:
+                output = await plugin.execute(request)
+                outcome, retriable, label = output, False, "failed" if isinstance(output, Failed) else "success"
+            except ComponentFailed as error:
+                outcome, retriable, label = component_failure(step, component, error.message, "error executing user-defined function"), False, "failed"
+            except TransportFailed as error:
+                outcome, retriable, label = component_failure(step, component, error.message, "error communicating with the component server"), error.retriable, "transport_error"
+        metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
+        metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
+        return outcome, retriable
+
+
+def _error_json(outcome: Any) -> dict[str, Any] | None:
+    if not isinstance(outcome, Failed):
+        return None
+    return {"code": outcome.error.code, "message": outcome.error.message}

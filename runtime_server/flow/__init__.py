@@ -1,0 +1,1 @@
+"""Flows as data: parsing, expressions, validation, overrides. Pure code, no I/O."""

@@ -1,0 +1,94 @@
+"""Static checks of a parsed flow (flows.md §8): diagnostics with a code, a level and a path.
+
+Fatal diagnostics (3xxx) stop a flow from being stored or run; errors and warnings are
+reported but do not block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from runtime_server.flow.model import Flow
+
+
+class Diagnostic(msgspec.Struct, omit_defaults=True):
+    kind: str
+    code: int
+    level: str
+    formatted: str
+    path: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class Diagnostics(msgspec.Struct, rename="camel"):
+    diagnostics: list[Diagnostic]
+    num_fatal: int
+    num_error: int
+    num_warning: int
+
+    @property
+    def fatal(self) -> list[Diagnostic]:
+        return [diagnostic for diagnostic in self.diagnostics if diagnostic.level == "fatal"]
+
+
+def _level(code: int) -> str:
+    return "fatal" if code >= 3000 else "error" if code >= 2000 else "warning"
+
+
+def _diagnostic(kind: str, code: int, formatted: str, path: str, **data: Any) -> Diagnostic:
+    return Diagnostic(kind, code, _level(code), formatted, path, data or None)
+
+
+def validate(flow: Flow) -> Diagnostics:
+    found = _flow_warnings(flow) + _step_checks(flow) + _output_checks(flow)
+    counts = {level: sum(1 for d in found if d.level == level) for level in ("fatal", "error", "warning")}
+    return Diagnostics(found, counts["fatal"], counts["error"], counts["warning"])
+
+
+def _flow_warnings(flow: Flow) -> list[Diagnostic]:
+    found = []
+    if not flow.name:
+        found.append(_diagnostic("missingFlowName", 1001, "Flow has no name", "$.name"))
+    if not flow.description:
+        found.append(_diagnostic("missingFlowDescription", 1002, "Flow has no description", "$.description"))
+    return found
+
+
+def _step_checks(flow: Flow) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    seen: dict[str, int] = {}
+    for index, step in enumerate(flow.steps):
+        location = f"$.steps[{index}]"
+        if not step.id:
+            found.append(_diagnostic("emptyStepId", 3001, f"Step {index} has an empty id", f"{location}.id"))
+        elif step.id in seen:
+            found.append(_diagnostic("duplicateStepId", 3000, f"Duplicate step id '{step.id}' (first used by step {seen[step.id]})", f"{location}.id", stepId=step.id))
+        else:
+            seen[step.id] = index
+        if not step.component:
+            found.append(_diagnostic("emptyComponentName", 2001, f"Step '{step.id}' has an empty component", f"{location}.component", stepId=step.id))
+        for referenced, ref_location in step.input.step_refs():
+            if referenced == step.id:
+                found.append(_diagnostic("selfReference", 3002, f"Step '{step.id}' references itself", ref_location, stepId=step.id))
+            elif referenced not in seen:
+                later = " (it is defined later; a step may only use earlier steps)" if referenced in flow.step_index else ""
+                found.append(_diagnostic("undefinedStepReference", 3003, f"Step '{step.id}' references undefined step '{referenced}'{later}", ref_location, stepId=step.id, referencedStep=referenced))
+    return found
+
+
+def _output_checks(flow: Flow) -> list[Diagnostic]:
+    return [
+        _diagnostic("undefinedStepReference", 3003, f"Flow output references undefined step '{referenced}'", location, referencedStep=referenced)
+        for referenced, location in flow.output.step_refs()
+        if referenced not in flow.step_index
+    ]
+
+
+def dependencies(flow: Flow) -> dict[str, list[str]]:
+    """Step id → the steps its input references, in flow order (for reports and tests)."""
+    return {
+        step.id: sorted({ref for ref, _ in step.input.step_refs()}, key=lambda ref: flow.step_index.get(ref, -1))
+        for step in flow.steps
+    }

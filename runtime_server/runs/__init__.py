@@ -1,0 +1,1 @@
+"""Run records, their event journal, and the stores that keep them."""
