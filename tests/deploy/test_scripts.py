@@ -59,7 +59,12 @@ case "$name" in
     if [ "$*" = "get clusters" ]; then printf '%s\n' ${FAKE_KIND_CLUSTERS:-}; fi ;;
   kubectl)
     case " $* " in
-      *" port-forward "*) touch "$FAKE_STATE/forwarding"; exec sleep 120 ;;
+      *" port-forward "*)
+        touch "$FAKE_STATE/forwarding"
+        echo "$$ $*" >>"$FAKE_STATE/forwards"
+        exec sleep 120 ;;
+      *" get pods "*stepflow-load-balancer*) printf '%s\n' pod/stepflow-load-balancer-1 pod/stepflow-load-balancer-2 ;;
+      *" get pods "*component-server*) printf '%s\n' pod/component-server-1 pod/component-server-2 pod/component-server-3 ;;
       *" get deployments "*) printf '%s\n' ${FAKE_DEPLOYMENTS:-} ;;
       *" get secret "*)
         if [ -n "${FAKE_SECRET:-}" ]; then printf '%s' "$FAKE_SECRET"; else echo "NotFound" >&2; exit 1; fi ;;
@@ -149,6 +154,12 @@ def assert_in_order(calls: list[str], expected: list[str]) -> None:
 IMAGES = ["stepflow-runtime", "stepflow-proxy", "stepflow-component-server"]
 DOCKERFILES = ["docker/runtime.Dockerfile", "docker/proxy.Dockerfile", "docker/component-server.Dockerfile"]
 KIND_KUBECTL = "kubectl --context kind-stepflow"
+# The demo gets the runtime and, through temporary port-forwards, every proxy's and pod's
+# metrics (the stand-in cluster has 2 proxies and 3 pods).
+DEMO_CALL = "python -m local_fleet.demo --runtime-url http://localhost:7840 " + " ".join(
+    [f"--proxy-metrics http://localhost:{port}/metrics" for port in (19090, 19091)]
+    + [f"--pod-metrics http://localhost:{port}/metrics" for port in (19092, 19093, 19094)]
+)
 
 
 def test_kind_up_runs_the_whole_flow(machine):
@@ -167,7 +178,9 @@ def test_kind_up_runs_the_whole_flow(machine):
         ]
         + [
             f"{KIND_KUBECTL} -n stepflow-demo port-forward svc/stepflow-server 7840:7840",
-            "python -m local_fleet.demo --runtime-url http://localhost:7840",
+            f"{KIND_KUBECTL} -n stepflow-demo port-forward pod/stepflow-load-balancer-1 19090:9090",
+            f"{KIND_KUBECTL} -n stepflow-demo port-forward pod/component-server-3 19094:9090",
+            DEMO_CALL,
         ],
     )
     # Fresh Deployments need no restart.
@@ -189,9 +202,9 @@ def test_kind_up_twice_reuses_the_cluster_and_restarts_onto_new_images(machine):
     assert "kind cluster stepflow already exists" in result.stderr
     for name in ("component-server", "stepflow-load-balancer", "stepflow-server"):
         assert f"{KIND_KUBECTL} -n stepflow-demo rollout restart deployment/{name}" in calls
-    # The port-forward of the first run still answers: no second one.
-    assert not [call for call in calls if " port-forward " in call]
-    assert "python -m local_fleet.demo --runtime-url http://localhost:7840" in calls
+    # The runtime's port-forward of the first run still answers: no second one.
+    assert not [call for call in calls if " port-forward svc/" in call]
+    assert DEMO_CALL in calls
 
 
 def test_kind_up_stops_when_docker_is_not_running(machine):
@@ -292,7 +305,25 @@ def test_port_forward_background_then_stop(machine):
 def test_cluster_demo_passes_arguments_through(machine):
     result = machine.run("cluster-demo.sh", "--only", "simple")
     assert result.returncode == 0, result.stderr
-    assert "python -m local_fleet.demo --runtime-url http://localhost:7840 --only simple" in machine.calls()
+    assert f"{DEMO_CALL} --only simple" in machine.calls()
+
+
+def test_cluster_demo_stops_its_metrics_forwards(machine):
+    result = machine.run("cluster-demo.sh")
+    assert result.returncode == 0, result.stderr
+    forwards = [line.split(" ", 1) for line in (machine.state / "forwards").read_text().splitlines()]
+    metrics_pids = [int(pid) for pid, call in forwards if " pod/" in f" {call}"]
+    assert len(metrics_pids) == 5
+    for pid in metrics_pids:
+        for _ in range(50):
+            if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower():
+                break
+            subprocess.run(["sleep", "0.1"])
+        else:
+            pytest.fail(f"metrics port-forward {pid} still runs after the demo")
+    # The runtime's forward stays, for the next run and for the user.
+    runtime_pid = int((machine.state / "stepflow-port-forward-7840.pid").read_text())
+    os.kill(runtime_pid, 0)
 
 
 def test_cluster_demo_needs_the_project_installed(machine):
