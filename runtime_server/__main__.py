@@ -1,0 +1,59 @@
+"""``python -m runtime_server --config PATH --host HOST --port PORT [--metrics-port P]``;
+``python -m runtime_server submit ...`` is the CLI client."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
+from runtime_server.routing import RouteConfigError
+from telemetry.logs import configure_logging, log_event
+
+logger = logging.getLogger("runtime_server")
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runtime_server", description="Stepflow-compatible orchestration server")
+    parser.add_argument("--config", help="YAML/JSON config file (env STEPFLOW_CONFIG); default: builtins only")
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("STEPFLOW_PORT", DEFAULT_PORT)))
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off")
+    return parser.parse_args(argv)
+
+
+def serve(argv: list[str]) -> int:
+    arguments = _arguments(argv)
+    configure_logging("runtime")
+    from runtime_server.api.app import create_app
+    from runtime_server.runtime import Runtime
+
+    try:
+        runtime = Runtime(load_settings(arguments.config))
+    except (ConfigError, RouteConfigError) as error:
+        log_event(logger, "config_invalid", logging.ERROR, error=str(error))
+        print(f"runtime_server: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    if arguments.metrics_port:
+        start_http_server(arguments.metrics_port, addr=arguments.host)
+    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins))
+    uvicorn.run(create_app(runtime), host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["submit"]:
+        from runtime_server.cli import main as cli_main
+
+        return cli_main(argv)
+    return serve(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

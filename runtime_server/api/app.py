@@ -1,0 +1,91 @@
+"""The starlette application: routes, JSON errors for everything, lifespan of the runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runtime_server.api import flows, misc, runs
+from runtime_server.api.auth import BearerTokenMiddleware
+from runtime_server.api.openapi import openapi_document
+from runtime_server.api.responses import ApiError, error_response, json_response
+from runtime_server.runtime import Runtime
+from telemetry.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+ROUTES: list[tuple[str, str, Any, str]] = [
+    ("GET", "/health", misc.health, "Liveness, with each plugin's health"),
+    ("GET", "/components", misc.list_components, "Components of every plugin"),
+    ("POST", "/flows", flows.store_flow, "Validate and store a flow; its id is its content hash"),
+    ("GET", "/flows/{flow_id}", flows.get_flow, "A stored flow in normalised form"),
+    ("DELETE", "/flows/{flow_id}", flows.delete_flow, "Delete a stored flow"),
+    ("POST", "/runs", runs.create_run, "Run a stored (flowId) or inline (flow) flow; wait=false answers 202 at once"),
+    ("GET", "/runs", runs.list_runs, "Run summaries, newest first, paged (limit default 100)"),
+    ("GET", "/runs/{run_id}", runs.get_run, "Run details"),
+    ("DELETE", "/runs/{run_id}", runs.delete_run, "Delete a finished run"),
+    ("GET", "/runs/{run_id}/items", runs.get_items, "Per-item results, paged (limit default 1000)"),
+    ("GET", "/runs/{run_id}/steps", runs.get_steps, "Per-step status and results"),
+    ("GET", "/runs/{run_id}/flow", runs.get_run_flow, "The flow of a run"),
+    ("GET", "/runs/{run_id}/events", runs.get_events, "The run's event journal; SSE with Accept: text/event-stream"),
+    ("POST", "/runs/{run_id}/cancel", runs.cancel_run, "Cancel a running run (execution really stops)"),
+]
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error.status, error.message, **error.extra)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 404:
+        return error_response(404, f"No such endpoint: {request.method} {request.url.path} (see /api/v1/openapi.json)")
+    if error.status_code == 405:
+        return error_response(405, f"Method {request.method} is not allowed on {request.url.path}")
+    return error_response(error.status_code, str(error.detail))
+
+
+async def _crash(request: Request, error: Exception) -> Response:
+    log_event(logger, "request_failed", logging.ERROR, path=request.url.path, error=repr(error))
+    return error_response(500, f"Internal error while handling {request.method} {request.url.path}: {type(error).__name__}: {error}")
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    document = openapi_document([(method, path, summary) for method, path, _, summary in ROUTES])
+
+    async def openapi(request: Request) -> Response:
+        return json_response(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])]
+    token = os.environ.get("STEPFLOW_API_TOKEN")
+    if token:
+        middleware.append(Middleware(BearerTokenMiddleware, token=token))
+    routes = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
+    routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _crash},
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,26 @@
+"""Optional bearer-token check (``STEPFLOW_API_TOKEN``): everything but health needs it."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from runtime_server.api.responses import error_response
+
+OPEN_PATHS = frozenset({"/api/v1/health"})
+
+
+class BearerTokenMiddleware:
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            supplied = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(supplied, self._expected):
+                response = error_response(401, "Missing or wrong bearer token: send 'Authorization: Bearer <STEPFLOW_API_TOKEN>'")
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)

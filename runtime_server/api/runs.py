@@ -1,0 +1,153 @@
+"""``/runs``: create (stored or inline flow, wait or not), read, list, cancel, delete, events."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from runtime_server.api.flows import fetch_flow, prepare_submitted
+from runtime_server.api.responses import ApiError, json_response, query_int, read_body
+from runtime_server.flow.results import to_wire
+from runtime_server.runs.ids import is_run_id
+from runtime_server.runs.record import PENDING, RunRecord
+from runtime_server.runs.store import RunQuery
+from runtime_server.runs.views import item_result, run_details, run_summary, step_runs
+from runtime_server.runtime import RunConflict, Runtime
+from wire_protocol import headers
+from wire_protocol.sse import encode_event
+
+STATUSES = ("running", "completed", "failed", "cancelled", "paused")
+_encoder = msgspec.json.Encoder()
+
+
+class CreateRunRequest(msgspec.Struct, rename="camel"):
+    input: Any = msgspec.UNSET
+    flow_id: str | None = None
+    flow: Any = None
+    overrides: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = None
+    max_concurrency: int | None = None
+    wait: bool = True
+
+
+def _inputs(body: CreateRunRequest) -> list[Any]:
+    if body.input is msgspec.UNSET:
+        raise ApiError(400, "input is required: a list with one element per item, e.g. [{\"value\": 3}]")
+    if not isinstance(body.input, list):
+        raise ApiError(400, "input must be a list with one element per item; wrap a single input as [input]")
+    if not body.input:
+        raise ApiError(400, "input is an empty list: give at least one item (a run with no items would never do anything)")
+    return body.input
+
+
+async def create_run(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await read_body(request, CreateRunRequest)
+    inputs = _inputs(body)
+    if body.max_concurrency is not None and body.max_concurrency < 0:
+        raise ApiError(400, "maxConcurrency must be 0 or more")
+    if (body.flow_id is None) == (body.flow is None):
+        raise ApiError(400, "give exactly one of flowId (a stored flow) and flow (the flow itself, as an object or YAML/JSON text)")
+    if body.flow is not None:
+        prepared = prepare_submitted(runtime, body.flow)
+        if not prepared.runnable:
+            raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
+        runtime.flows.store(prepared)
+    else:
+        try:
+            prepared = fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
+        except ApiError:
+            raise ApiError(404, f"Workflow '{body.flow_id}' not found") from None
+    record = runtime.submit(prepared, inputs, variables=body.variables, overrides=body.overrides, max_concurrency=body.max_concurrency)
+    if not body.wait:
+        return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
+    await runtime.wait(record)
+    answer: dict[str, Any] = {"runId": record.run_id, "itemCount": len(inputs), "status": record.status}
+    if len(inputs) == 1 and record.item_outcomes[0] is not PENDING:
+        answer["result"] = to_wire(record.item_outcomes[0])
+    return json_response(answer)
+
+
+def _record(request: Request) -> RunRecord:
+    run_id = request.path_params["run_id"]
+    if not is_run_id(run_id):
+        raise ApiError(400, f"Invalid run id {run_id!r}: expected a UUID")
+    record = request.app.state.runtime.get_run(run_id)
+    if record is None:
+        raise ApiError(404, f"Execution '{run_id}' not found")
+    return record
+
+
+async def list_runs(request: Request) -> Response:
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    query = RunQuery(
+        status=status,
+        flow_name=request.query_params.get("flowName"),
+        root_run_id=request.query_params.get("rootRunId"),
+        parent_run_id=request.query_params.get("parentRunId"),
+        limit=query_int(request, "limit", 100, 1, 10_000),
+        offset=query_int(request, "offset", 0, 0, 10**9),
+    )
+    return json_response({"runs": [run_summary(record) for record in request.app.state.runtime.list_runs(query)]})
+
+
+async def get_run(request: Request) -> Response:
+    return json_response(run_details(_record(request)))
+
+
+async def get_items(request: Request) -> Response:
+    record = _record(request)
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 1000, 1, 100_000)
+    indexes = range(offset, min(offset + limit, len(record.inputs)))
+    return json_response({"itemCount": len(record.inputs), "items": [item_result(record, index) for index in indexes]})
+
+
+async def get_steps(request: Request) -> Response:
+    return json_response({"steps": step_runs(_record(request))})
+
+
+async def get_run_flow(request: Request) -> Response:
+    record = _record(request)
+    prepared = fetch_flow(request.app.state.runtime, record.flow_id)
+    return json_response({"flow": prepared.flow_json, "flowId": prepared.flow_id})
+
+
+async def cancel_run(request: Request) -> Response:
+    try:
+        return json_response(run_summary(request.app.state.runtime.cancel(_record(request))))
+    except RunConflict as conflict:
+        raise ApiError(409, str(conflict)) from None
+
+
+async def delete_run(request: Request) -> Response:
+    try:
+        request.app.state.runtime.delete(_record(request))
+    except RunConflict as conflict:
+        raise ApiError(409, str(conflict)) from None
+    return Response(status_code=200)
+
+
+async def get_events(request: Request) -> Response:
+    """The run's journal: JSON, or an SSE stream that follows a live run to its end."""
+    record = _record(request)
+    if headers.SSE in request.headers.get("accept", ""):
+        return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
+    return json_response({"runId": record.run_id, "status": record.status, "events": record.events})
+
+
+async def _event_stream(record: RunRecord) -> AsyncIterator[bytes]:
+    sent = 0
+    while True:
+        change = record.next_change()
+        for event in record.events[sent:]:
+            yield encode_event(_encoder.encode(event))
+        sent = len(record.events)
+        if record.finished and record.events and record.events[-1].kind == "run_completed":
+            return
+        await change.wait()
