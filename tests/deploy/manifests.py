@@ -360,7 +360,8 @@ def env_value(container: dict, name: str) -> str | None:
 def check_shutdown(objects: list[dict]) -> list[str]:
     """Every pod sleeps in preStop (so it leaves Service endpoints and DNS before it stops
     taking work), and the grace period covers that sleep plus the drain: for component
-    pods, DRAIN_GRACE_SECONDS of in-flight executions and pinned callbacks."""
+    pods, DRAIN_GRACE_SECONDS of in-flight executions and pinned callbacks, during which
+    the liveness probe must not give up on them."""
     fleet = Fleet(objects)
     problems = []
     for service in DEPLOYMENTS:
@@ -372,6 +373,13 @@ def check_shutdown(objects: list[dict]) -> list[str]:
         drain = int(env_value(container, "DRAIN_GRACE_SECONDS") or 0)
         if service == "component-server" and drain <= 0:
             problems.append("component-server: DRAIN_GRACE_SECONDS is not set")
+        liveness = container.get("livenessProbe", {})
+        window = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
+        if window <= drain:
+            problems.append(
+                f"{service}: the liveness probe would kill a pod {window}s into a {drain}s drain "
+                "(its /health answers 503 while draining)"
+            )
         grace = pod_spec(deployment).get("terminationGracePeriodSeconds", 30)
         if grace <= sleep + drain:
             problems.append(

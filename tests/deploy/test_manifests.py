@@ -133,6 +133,11 @@ def test_a_short_grace_period_is_caught(broken):
     assert manifests.check_shutdown(broken)
 
 
+def test_a_liveness_probe_shorter_than_the_drain_is_caught(broken):
+    Fleet(broken).container("component-server")["livenessProbe"]["failureThreshold"] = 3
+    assert manifests.check_shutdown(broken)
+
+
 def test_a_root_container_is_caught(broken):
     Fleet(broken).deployment("proxy")["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = False
     assert manifests.check_pod_security(broken)
