@@ -14,7 +14,7 @@ push="${PUSH:-0}"
 for arg in "$@"; do
   case "$arg" in
     --push) push=1 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     *) die "unknown argument $arg (try --help)" ;;
   esac
 done

@@ -6,7 +6,8 @@
 #   Starts a background port-forward to the runtime if it does not answer yet, and for
 #   the run, one port-forward to each proxy's and each pod's metrics port, so the demo
 #   can report how executions spread over the pods and check callback affinity.
-#   PYTHON: the interpreter that has this project installed (default python3).
+#   PYTHON: the interpreter that has this project installed (default: .venv/bin/python
+#           as made by scripts/setup, else python3).
 #   METRICS_PORT_BASE: first local port for the metrics forwards (default 19090).
 #   STEPFLOW_API_TOKEN: taken from the Secret stepflow-api-token when not set.
 set -euo pipefail
@@ -14,10 +15,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-  -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+  -h | --help) usage; exit 0 ;;
 esac
 
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  PYTHON=python3
+  [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
+fi
 need "$PYTHON" "Set PYTHON to an interpreter with this project installed."
 need kubectl "See docs/deployment.md."
 need curl "Install curl."

@@ -19,7 +19,7 @@ restart=0
 for arg in "$@"; do
   case "$arg" in
     --restart) restart=1 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     -*) die "unknown option $arg (try --help)" ;;
     *) overlay="$arg" ;;
   esac

@@ -33,6 +33,8 @@ dockerfile_for() {
 image_ref() { echo "$REGISTRY/$1:$TAG"; }
 
 # --- output ---------------------------------------------------------------------------
+# The comment block at the top of the running script, as its --help.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

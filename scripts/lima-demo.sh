@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-  -h | --help) sed -n '2,5p' "$0"; exit 0 ;;
+  -h | --help) usage; exit 0 ;;
 esac
 
 "$ROOT/scripts/lima-up.sh"

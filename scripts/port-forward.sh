@@ -16,7 +16,7 @@ case "${1:-}" in
   "") ;;
   --background) mode=background ;;
   --stop) mode=stop ;;
-  -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+  -h | --help) usage; exit 0 ;;
   *) die "unknown argument $1 (try --help)" ;;
 esac
 

@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "${1:-}" in
-  -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+  -h | --help) usage; exit 0 ;;
   "") ;;
   *) die "unknown argument $1 (try --help)" ;;
 esac

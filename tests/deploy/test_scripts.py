@@ -351,5 +351,6 @@ def test_cluster_demo_uses_the_token_from_the_secret(machine):
 def test_help_describes_usage(machine, script):
     result = machine.run(script, "--help")
     assert result.returncode == 0
-    assert "Usage: scripts/" in result.stdout
+    assert f"Usage: scripts/{script}" in result.stdout
+    assert "set -euo" not in result.stdout and not result.stdout.startswith("#")
     assert machine.calls() == []  # --help runs nothing
