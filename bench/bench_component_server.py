@@ -33,6 +33,8 @@ from wire_protocol.sse import EventStreamDecoder  # noqa: E402
 
 OURS, THEIRS = "127.0.0.38", "127.0.0.39"
 MAX_REQUESTS_PER_RUN = 200_000
+ROUNDS = 3
+"""Ours and theirs alternate; each side's best round is reported, so a burst of other work on the shared machine hurts neither."""
 
 
 def execute_body(request_id: str, component: str, value: Any) -> bytes:
@@ -163,8 +165,9 @@ def pods_table(seconds: float) -> None:
         try:
             print(f"{'scenario':<28} {'conc':>4} | {'ours req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'theirs req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'ours/theirs':>11}")
             for name, call, concurrency in SCENARIOS:
-                ours = uvloop.run(drive(OURS, call, concurrency, seconds))
-                theirs = uvloop.run(drive(THEIRS, call, concurrency, seconds))
+                rounds = [(uvloop.run(drive(OURS, call, concurrency, seconds)), uvloop.run(drive(THEIRS, call, concurrency, seconds))) for _ in range(ROUNDS)]
+                ours = max((pair[0] for pair in rounds), key=lambda figures: figures.requests_per_second)
+                theirs = max((pair[1] for pair in rounds), key=lambda figures: figures.requests_per_second)
                 print(
                     f"{name:<28} {concurrency:>4} | {ours.requests_per_second:>10.0f} {ours.p50_ms:>7.2f} {ours.p99_ms:>7.2f} | "
                     f"{theirs.requests_per_second:>12.0f} {theirs.p50_ms:>7.2f} {theirs.p99_ms:>7.2f} | {ours.requests_per_second / theirs.requests_per_second:>10.2f}x",
@@ -220,7 +223,7 @@ def dispatch_table(rounds: int = 20_000) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per scenario and pod")
+    parser.add_argument("--seconds", type=float, default=1.5, help="measured seconds per round, scenario and pod")
     args = parser.parse_args()
     print("Shared 2-core machine; client, both pods and other work compete for the same cores.\n")
     pods_table(args.seconds)

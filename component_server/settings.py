@@ -32,8 +32,8 @@ def new_instance_id(pod_name: str) -> str:
 def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, description: str | None = None) -> Settings:
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default=env.get("HOST", Settings.host))
-    parser.add_argument("--port", type=int, default=int(env.get("PORT", Settings.port)))
+    parser.add_argument("--host", default=Settings.host)
+    parser.add_argument("--port", type=int, default=Settings.port)
     parser.add_argument("--max-concurrency", type=int, default=int(env.get("MAX_CONCURRENCY", Settings.max_concurrency)))
     parser.add_argument("--callback-timeout-seconds", type=float, default=float(env.get("CALLBACK_TIMEOUT_SECONDS", Settings.callback_timeout_seconds)))
     parser.add_argument("--drain-grace-seconds", type=float, default=float(env.get("DRAIN_GRACE_SECONDS", Settings.drain_grace_seconds)))
