@@ -80,7 +80,7 @@ class StepflowHttpPlugin:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = make_client(self._settings, self._transport)
+        self._client = make_client(self._settings, self.url, self._transport)
         self._initializer = asyncio.create_task(self._initialize_until_done(), name=f"initialize-{self.name}")
 
     async def close(self) -> None:

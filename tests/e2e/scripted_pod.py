@@ -36,6 +36,7 @@ class ScriptedPod:
         self.host = host
         self.port = port
         self.received: list[tuple[dict[str, str], Any]] = []
+        self.client_ports: set[int] = set()
         self.busy_left = 0
         self.refuse_answers = False
         self._pending: dict[Any, asyncio.Future[Any]] = {}
@@ -68,6 +69,7 @@ class ScriptedPod:
     async def _post(self, request: Request) -> Response:
         message = msgspec.json.decode(await request.body())
         self.received.append((dict(request.headers), message))
+        self.client_ports.add(request.client.port if request.client else 0)
         if "method" not in message:
             return self._take_answer(message)
         method = message["method"]

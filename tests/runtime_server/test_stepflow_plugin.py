@@ -203,6 +203,15 @@ async def test_refused_callback_answer_aborts_the_execution_naming_pod_and_reque
 
 
 @pytest.mark.anyio
+async def test_sequential_calls_reuse_one_connection(scripted: StepflowHttpPlugin, scripted_pod: ScriptedPod) -> None:
+    await wait_healthy(scripted)
+    scripted_pod.client_ports.clear()
+    for n in range(20):
+        assert (await scripted.execute(execute_request("/echo", {"n": n})))["params"]["input"] == {"n": n}
+    assert len(scripted_pod.client_ports) == 1
+
+
+@pytest.mark.anyio
 async def test_503_is_retried_with_backoff_then_succeeds(scripted: StepflowHttpPlugin, scripted_pod: ScriptedPod) -> None:
     scripted_pod.busy_left = 2
     output = await scripted.execute(execute_request("/busy", {}))
