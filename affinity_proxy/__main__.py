@@ -1,0 +1,36 @@
+"""``python -m affinity_proxy --listen HOST:PORT --upstream NAME:PORT [--dns-server IP:PORT] [--metrics-listen HOST:PORT]``"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvloop
+
+from affinity_proxy.config import load
+from affinity_proxy.log_batching import batch_log_writes
+from affinity_proxy.proxy import Proxy
+from telemetry.logs import configure_logging
+
+
+async def _main() -> None:
+    config = load()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logs = batch_log_writes(loop)
+    try:
+        await Proxy(config).serve(stop)
+    finally:
+        if logs is not None:
+            logs.flush_now()
+
+
+def main() -> None:
+    configure_logging("affinity-proxy")
+    uvloop.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The client side of the proxy: one HTTP/1.1 keep-alive connection from the runtime.
+
+httptools parses requests; each becomes an ``Exchange`` (forwarded to a pod) or a local
+answer (the proxy's own ``/health`` and views). Requests on one connection are answered
+in order; a pipelined request waits, with reading paused, until the one before is done.
+Malformed or oversized requests get a JSON answer and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httptools
+
+from affinity_proxy import answers
+from affinity_proxy.forwarding import Exchange, RequestHead
+from affinity_proxy.http1 import Framing, Headers
+
+if TYPE_CHECKING:
+    from affinity_proxy.proxy import Proxy
+
+LocalAnswer = Callable[[bytes, bytes], bytes | None]
+"""(method, target) -> a complete response made by the proxy, or None to forward the request."""
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Local:
+    """A request the proxy answers itself; it is done as soon as its request is."""
+
+    __slots__ = ("response", "request_done", "keep_alive")
+
+    def __init__(self, response: bytes, keep_alive: bool) -> None:
+        self.response, self.keep_alive, self.request_done = response, keep_alive, False
+
+    def request_body(self, data: bytes) -> None:
+        pass
+
+    def request_complete(self) -> None:
+        self.request_done = True
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, proxy: Proxy, local_answer: LocalAnswer, forwards: bool = True) -> None:
+        self.proxy = proxy
+        self._local_answer = local_answer
+        self._forwards = forwards
+        self._config = proxy.config
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._queue: deque[Exchange | _Local] = deque()
+        self._parsing: Exchange | _Local | None = None
+        self._current: Exchange | _Local | None = None
+        self._url = b""
+        self._headers: Headers = []
+        self._head_bytes = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._head_too_large = False
+        self._held: list[bytes] | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(501, "protocol upgrades are not supported by the proxy")
+        except httptools.HttpParserError as exc:
+            if self._head_too_large:
+                self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
+            else:
+                self._reject(400, f"malformed HTTP request: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._cancel_idle_timer()
+        for item in [self._current, *self._queue]:
+            if isinstance(item, Exchange):
+                item.client_lost()
+        self._queue.clear()
+
+    def pause_writing(self) -> None:
+        if isinstance(self._current, Exchange):
+            self._current.client_writable(False)
+
+    def resume_writing(self) -> None:
+        if isinstance(self._current, Exchange):
+            self._current.client_writable(True)
+
+    # -- used by exchanges -------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+        elif self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def hold_output(self, held: bool) -> None:
+        """While held, writes collect; releasing sends them as one write (one syscall, not three)."""
+        if held:
+            self._held = self._held if self._held is not None else []
+            return
+        parts, self._held = self._held, None
+        if parts:
+            self.write(b"".join(parts))
+
+    def pause_reading(self, paused: bool) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            (self._transport.pause_reading if paused else self._transport.resume_reading)()
+
+    # -- httptools callbacks -------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._cancel_idle_timer()
+        self._url, self._headers, self._head_bytes = b"", [], 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+        self._count_head_bytes(len(name) + len(value) + 4)
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        method = parser.get_method()
+        keep_alive = parser.should_keep_alive()
+        local = self._local_answer(method, self._url)
+        if local is not None or not self._forwards:
+            item: Exchange | _Local = _Local(local or self._not_here(), keep_alive)
+        else:
+            framing, length = self._request_framing()
+            if length > self._config.max_body_bytes:
+                self._reject(413, f"request body of {length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
+                return
+            head = RequestHead(method, self._url, self._headers, framing, keep_alive, parser.get_http_version() == "1.0")
+            item = Exchange(self.proxy, self, head)
+        self._parsing = item
+        self._queue.append(item)
+        if self._current is None:
+            self._start_next()
+        else:
+            self.pause_reading(True)
+
+    def on_body(self, body: bytes) -> None:
+        if self._parsing is not None:
+            self._parsing.request_body(body)
+
+    def on_message_complete(self) -> None:
+        item, self._parsing = self._parsing, None
+        if item is None:
+            return
+        item.request_complete()
+        if item is self._current and isinstance(item, _Local):
+            self._finished(item)
+
+    # -- sequencing ----------------------------------------------------------------
+    def _start_next(self) -> None:
+        if not self._queue or self._closing:
+            return
+        item = self._current = self._queue.popleft()
+        if isinstance(item, _Local):
+            self.write(item.response)
+            if item.request_done:
+                self._finished(item)
+            return
+        if item.head.expects_continue and not item.request_done:
+            self.write(CONTINUE)
+        asyncio.get_running_loop().create_task(self._forward(item))
+
+    async def _forward(self, exchange: Exchange) -> None:
+        try:
+            await exchange.run()
+        finally:
+            self._finished(exchange)
+
+    def _finished(self, item: Exchange | _Local) -> None:
+        self._current = None
+        if self._closing:
+            return
+        if not (item.keep_alive and item.request_done):
+            self._close()
+            return
+        self.pause_reading(False)
+        if self._queue:
+            self._start_next()
+        else:
+            self._arm_idle_timer()
+
+    # -- helpers ---------------------------------------------------------------------
+    def _request_framing(self) -> tuple[Framing, int]:
+        length = 0
+        for name, value in self._headers:
+            if name == b"transfer-encoding":
+                return Framing.CHUNKED, 0
+            if name == b"content-length":
+                length = int(value)
+        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+
+    def _not_here(self) -> bytes:
+        return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
+
+    def _count_head_bytes(self, count: int) -> None:
+        self._head_bytes += count
+        if self._head_bytes > self._config.max_header_bytes:
+            self._head_too_large = True
+            raise ValueError("request head too large")
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""
+        if self._current is None:
+            self.write(answers.error_response(status, message, decision="rejected", retryable=False, keep_alive=False))
+        self._close()
+
+    def _close(self) -> None:
+        self.hold_output(False)
+        self._closing = True
+        self._cancel_idle_timer()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(self._config.client_idle_seconds, self._close)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None

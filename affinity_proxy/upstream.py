@@ -1,0 +1,203 @@
+"""Connections to pods: one HTTP/1.1 keep-alive connection each, pooled per pod.
+
+The response parser (httptools) hands the head and every body piece straight to the
+exchange using the connection, so an SSE event leaves for the client in the same loop
+iteration it arrived in. A connection is reused only after a complete response to a
+completely sent request, and never after ``pool_idle_seconds`` of idleness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import httptools
+
+from affinity_proxy.http1 import Framing, Headers, status_has_no_body
+
+
+class ResponseSink(Protocol):
+    """What a connection reports to the exchange it carries."""
+
+    def response_head(self, status: int, reason: bytes, headers: Headers, framing: Framing) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_complete(self) -> None: ...
+    def upstream_lost(self) -> None: ...
+    def upstream_writable(self, writable: bool) -> None: ...
+    def hold_output(self, held: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, pool: PodPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.sink: ResponseSink | None = None
+        self.closed = False
+        self.reusable = True
+        self.idle_since = 0.0
+        self.head_only = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._reason = b""
+        self._headers: Headers = []
+        self._interim = False
+
+    # -- driving -------------------------------------------------------------------
+    def attach(self, sink: ResponseSink, head_only: bool) -> None:
+        self.sink, self.head_only = sink, head_only
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def pause_reading(self, paused: bool) -> None:
+        if self.transport is not None and not self.closed:
+            (self.transport.pause_reading if paused else self.transport.resume_reading)()
+
+    def close(self) -> None:
+        """Drop the connection (and whatever exchange it carried) for good."""
+        self.reusable = False
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.closed = True
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        """Everything one read produces (head, body pieces, end) leaves in one write, at once."""
+        sink = self.sink
+        if sink is not None:
+            sink.hold_output(True)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.close()
+            self._lose()
+        finally:
+            if sink is not None:
+                sink.hold_output(False)
+
+    def eof_received(self) -> bool:
+        self.reusable = False
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed, self.reusable = True, False
+        self.pool.forget(self)
+        self._lose()
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_writable(False)
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_writable(True)
+
+    # -- httptools callbacks -------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reason, self._headers = b"", []
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        self._interim = 100 <= status < 200
+        if self._interim or self.sink is None:
+            return
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        if self.head_only or status_has_no_body(status):
+            framing = Framing.NONE
+        elif any(name == b"transfer-encoding" for name, _ in self._headers):
+            framing = Framing.CHUNKED
+        elif any(name == b"content-length" for name, _ in self._headers):
+            framing = Framing.LENGTH
+        else:
+            framing = Framing.CLOSE
+        self.sink.response_head(status, self._reason, self._headers, framing)
+        if self.head_only:
+            self.reusable = False  # the parser would wait for a body a HEAD answer never has
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._interim:
+            self._finish()
+
+    # -- internals -----------------------------------------------------------------
+    def _finish(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.response_complete()
+        self.pool.give_back(self)
+
+    def _lose(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.upstream_lost()
+
+
+class PodPool:
+    """Idle keep-alive connections to one pod (most recently used first)."""
+
+    def __init__(self, host: str, port: int, connect_timeout: float, idle_seconds: float, max_idle: int, clock: Callable[[], float]) -> None:
+        self.host, self.port = host, port
+        self._connect_timeout = connect_timeout
+        self._idle_seconds = idle_seconds
+        self._max_idle = max_idle
+        self._clock = clock
+        self._idle: list[UpstreamConnection] = []
+        self.open = 0
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def take_idle(self) -> UpstreamConnection | None:
+        now = self._clock()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and now - connection.idle_since < self._idle_seconds:
+                return connection
+            connection.close()
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        """A new connection; OSError (ConnectionRefusedError, ...) or TimeoutError if none."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _, connection = await loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port)
+        self.open += 1
+        return connection
+
+    def give_back(self, connection: UpstreamConnection) -> None:
+        if connection.reusable and not connection.closed and len(self._idle) < self._max_idle:
+            connection.idle_since = self._clock()
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def forget(self, connection: UpstreamConnection) -> None:
+        self.open = max(0, self.open - 1)
+        if connection in self._idle:
+            self._idle.remove(connection)
+
+    def prune(self) -> None:
+        """Close connections idle too long, before the pod closes them under us."""
+        horizon = self._clock() - self._idle_seconds
+        for connection in [c for c in self._idle if c.idle_since < horizon]:
+            connection.close()
+
+    def close(self) -> None:
+        for connection in list(self._idle):
+            connection.close()

@@ -1,0 +1,163 @@
+"""Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
+
+    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 5] [--connections 1,16,64]
+
+Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
+metrics on, as shipped) and HAProxy (Debian package, round-robin over the same pods,
+config written to a temp dir), then drives each with ``wrk`` posting the same
+``components/execute`` of ``/double``. Prints req/s, p50 and p99 per target and
+connection count, the throughput ratio ours/HAProxy and the p50 each proxy adds.
+Needs the ``haproxy`` and ``wrk`` Debian packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from local_fleet.dns_server import write_records  # noqa: E402
+from tests.support.pods import POD_PORT, start_pod  # noqa: E402
+from tests.support.processes import ManagedProcess, python_process  # noqa: E402
+
+NAME = "component-server.stepflow-demo.svc.cluster.local"
+PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
+HOST = "127.0.0.40"
+DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT = 15440, 18440, 19440, 18441
+BODY = '{"jsonrpc":"2.0","id":"bench","method":"components/execute","params":{"component":"/double","input":{"value":3},"attempt":1,"observability":{}}}'
+WRK_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+"""
+HAPROXY_CONFIG = """
+global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+frontend bench
+    bind {host}:{port}
+    default_backend pods
+backend pods
+    balance roundrobin
+    http-reuse always
+{servers}
+"""
+
+
+@dataclass
+class Result:
+    target: str
+    connections: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path) -> Result:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _milliseconds(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _milliseconds(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return Result(target, connections, rps, p50, p99, errors)
+
+
+def start_haproxy(workdir: Path) -> ManagedProcess:
+    servers = "\n".join(f"    server pod{i} {address}:{POD_PORT}" for i, address in enumerate(PODS))
+    config = workdir / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(host=HOST, port=HAPROXY_PORT, servers=servers))
+    haproxy = ManagedProcess("haproxy", ["haproxy", "-db", "-f", str(config)], workdir / "haproxy.log")
+    haproxy.start()
+    return haproxy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", choices=["upstream", "ours"], default="upstream")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", default="1,16,64")
+    args = parser.parse_args()
+    for tool in ("wrk", "haproxy"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found: apt-get install {tool}")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    records = workdir / "records.json"
+    write_records(records, {NAME: PODS})
+    processes: list[ManagedProcess] = []
+    try:
+        processes += [start_pod(args.pods, address, workdir) for address in PODS]
+        processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HOST}:{DNS_PORT}", "--records", str(records)], workdir).start())
+        ours = python_process("proxy", ["-m", "affinity_proxy", "--listen", f"{HOST}:{OURS_PORT}", "--upstream", f"{NAME}:{POD_PORT}",
+                                        "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{OURS_METRICS_PORT}"], workdir)
+        processes.append(ours.start())
+        processes.append(start_haproxy(workdir))
+        ours.wait_healthy(f"http://{HOST}:{OURS_PORT}/health")
+        _wait_members(OURS_PORT, len(PODS))
+        targets = {
+            "direct (1 pod)": f"http://{PODS[0]}:{POD_PORT}/",
+            "haproxy": f"http://{HOST}:{HAPROXY_PORT}/",
+            "ours": f"http://{HOST}:{OURS_PORT}/",
+        }
+        for url in targets.values():
+            run_wrk(url, "warm-up", 8, 1, script)
+        results = [run_wrk(url, name, c, args.seconds, script) for c in map(int, args.connections.split(",")) for name, url in targets.items()]
+        print_table(results, args.pods, args.seconds)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def _wait_members(port: int, count: int) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if httpx.get(f"http://{HOST}:{port}/health").json()["members"]["active"] == count:
+            return
+        time.sleep(0.1)
+    raise SystemExit("our proxy never saw all pods")
+
+
+def print_table(results: list[Result], pods: str, seconds: int) -> None:
+    print(f"\npods: {pods} x{len(PODS)}, wrk -t1, {seconds}s per row, POST components/execute /double\n")
+    print(f"| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    by_key = {(r.target, r.connections): r for r in results}
+    for r in results:
+        haproxy = by_key[("haproxy", r.connections)]
+        direct = by_key[("direct (1 pod)", r.connections)]
+        ratio = f"{r.requests_per_second / haproxy.requests_per_second:.2f}x" if r.target == "ours" else ""
+        added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r.target != "direct (1 pod)" else ""
+        print(f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {ratio} | {added} |")
+
+
+if __name__ == "__main__":
+    main()
