@@ -24,7 +24,7 @@ from component_server.admission import Admission, RejectReason
 from component_server.callbacks import CallbackHub
 from component_server.context import Context
 from component_server.dispatch import ExecuteJob, Reply, bare_error, dispatch
-from component_server.execution import Answer, Outcome, execute
+from component_server.execution import Answer, execute
 from component_server.metrics import PodMetrics
 from component_server.registry import ComponentServer
 from component_server.settings import Settings

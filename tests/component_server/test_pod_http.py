@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 
 from tests.component_server.conftest import Pod, SseExecution, blob_id_of, execute_body
+from tests.support.processes import python_process
 from wire_protocol import jsonrpc
 from wire_protocol.headers import REQUEST_HEADERS
 
@@ -204,3 +207,17 @@ def test_metrics_count_executions_by_outcome(demo_pod: Pod) -> None:
     assert demo_pod.metric("component_execution_duration_seconds_count", component="/multiply") >= 2
     assert demo_pod.metric("component_executions_in_flight") == 0
     assert demo_pod.metric("component_server_draining") == 0
+
+
+def test_port_zero_binds_a_free_port_and_announces_it(log_dir: Path) -> None:
+    """What a `command` (subprocess) plugin reads from stdout (protocol.md §11)."""
+    pod = python_process("pod-port-zero", ["-m", "component_server.demo", "--host", "127.0.0.37", "--port", "0", "--metrics-port", "0"], log_dir).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (announced := re.search(r'^\{"port": (\d+)\}$', pod.log(), re.MULTILINE)):
+            assert pod.alive() and time.monotonic() < deadline, pod.log()
+            time.sleep(0.05)
+        health = httpx.get(f"http://127.0.0.37:{announced.group(1)}/health")
+        assert health.json()["status"] == "healthy"
+    finally:
+        pod.stop()
