@@ -6,6 +6,8 @@ dict lookup and one increment, not prometheus-client's label validation.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -18,9 +20,9 @@ class PodMetrics:
         self._rejections = Counter("component_rejections", "Executions refused with 503.", ["reason"], registry=self.registry)
         self._callbacks = Histogram("component_callback_duration_seconds", "Callback round trip, request sent to answer received.", ["method"], registry=self.registry)
         self._draining = Gauge("component_server_draining", "1 after SIGTERM, while in-flight executions finish.", registry=self.registry)
-        self._children: dict[tuple[str, ...], object] = {}
+        self._children: dict[tuple[str, ...], Any] = {}
 
-    def _child(self, metric: Counter | Histogram, *labels: str):  # type: ignore[no-untyped-def]
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         key = (metric._name, *labels)
         child = self._children.get(key)
         if child is None:
