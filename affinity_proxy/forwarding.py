@@ -121,7 +121,7 @@ class Exchange:
                 refreshed = True
                 await self.proxy.discovery.refresh_after(self.started)
                 continue
-            if route.member is None:
+            if route.member is None or route.decision is Decision.INSTANCE_GONE:
                 self._answer_unroutable(route, tried)
                 return
             outcome = await self._attempt(route, route.member)
