@@ -83,6 +83,7 @@ class Fleet:
         return {m["address"] for m in self.membership() if m["state"] == "active"}
 
     def proxy_log_lines(self, event: str) -> list[str]:
+        time.sleep(0.2)  # the proxy writes its log lines in 50 ms batches
         return [line for line in self.proxy.log(tail=10_000_000).splitlines() if f'"event":"{event}"' in line]
 
     def stop(self) -> None:
