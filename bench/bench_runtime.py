@@ -2,8 +2,9 @@
 
     /tmp/venv0/bin/python bench/bench_runtime.py [--seconds 4] [--rss-runs 100000]
 
-Prints runs/s and latency percentiles at concurrency 1, 8 and 32 (ratios against
-concurrency 1), then the runtime's RSS as runs accumulate up to ``--rss-runs``: the
+Prints runs/s and latency percentiles at concurrency 1, 8 and 32, ours next to upstream's
+``stepflow-server`` 0.9.0 running the same flow on its own built-ins (in a private network
+namespace, as it binds every interface; skipped without root), then the runtime's RSS as runs accumulate up to ``--rss-runs``: the
 engine and run store in-process, with the default retention bound.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import resource
 import statistics
@@ -25,10 +27,14 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.netns import inside_new_netns, netns_available  # noqa: E402
 from tests.support.processes import python_process  # noqa: E402
+from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
 ADDRESS = "127.0.0.51"
 PORT = 7850
+UPSTREAM_PORT = 7851
+UPSTREAM_CONFIG = 'plugins:\n  builtin:\n    type: builtin\nroutes:\n  "/{*component}":\n    - plugin: builtin\n'
 FLOW = {
     "name": "three-builtins",
     "steps": [
@@ -49,8 +55,8 @@ class RawConnection:
         self._writer = writer
 
     @classmethod
-    async def open(cls) -> "RawConnection":
-        return cls(*await asyncio.open_connection(ADDRESS, PORT))
+    async def open(cls, address: str, port: int) -> "RawConnection":
+        return cls(*await asyncio.open_connection(address, port))
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         head = f"POST {path} HTTP/1.1\r\nHost: {ADDRESS}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -63,8 +69,8 @@ class RawConnection:
         self._writer.close()
 
 
-async def _client_loop(flow_id: str, deadline: float, latencies: list[float]) -> None:
-    connection = await RawConnection.open()
+async def _client_loop(target: tuple[str, int], flow_id: str, deadline: float, latencies: list[float]) -> None:
+    connection = await RawConnection.open(*target)
     body = msgspec.json.encode({"flowId": flow_id, "input": [INPUT]})
     try:
         while time.perf_counter() < deadline:
@@ -77,34 +83,43 @@ async def _client_loop(flow_id: str, deadline: float, latencies: list[float]) ->
         connection.close()
 
 
-async def measure(concurrency: int, seconds: float) -> tuple[float, float, float]:
-    connection = await RawConnection.open()
+async def measure(target: tuple[str, int], concurrency: int, seconds: float) -> tuple[float, float, float]:
+    connection = await RawConnection.open(*target)
     flow_id = msgspec.json.decode((await connection.post("/api/v1/flows", msgspec.json.encode({"flow": FLOW})))[1])["flowId"]
     connection.close()
-    await _client_loop(flow_id, time.perf_counter() + 0.5, [])
+    await _client_loop(target, flow_id, time.perf_counter() + 0.5, [])
     latencies: list[float] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_client_loop(flow_id, started + seconds, latencies) for _ in range(concurrency)))
+    await asyncio.gather(*(_client_loop(target, flow_id, started + seconds, latencies) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     quantiles = statistics.quantiles(latencies, n=100)
     return len(latencies) / elapsed, quantiles[49] * 1000, quantiles[98] * 1000
 
 
-def throughput_table(seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as log_dir:
-        server = python_process("bench-runtime", ["-m", "runtime_server", "--host", ADDRESS, "--port", str(PORT), "--metrics-port", "0"], Path(log_dir), {"LOG_LEVEL": "warning"})
-        base = f"http://{ADDRESS}:{PORT}/api/v1"
-        server.start().wait_healthy(f"{base}/health")
-        try:
-            print(f"{'concurrency':>11} | {'runs/s':>8} | {'ratio':>6} | {'p50 ms':>7} | {'p99 ms':>7}")
-            print("-" * 52)
-            baseline = None
-            for concurrency in (1, 8, 32):
-                rate, p50, p99 = asyncio.run(measure(concurrency, seconds))
-                baseline = baseline or rate
-                print(f"{concurrency:>11} | {rate:>8.0f} | {rate / baseline:>5.2f}x | {p50:>7.2f} | {p99:>7.2f}")
-        finally:
-            server.stop()
+def _row(concurrency: int, ours: tuple[float, float, float], theirs: tuple[float, float, float] | None) -> str:
+    cells = f"| {concurrency} | {ours[0]:.0f} | {ours[1]:.2f} | {ours[2]:.2f} |"
+    if theirs is None:
+        return cells + " - | - | - | - |"
+    return cells + f" {theirs[0]:.0f} | {theirs[1]:.2f} | {theirs[2]:.2f} | **{ours[0] / theirs[0]:.2f}x** |"
+
+
+def throughput_table(seconds: float, with_upstream: bool) -> None:
+    """Ours and (inside a private network namespace) upstream's stepflow-server, alternately."""
+    with tempfile.TemporaryDirectory() as log_dir, contextlib.ExitStack() as stack:
+        if with_upstream:
+            stack.enter_context(inside_new_netns("sfbench"))
+        ours = python_process("bench-runtime", ["-m", "runtime_server", "--host", ADDRESS, "--port", str(PORT), "--metrics-port", "0"], Path(log_dir), {"LOG_LEVEL": "warning"})
+        ours.start().wait_healthy(f"http://{ADDRESS}:{PORT}/api/v1/health")
+        stack.callback(ours.stop)
+        if with_upstream:
+            theirs = start_upstream_server(UPSTREAM_CONFIG, UPSTREAM_PORT, Path(log_dir))
+            stack.callback(theirs.stop)
+        print("| conc | ours runs/s | p50 ms | p99 ms | upstream runs/s | p50 ms | p99 ms | ours/upstream |")
+        print("|---|---|---|---|---|---|---|---|")
+        for concurrency in (1, 8, 32):
+            mine = asyncio.run(measure((ADDRESS, PORT), concurrency, seconds))
+            upstream = asyncio.run(measure(("127.0.0.1", UPSTREAM_PORT), concurrency, seconds)) if with_upstream else None
+            print(_row(concurrency, mine, upstream))
 
 
 def rss_mib() -> float:
@@ -142,13 +157,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="measuring time per concurrency level")
     parser.add_argument("--rss-runs", type=int, default=100_000)
+    parser.add_argument("--no-upstream", action="store_true", help="skip upstream's stepflow-server (needs root for a network namespace)")
     parser.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.rss_only:
         asyncio.run(accumulate(arguments.rss_runs))
         return
     print("Throughput: POST /runs (wait) of a 3-step built-in flow, one runtime process\n")
-    throughput_table(arguments.seconds)
+    throughput_table(arguments.seconds, netns_available() and not arguments.no_upstream)
     print(f"\nMemory: {arguments.rss_runs} runs in one process (default retention: 10,000 runs / 1 h)\n")
     subprocess.run([sys.executable, __file__, "--rss-only", "--rss-runs", str(arguments.rss_runs)], check=True, env={"LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)})
 
