@@ -1,0 +1,96 @@
+"""Pure cores: header rewriting, framing, health answers, proxy-made errors, settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from affinity_proxy import answers
+from affinity_proxy.config import ConfigError, load, parse_host_port
+from affinity_proxy.health import health_outcome
+from affinity_proxy.http1 import Framing, encode_chunk, encode_head, end_to_end, response_framing
+from affinity_proxy.membership import Failed, Healthy, NotReady
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        ([(b"content-type", b"application/json"), (b"connection", b"keep-alive")], [b"content-type"]),
+        ([(b"connection", b"close, X-Secret"), (b"x-secret", b"1"), (b"x-ok", b"2")], [b"x-ok"]),
+        ([(b"keep-alive", b"5"), (b"te", b"trailers"), (b"trailer", b"x"), (b"transfer-encoding", b"chunked"), (b"upgrade", b"h2c")], []),
+        ([(b"proxy-authorization", b"x"), (b"proxy-connection", b"x"), (b"traceparent", b"00-ab"), (b"tracestate", b"v=1")], [b"traceparent", b"tracestate"]),
+        ([(b"stepflow-instance-id", b"pod-1"), (b"content-length", b"10")], [b"stepflow-instance-id", b"content-length"]),
+    ],
+)
+def test_end_to_end_drops_hop_by_hop_fields(headers: list[tuple[bytes, bytes]], kept: list[bytes]) -> None:
+    assert [name for name, _ in end_to_end(headers)] == kept
+
+
+@pytest.mark.parametrize(
+    ("framing", "tail"),
+    [(Framing.LENGTH, b"via: 1.1 affinity-proxy\r\n\r\n"), (Framing.CHUNKED, b"transfer-encoding: chunked\r\n\r\n"), (Framing.CLOSE, b"connection: close\r\n\r\n")],
+)
+def test_each_hop_gets_its_own_framing(framing: Framing, tail: bytes) -> None:
+    head = encode_head(b"HTTP/1.1 200 OK", [(b"content-type", b"text/event-stream")], framing)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n") and head.endswith(tail)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "http_1_0", "client"),
+    [(Framing.LENGTH, False, Framing.LENGTH), (Framing.CHUNKED, False, Framing.CHUNKED), (Framing.CLOSE, False, Framing.CHUNKED),
+     (Framing.CHUNKED, True, Framing.CLOSE), (Framing.NONE, True, Framing.NONE)],
+)
+def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) -> None:
+    assert response_framing(upstream, http_1_0) is client
+
+
+def test_chunk_encoding() -> None:
+    assert encode_chunk(b'data: {"a":1}\n\n') == b'f\r\ndata: {"a":1}\n\n\r\n'
+
+
+@pytest.mark.parametrize(
+    ("raw", "outcome"),
+    [
+        (b'HTTP/1.1 200 OK\r\n\r\n{"status":"healthy","instanceId":"pod-1-ab"}', Healthy("pod-1-ab")),
+        (b'HTTP/1.1 503 Service Unavailable\r\n\r\n{"status":"draining","instanceId":"pod-1-ab"}', NotReady("pod-1-ab")),
+        (b'HTTP/1.1 200 OK\r\n\r\n{"status":"healthy"}', Failed("health answer has no instanceId")),
+        (b"HTTP/1.1 200 OK\r\n\r\nnot json", Failed("health answer 200 is not JSON")),
+    ],
+)
+def test_health_outcome(raw: bytes, outcome: object) -> None:
+    assert health_outcome(raw) == outcome
+
+
+def test_error_answers_are_json_rpc_with_retry_after() -> None:
+    raw = answers.error_response(503, "instance 'x' gone", decision="instance_gone", retryable=False, instance_id="x", request_id="r1", retry_after_seconds=2)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable") and b"retry-after: 2" in head and b"content-type: application/json" in head
+    assert json.loads(body) == {"id": "r1", "error": {"code": -32000, "message": "instance 'x' gone", "data": {"decision": "instance_gone", "retryable": False, "instance_id": "x"}}, "jsonrpc": "2.0"}
+    assert f"content-length: {len(body)}".encode() in head
+
+
+def test_request_id_of_a_body() -> None:
+    assert answers.request_id_of(b'{"jsonrpc":"2.0","id":7,"method":"components/execute","params":{}}') == 7
+    assert answers.request_id_of(b'{"jsonrpc":"2.0","id":7,"result":{}}') is None
+    assert answers.request_id_of(b"garbage") is None
+
+
+def test_settings_from_flags_and_environment() -> None:
+    config = load(["--upstream", "svc.local:8080", "--refresh-seconds", "0.5"], {"DNS_SERVER": "10.0.0.10", "LISTEN": "127.0.0.1:9000", "MAX_ATTEMPTS": "5"})
+    assert (config.upstream.host, config.upstream.port) == ("svc.local", 8080)
+    assert (config.dns_server.host, config.dns_server.port) == ("10.0.0.10", 53)  # type: ignore[union-attr]
+    assert str(config.listen) == "127.0.0.1:9000" and config.refresh_seconds == 0.5 and config.max_attempts == 5
+    assert load(["--upstream", "s:1", "--metrics-listen", "off"], {}).metrics_listen is None
+
+
+@pytest.mark.parametrize("text", ["no-port", "host:notaport", ":80", "host:70000"])
+def test_bad_host_port_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        parse_host_port(text)
+
+
+def test_missing_upstream_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        load([], {})
+    assert "--upstream" in capsys.readouterr().err
