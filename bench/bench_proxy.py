@@ -1,12 +1,14 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 5] [--connections 1,16,64]
+    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 3] [--connections 1,16,64]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
 metrics on, as shipped) and HAProxy (Debian package, round-robin over the same pods,
 config written to a temp dir), then drives each with ``wrk`` posting the same
 ``components/execute`` of ``/double``. Prints req/s, p50 and p99 per target and
-connection count, the throughput ratio ours/HAProxy and the p50 each proxy adds.
+connection count, the throughput ratio ours/HAProxy and the p50 each proxy adds; then
+the SSE first-event latency (a new connection per stream, as the runtime makes, POST of
+``store_and_retrieve_blob`` until its first event arrives) for each target.
 Needs the ``haproxy`` and ``wrk`` Debian packages.
 """
 
@@ -15,9 +17,12 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +91,37 @@ def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path)
     return Result(target, connections, rps, p50, p99, errors)
 
 
+SSE_BODY = BODY.replace('"/double","input":{"value":3}', '"/store_and_retrieve_blob","input":{"data":{"k":1}}').encode()
+
+
+def first_event_ms(host: str, port: int, samples: int) -> tuple[float, float]:
+    """p50 and p99 of the time from connecting to the first SSE event of a stream."""
+    request = (
+        b"POST / HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n"
+        b"content-length: %d\r\n\r\n%s" % (host.encode(), len(SSE_BODY), SSE_BODY)
+    )
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(request)
+            received = b""
+            while b"\n\n" not in received.partition(b"\r\n\r\n")[2]:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"stream from {host}:{port} ended before its first event: {received!r}")
+                received += chunk
+        timings.append((time.perf_counter() - started) * 1000)
+    quantiles = statistics.quantiles(timings, n=100)
+    return quantiles[49], quantiles[98]
+
+
+def median_of_rounds(url: str, target: str, connections: int, args: argparse.Namespace, script: Path) -> Result:
+    """The machine is shared: each row is the median round by req/s of ``--rounds`` runs."""
+    rounds = sorted((run_wrk(url, target, connections, args.seconds, script) for _ in range(args.rounds)), key=lambda r: r.requests_per_second)
+    return rounds[len(rounds) // 2]
+
+
 def start_haproxy(workdir: Path) -> ManagedProcess:
     servers = "\n".join(f"    server pod{i} {address}:{POD_PORT}" for i, address in enumerate(PODS))
     config = workdir / "haproxy.cfg"
@@ -98,8 +134,10 @@ def start_haproxy(workdir: Path) -> ManagedProcess:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", choices=["upstream", "ours"], default="upstream")
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--sse-samples", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
@@ -126,8 +164,13 @@ def main() -> None:
         }
         for url in targets.values():
             run_wrk(url, "warm-up", 8, 1, script)
-        results = [run_wrk(url, name, c, args.seconds, script) for c in map(int, args.connections.split(",")) for name, url in targets.items()]
-        print_table(results, args.pods, args.seconds)
+        results = [median_of_rounds(url, name, c, args, script) for c in map(int, args.connections.split(",")) for name, url in targets.items()]
+        print_table(results, args)
+        endpoints = {"direct (1 pod)": (PODS[0], POD_PORT), "haproxy": (HOST, HAPROXY_PORT), "ours": (HOST, OURS_PORT)}
+        print(f"\n| SSE first event ({args.sse_samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
+        for name, (host, port) in endpoints.items():
+            p50, p99 = first_event_ms(host, port, args.sse_samples)
+            print(f"| {name} | {p50:.3f} | {p99:.3f} |")
     finally:
         for process in reversed(processes):
             process.stop()
@@ -146,8 +189,8 @@ def _wait_members(port: int, count: int) -> None:
     raise SystemExit("our proxy never saw all pods")
 
 
-def print_table(results: list[Result], pods: str, seconds: int) -> None:
-    print(f"\npods: {pods} x{len(PODS)}, wrk -t1, {seconds}s per row, POST components/execute /double\n")
+def print_table(results: list[Result], args: argparse.Namespace) -> None:
+    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} runs of {args.seconds}s per row, POST components/execute /double\n")
     print(f"| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
     print("|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
