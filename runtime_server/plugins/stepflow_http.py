@@ -205,6 +205,8 @@ class StepflowHttpPlugin:
         except httpx.HTTPError as exc:
             where = stream.describe(self.url) if stream else f"{self.url}, request {execute_id}"
             raise TransportFailed(f"connection to {where} broke: {_describe(exc)}") from None
+        except _CallbackUndelivered as exc:
+            raise TransportFailed(str(exc)) from None
 
     async def _read_stream(self, stream: _Stream, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float) -> Outcome:
         """Read events until the final response; callback answers go out concurrently."""
@@ -224,10 +226,7 @@ class StepflowHttpPlugin:
                             stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, timer, deadline)))
                     timer.reschedule(deadline if stream.answers else min(deadline, loop.time() + idle))
         except BaseExceptionGroup as group:
-            undelivered = group.subgroup(_CallbackUndelivered)
-            if undelivered is None:
-                raise
-            raise TransportFailed(str(undelivered.exceptions[0])) from None
+            raise _first_cause(group) from None
         raise TransportFailed(f"stream from {stream.describe(self.url)} ended without a final response")
 
     def _read_event(self, data: str, stream: _Stream) -> Callback | Outcome | None:
@@ -255,7 +254,6 @@ class StepflowHttpPlugin:
                 metrics.CALLBACKS.labels(_method_label(call.method), "refused").inc()
                 text = response.content[:200].decode("utf-8", "replace")
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {text}")
-            metrics.CALLBACKS.labels(_method_label(call.method), "delivered").inc()
         finally:
             stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
             if not stream.answers and not timer.expired():
@@ -271,6 +269,14 @@ class StepflowHttpPlugin:
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
+
+
+def _first_cause(group: BaseExceptionGroup) -> BaseException:
+    """The one failure that ended a stream: an undelivered answer first, else the reader's own."""
+    chosen: BaseException = group.subgroup(_CallbackUndelivered) or group
+    while isinstance(chosen, BaseExceptionGroup):
+        chosen = chosen.exceptions[0]
+    return chosen
 
 
 def _method_label(method: str) -> str:

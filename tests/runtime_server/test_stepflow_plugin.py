@@ -265,7 +265,7 @@ async def test_accepts_any_standard_sse_framing(scripted: StepflowHttpPlugin) ->
 
 @pytest.mark.anyio
 async def test_plain_text_502_is_a_retriable_transport_failure(scripted: StepflowHttpPlugin) -> None:
-    with pytest.raises(TransportFailed, match="HTTP 502 with no JSON-RPC response: 'Bad Gateway'") as failure:
+    with pytest.raises(TransportFailed, match="HTTP 502: Bad Gateway") as failure:
         await scripted.execute(execute_request("/bad_gateway", {}))
     assert failure.value.retriable
 

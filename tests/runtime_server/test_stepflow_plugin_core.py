@@ -49,10 +49,12 @@ def test_component_error_unwraps_to_component_failed() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "retriable", "message"),
     [
-        (502, b"Bad Gateway", True, "HTTP 502 with no JSON-RPC response"),
         (400, b"<html>", False, "HTTP 400 with no JSON-RPC response"),
         (200, b'{"jsonrpc":"2.0","id":"other","result":{}}', False, "unexpected message"),
         (500, b'{"jsonrpc":"2.0","id":"x","result":{}}', True, "unexpected message"),
+        (502, b'{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"pod failed before answering"}}', True, "HTTP 502: pod failed before answering"),
+        (504, b'{"jsonrpc":"2.0","id":"x","error":{"code":-32000,"message":"pod too slow"}}', True, "HTTP 504: pod too slow"),
+        (502, b"Bad Gateway", True, "HTTP 502: Bad Gateway"),
     ],
 )
 def test_unusable_json_answers(status: int, body: bytes, retriable: bool, message: str) -> None:

@@ -18,6 +18,8 @@ from wire_protocol.messages import ExecuteResult
 
 RETRY_ELSEWHERE_STATUS = 503
 """A pod draining or a proxy with no backend for us: nothing ran, try again."""
+GATEWAY_FAILURES = frozenset({502, 504})
+"""A proxy lost the pod mid-request: whatever its body says, the step may succeed elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def read_event(data: str, execute_id: jsonrpc.RequestId) -> Callback | Outcome |
 
 def read_json_answer(status: int, body: bytes, request_id: jsonrpc.RequestId, where: str) -> jsonrpc.Envelope:
     """A non-streamed answer of any status: the JSON-RPC response to ``request_id``, or a transport failure."""
+    if status in GATEWAY_FAILURES:
+        raise TransportFailed(f"{where} answered HTTP {status}: {_error_text(body)}", retriable=True)
     try:
         envelope = jsonrpc.decode_envelope(body)
     except jsonrpc.ProtocolError:
@@ -75,3 +79,15 @@ def read_json_answer(status: int, body: bytes, request_id: jsonrpc.RequestId, wh
         text = body[:200].decode("utf-8", "replace")
         raise TransportFailed(f"{where} answered HTTP {status} with an unexpected message: {text!r}", retriable=status >= 500)
     return envelope
+
+
+class _ErrorBody(msgspec.Struct):
+    error: jsonrpc.Error
+
+
+def _error_text(body: bytes) -> str:
+    """The message of a JSON-RPC-shaped error body (a proxy's ids may be null), else the raw text."""
+    try:
+        return msgspec.json.decode(body, type=_ErrorBody).error.message
+    except msgspec.MsgspecError:
+        return body[:200].decode("utf-8", "replace")
