@@ -76,7 +76,7 @@ class RuntimeClient:
     def items(self, run_id: str) -> list[dict[str, Any]]:
         answer = self._http.get(f"/runs/{run_id}/items")
         answer.raise_for_status()
-        return answer.json()["results"]
+        return answer.json()["items"]
 
 
 def output_of(run: dict[str, Any]) -> Any:
@@ -162,7 +162,7 @@ def run_demo(runtime_url: str, proxy_metrics: list[str], pod_metrics: list[str],
     for stage in (run_simple, run_bidirectional, run_parallel, run_batch):
         try:
             stage(client, report)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:  # an unexpected answer fails the stage, not the report
             report.check(stage.__name__, False, f"{type(error).__name__}: {error}")
     metrics = scrape(proxy_metrics, pod_metrics) if proxy_metrics or pod_metrics else None
     if metrics is not None and proxy_metrics:

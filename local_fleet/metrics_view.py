@@ -13,7 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 POD_EXECUTIONS = "component_executions_total"
-PROXY_REQUESTS = "proxy_requests_total"
+PROXY_REQUESTS = "affinity_proxy_requests_total"
 
 
 @dataclass

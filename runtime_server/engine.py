@@ -166,6 +166,10 @@ class Engine:
                 outcome, retriable, label = component_failure(step, component, error.message, "error executing user-defined function"), False, "failed"
             except TransportFailed as error:
                 outcome, retriable, label = component_failure(step, component, error.message, "error communicating with the component server"), error.retriable, "transport_error"
+            except Exception as error:  # a plugin bug must fail the step, never leave the run hanging
+                log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
+                message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
+                outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
         metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
         metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
         return outcome, retriable

@@ -25,7 +25,7 @@ from runtime_server.plugins.registry import create_plugins
 from runtime_server.routing import Router
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.ids import new_run_id
-from runtime_server.runs.record import RunRecord, StepState
+from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.sqlite_store import SqliteRunStore, sqlite_path
 from runtime_server.runs.store import MemoryRunStore, RunQuery, RunStore
 from telemetry.logs import log_event
@@ -125,6 +125,11 @@ class Runtime:
             record.status = "failed" if any(isinstance(outcome, Failed) for outcome in record.item_outcomes) else "completed"
         except asyncio.CancelledError:
             record.status = "cancelled"
+        except Exception as error:  # an engine bug fails the run; it must never stay "running"
+            log_event(logger, "run_crashed", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
+            crash = failed(500, f"internal error: {type(error).__name__}: {error}")
+            record.item_outcomes = [crash if outcome is PENDING else outcome for outcome in record.item_outcomes]
+            record.status = "failed"
         finally:
             self._finish(record)
 

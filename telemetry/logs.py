@@ -56,7 +56,7 @@ def configure_logging(service: str, level: str | None = None) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         present = {key: value for key, value in fields.items() if value is not None}
-        logger.log(level, event, extra={_FIELDS: present})
+        logger.log(level, event, extra={_FIELDS: present}, exc_info=exc_info)

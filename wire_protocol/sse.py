@@ -38,10 +38,10 @@ class EventStreamDecoder:
         return self._dispatch(self._lines.decode(text))
 
     def close(self) -> list[str]:
-        """End of stream: per the SSE standard an unterminated last event is discarded."""
+        """End of stream: events the held-back last line completes (a trailing CR) still count;
+        an unterminated last event is discarded, as the SSE standard says."""
         self._text.decode(b"", final=True)
-        self._lines.flush()
-        return []
+        return self._dispatch(self._lines.flush())
 
     def _dispatch(self, lines: list[str]) -> list[str]:
         found: list[str] = []

@@ -217,17 +217,29 @@ class StepflowHttpPlugin:
             async with asyncio.TaskGroup() as answering:
                 timer.reschedule(min(deadline, loop.time() + idle))
                 async for chunk in stream.response.aiter_raw():
-                    for data in decoder.feed(chunk):
-                        event = self._read_event(data, stream)
-                        if isinstance(event, Outcome):
-                            stream.cancel_answers()
-                            return event
-                        if isinstance(event, Callback):
-                            stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, timer, deadline)))
+                    outcome = self._take_events(decoder.feed(chunk), stream, answering, callbacks, timer, deadline)
+                    if outcome is not None:
+                        return outcome
                     timer.reschedule(deadline if stream.answers else min(deadline, loop.time() + idle))
+                outcome = self._take_events(decoder.close(), stream, answering, callbacks, timer, deadline)
+                if outcome is not None:
+                    return outcome
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
         raise TransportFailed(f"stream from {stream.describe(self.url)} ended without a final response")
+
+    def _take_events(
+        self, events: list[str], stream: _Stream, answering: asyncio.TaskGroup, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float
+    ) -> Outcome | None:
+        """Start answering each callback among the events; return the final response if it came."""
+        for data in events:
+            event = self._read_event(data, stream)
+            if isinstance(event, Outcome):
+                stream.cancel_answers()
+                return event
+            if isinstance(event, Callback):
+                stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, timer, deadline)))
+        return None
 
     def _read_event(self, data: str, stream: _Stream) -> Callback | Outcome | None:
         try:

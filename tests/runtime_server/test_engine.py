@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 
 
 class ScriptedPlugin:
-    """Executes ``/ok`` (echo), ``/slow`` (sleeps), ``/flaky`` (fails until attempt N), ``/down`` (transport)."""
+    """Executes ``/ok`` (echo), ``/slow`` (sleeps), ``/flaky`` (fails until attempt N), ``/down`` (transport), ``/buggy`` (raises)."""
 
     name = "scripted"
 
@@ -61,6 +61,8 @@ class ScriptedPlugin:
             raise ComponentFailed(f"attempt {request.attempt} failed")
         if request.component == "/down":
             raise TransportFailed("connection refused", retriable=request.input.get("retriable", True))
+        if request.component == "/buggy":
+            raise KeyError("a bug in the plugin")
         return {"echo": request.input, "attempt": request.attempt}
 
 
@@ -130,6 +132,17 @@ async def test_retriable_transport_failure_reruns_the_step_a_bounded_number_of_t
     plugin.calls.clear()
     await run_flow(runtime, {"steps": [step("d", "/s/down", {"retriable": False})], "output": {"$step": "d"}}, [{}])
     assert len(plugin.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_a_plugin_that_raises_fails_the_step_and_the_run_finishes(tmp_path: Path) -> None:
+    runtime, plugin = make_runtime(tmp_path)
+    flow = {"steps": [step("b", "/s/buggy", {}), step("ok", "/s/ok", {"x": 1})], "output": {"b": {"$step": "b"}, "ok": {"$step": "ok"}}}
+    record = await asyncio.wait_for(run_flow(runtime, flow, [{}]), 5)
+    assert record.status == "failed"
+    assert len(plugin.calls) == 2  # not re-run: a bug is not a transport failure
+    assert "KeyError" in str(record.steps["b"].outcome.error.data)
+    assert record.steps["ok"].outcome == {"echo": {"x": 1}, "attempt": 1}
 
 
 @pytest.mark.anyio
