@@ -1,4 +1,4 @@
-"""Upstream's own flow tests (../shared/conformance) through our REST API.
+"""Upstream's own flow tests (a copy of ../shared/conformance in ``corpus/``) through our REST API.
 
 Each folder's ``stepflow-config.yml`` is the config its flows run under; every
 ``test.cases`` entry must produce exactly the expected FlowResult.
@@ -16,7 +16,7 @@ import yaml
 
 from tests.runtime_server.runtime_process import start_runtime
 
-CORPUS = Path("/work/shared/conformance")
+CORPUS = Path(__file__).resolve().parent / "corpus"
 FOLDERS = {"": "127.0.0.56", "builtins": "127.0.0.57", "empty": "127.0.0.58", "mock": "127.0.0.59"}
 
 

@@ -22,7 +22,7 @@ from tests.support.processes import REPO_ROOT, ManagedProcess, python_process
 
 HUB = "127.0.0.60"
 DNS_PORT = 5360
-WORKFLOWS = Path("/work/shared/demo/workflows")
+WORKFLOWS = REPO_ROOT / "demo" / "workflows"
 
 
 def runtime_config(url: str, **plugin_options: Any) -> str:

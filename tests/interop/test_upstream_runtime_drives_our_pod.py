@@ -21,7 +21,7 @@ from tests.support.upstream_server import remote_plugin_config, start_upstream_s
 
 pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root and iproute2 for a network namespace")
 
-WORKFLOWS = Path(__file__).resolve().parents[3] / "shared" / "demo" / "workflows"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "demo" / "workflows"
 RUNTIME_PORT = 7840
 POD_ADDRESS = "127.0.0.31"
 

@@ -28,7 +28,7 @@ from tests.support.upstream_server import BINARY, remote_plugin_config, start_up
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 PROXY, METRICS, DNS, SERVER_PORT = "127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:5353", 7840
-WORKFLOWS = Path(__file__).resolve().parents[3] / "shared" / "demo" / "workflows"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "demo" / "workflows"
 
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
 

@@ -15,7 +15,7 @@ from runtime_server.flow.scheduler import ItemScope, ready_steps
 from runtime_server.flow.validation import dependencies, validate
 from runtime_server.routing import RouteConfigError, Router, RoutingError
 
-DEMO = Path("/work/shared/demo/workflows")
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "workflows"
 
 DEMO_DEPENDENCIES = {
     "simple-test-workflow.yaml": {"double_it": [], "square_it": ["double_it"], "add_them": ["square_it"]},

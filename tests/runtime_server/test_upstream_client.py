@@ -14,7 +14,7 @@ from stepflow_py.client import StepflowClient
 
 from tests.runtime_server.runtime_process import start_runtime
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance" / "corpus"
 
 
 @pytest.fixture
