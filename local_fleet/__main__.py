@@ -55,8 +55,10 @@ def interact(fleet: LocalFleet) -> None:
                 fleet.scale_pods(arguments[0])
             elif command in ("kill", "stop") and arguments:
                 fleet.stop_pod(arguments[0], hard=command == "kill")
+                fleet.wait_routed()
             elif command == "start" and arguments:
                 fleet.start_pod(arguments[0])
+                fleet.wait_routed()
             elif command == "demo":
                 demo(fleet)
             elif command == "urls":

@@ -6,10 +6,12 @@ its own process group so a kill takes its children too. Output goes to a log fil
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,15 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends SIGKILL when the parent dies, even by SIGKILL,
+    so no pod or proxy outlives the fleet (each child has its own session, so Ctrl-C in a
+    terminal reaches only the parent, which stops the children in order). Linux ties this to
+    the creating thread, so it is armed only for children of the main thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -30,7 +41,7 @@ class ManagedProcess:
     def start(self) -> "ManagedProcess":
         environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT, start_new_session=True)
+        self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT, start_new_session=True, preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None)
         log.close()
         return self
 

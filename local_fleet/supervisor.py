@@ -8,8 +8,11 @@ talks to the proxies). Stopping goes the other way; pods leave DNS before they s
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from local_fleet.dns_server import write_records
 from local_fleet.processes import ManagedProcess, python_process
@@ -95,6 +98,23 @@ class LocalFleet:
         for index in sorted(self.pods, reverse=True):
             if index >= count:
                 self.stop_pod(index)
+        self.wait_routed()
+
+    def wait_routed(self, timeout: float = 15.0) -> None:
+        """Return once every proxy routes new requests to exactly the running pods (discovery is periodic)."""
+        wanted = {self.topology.pod_address(index) for index in self.pods}
+        deadline = time.monotonic() + timeout
+        while self._routed_addresses() != [wanted] * len(self.proxies):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the proxies did not pick up pods {sorted(wanted)} within {timeout}s")
+            time.sleep(0.1)
+
+    def _routed_addresses(self) -> list[set[str]]:
+        routed = []
+        for index in range(len(self.proxies)):
+            view = httpx.get(f"{self.topology.proxy_url(index)}/proxy/membership", timeout=2.0).json()
+            routed.append({member["address"] for member in view["members"] if member["state"] == "active"})
+        return routed
 
     def urls(self) -> dict[str, str]:
         shown = {"runtime API": f"{self.topology.runtime_url}/api/v1", "runtime metrics": self.topology.runtime_metrics_url}

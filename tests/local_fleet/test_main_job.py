@@ -1,0 +1,132 @@
+"""The README's main job, as a user runs it: ``python -m local_fleet run`` and ``up``.
+
+Real processes on the cluster's loopback topology (DNS 127.0.0.2, runtime 127.0.0.3,
+pods 127.0.0.11-13, proxies 127.0.0.21-22). What is checked is what the user sees: the
+report, the exit code, and that nothing is left listening afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from local_fleet.topology import METRICS_PORT, POD_PORT, Topology
+from tests.support.processes import REPO_ROOT
+
+TOPOLOGY = Topology()
+LISTENERS = [
+    (TOPOLOGY.runtime_address, TOPOLOGY.runtime_port),
+    *[(TOPOLOGY.pod_address(index), port) for index in range(TOPOLOGY.pods) for port in (POD_PORT, METRICS_PORT)],
+    *[(TOPOLOGY.proxy_address(index), port) for index in range(TOPOLOGY.proxies) for port in (POD_PORT, METRICS_PORT)],
+]
+
+
+def fleet_command(mode: str, work_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "local_fleet", mode, "--work-dir", str(work_dir)]
+
+
+def still_listening() -> list[tuple[str, int]]:
+    found = []
+    for address in LISTENERS:
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(address) == 0:
+                found.append(address)
+    return found
+
+
+def wait_until_quiet(timeout: float = 10.0) -> list[tuple[str, int]]:
+    deadline = time.monotonic() + timeout
+    while (listening := still_listening()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return listening
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60.0) -> str:
+    """Collect stdout lines until one contains ``marker`` (the fleet prints its URLs when up)."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"never printed {marker!r}; output so far:\n{''.join(seen)}")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Ends the fleet even if a test failed half-way; its children die with it (PDEATHSIG)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def quiet_topology() -> None:
+    busy = still_listening()
+    if busy:
+        pytest.fail(f"the local fleet's addresses are already in use: {busy}")
+
+
+@pytest.mark.timeout(120)
+def test_run_brings_the_fleet_up_runs_the_demo_reports_and_cleans_up(tmp_path: Path, quiet_topology: None) -> None:
+    done = subprocess.run(fleet_command("run", tmp_path), cwd=REPO_ROOT, capture_output=True, text=True, timeout=110)
+    report = done.stdout
+    assert done.returncode == 0, report + done.stderr[-3000:]
+    assert "demo passed" in report
+    assert "0 failed" in report
+    executions = [line.split() for line in report.splitlines() if line.strip().startswith("127.0.0.1")]
+    assert sorted(row[0] for row in executions) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+    assert all(float(row[1]) > 0 for row in executions), "every pod took part"
+    assert "[ok] every callback pinned to its pod" in report
+    assert wait_until_quiet() == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topology: None, stop_signal: signal.Signals) -> None:
+    process = subprocess.Popen(fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        urls = read_until(process, "commands:")
+        assert TOPOLOGY.runtime_url in urls
+        assert all(address in still_listening() for address in LISTENERS)
+        process.send_signal(stop_signal)
+        process.wait(30)
+        assert wait_until_quiet() == []
+    finally:
+        stop(process)
+
+
+@pytest.mark.timeout(120)
+def test_a_fleet_killed_outright_leaves_nothing_behind(tmp_path: Path, quiet_topology: None) -> None:
+    process = subprocess.Popen(fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    read_until(process, "commands:")
+    stop(process)  # SIGKILL: no chance to clean up in Python
+    assert wait_until_quiet() == []
+
+
+@pytest.mark.timeout(120)
+def test_up_survives_a_killed_pod_and_scales(tmp_path: Path, quiet_topology: None) -> None:
+    process = subprocess.Popen(fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdin is not None
+    try:
+        read_until(process, "commands:")
+        process.stdin.write("kill 1\nscale 4\ndemo\nquit\n")
+        process.stdin.flush()
+        report = read_until(process, "demo ")
+        assert "demo passed" in report, report
+        assert "127.0.0.14" in report, "the pod added by 'scale 4' took work"
+        assert process.wait(30) == 0
+        assert wait_until_quiet() == []
+    finally:
+        stop(process)
