@@ -156,6 +156,7 @@ class Engine:
             observability=Observability(span.trace_id, span.span_id, run.record.run_id, run.record.flow_id, step.id),
             callbacks=run.callbacks,
             traceparent=span.traceparent(),
+            tracestate=span.tracestate(),
         )
         started = time.perf_counter()
         async with run.limiter:

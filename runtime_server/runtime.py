@@ -29,7 +29,7 @@ from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.sqlite_store import SqliteRunStore, sqlite_path
 from runtime_server.runs.store import MemoryRunStore, RunQuery, RunStore
 from telemetry.logs import log_event
-from telemetry.trace import new_trace
+from telemetry.trace import run_trace
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Runtime:
     ) -> RunRecord:
         """Create a run and start it; the returned record is live until the run ends."""
         run_id = new_run_id()
-        trace = new_trace()
+        trace = run_trace(run_id, parent.trace_id if parent else None)
         record = RunRecord(
             run_id=run_id,
             flow_id=prepared.flow_id,

@@ -40,6 +40,7 @@ class ExecuteRequest:
     observability: Observability
     callbacks: Callbacks
     traceparent: str | None = None
+    tracestate: str | None = None
     deadline_seconds: float | None = None
     """Total time allowed for this execution (None: the plugin's own default)."""
 

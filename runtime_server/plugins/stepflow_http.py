@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import logging
 import os
-import time
 from typing import Any
 
 import httpx
@@ -52,6 +51,11 @@ class _Stream:
         self.instance_id = response.headers.get(headers.INSTANCE_ID) or None
         self.answers: set[asyncio.Task[None]] = set()
 
+    def trace_headers(self) -> dict[str, str]:
+        """The execute request's trace context: its callback answers belong to the same step span."""
+        sent = self.response.request.headers
+        return {name: sent[name] for name in (headers.TRACEPARENT, headers.TRACESTATE) if name in sent}
+
     def cancel_answers(self) -> None:
         """The component finished: answers still on their way are no longer awaited by anyone."""
         for task in self.answers:
@@ -74,8 +78,6 @@ class StepflowHttpPlugin:
         self._initialized = False
         self._last_error: str | None = None
         self._initializer: asyncio.Task[None] | None = None
-        self._calls = {outcome: metrics.COMPONENT_CALLS.labels(name, outcome) for outcome in ("success", "failed", "transport_error")}
-        self._call_duration = metrics.COMPONENT_CALL_DURATION.labels(name)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -140,21 +142,12 @@ class StepflowHttpPlugin:
     # -- execute -----------------------------------------------------------------------
 
     async def execute(self, request: ExecuteRequest) -> Any:
-        started = time.perf_counter()
-        outcome = "transport_error"
+        """One execution; the engine counts it in the metrics (counting here too would double it)."""
         try:
-            output = await self._execute(request)
-            outcome = "success"
-            return output
-        except ComponentFailed:
-            outcome = "failed"
-            raise
+            return await self._execute(request)
         except TransportFailed as exc:
             log_event(logger, "execute_transport_failed", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id, attempt=request.attempt, error=exc.message)
             raise
-        finally:
-            self._calls[outcome].inc()
-            self._call_duration.observe(time.perf_counter() - started)
 
     async def _execute(self, request: ExecuteRequest) -> Any:
         loop = asyncio.get_running_loop()
@@ -166,6 +159,8 @@ class StepflowHttpPlugin:
         request_headers = dict(headers.REQUEST_HEADERS)
         if request.traceparent:
             request_headers[headers.TRACEPARENT] = request.traceparent
+        if request.tracestate:
+            request_headers[headers.TRACESTATE] = request.tracestate
         retries = 0
         while True:
             try:
@@ -253,7 +248,7 @@ class StepflowHttpPlugin:
         """Answer one callback and deliver the answer to the pod that asked (202 or the step is lost)."""
         try:
             answer = await answer_callback(callbacks, call)
-            answer_headers = dict(headers.REQUEST_HEADERS)
+            answer_headers = {**headers.REQUEST_HEADERS, **stream.trace_headers()}
             if stream.instance_id:
                 answer_headers[headers.INSTANCE_ID] = stream.instance_id
             what = f"answer to {call.method} {call.request_id!r} for {stream.describe(self.url)}"
