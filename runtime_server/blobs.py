@@ -1,5 +1,9 @@
 """Content-addressed blobs (flows and data): the id is the SHA-256 of the compact JSON.
 
+The JSON is spelled as upstream's serde_json spells it, so ids match theirs byte for byte:
+keys in the order received, a positive exponent with its sign (``1e+16``), and an integer
+beyond 64 bits as the float it becomes there (tests/interop/test_flow_ids_match_upstream.py).
+
 Blobs are kept as their JSON bytes (what was hashed), decoded on read. Memory by default;
 SQLite alongside the SQLite run store so flows survive a restart too.
 """
@@ -16,6 +20,11 @@ import msgspec
 BLOB_TYPES = ("data", "flow")
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 _encoder = msgspec.json.Encoder()
+# A digit, "e", a digit (a positive exponent, or just text) or 20 digits in a row (maybe a
+# >64-bit integer): only then is the tree walked to respell numbers.
+_MAYBE_SPELLED_UNLIKE_UPSTREAM = re.compile(rb"\de\d|\d{20}")
+_SERDE_INTEGERS = range(-(2**63), 2**64)
+_FLOAT_INTEGERS = range(-(2**1024) + 1, 2**1024)
 
 
 def is_blob_id(value: Any) -> bool:
@@ -23,8 +32,31 @@ def is_blob_id(value: Any) -> bool:
 
 
 def encode_blob(data: Any) -> tuple[str, bytes]:
+    """(blob id, the JSON bytes hashed): upstream's spelling, see the module docstring."""
     body = _encoder.encode(data)
+    if _MAYBE_SPELLED_UNLIKE_UPSTREAM.search(body):
+        body = _encoder.encode(_upstream_numbers(data))
     return hashlib.sha256(body).hexdigest(), body
+
+
+def _upstream_numbers(value: Any) -> Any:
+    """``value`` with each number msgspec spells unlike serde_json replaced by serde_json's text."""
+    if isinstance(value, dict):
+        return {key: _upstream_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_upstream_numbers(item) for item in value]
+    if isinstance(value, float):
+        return _upstream_float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _SERDE_INTEGERS and value in _FLOAT_INTEGERS:
+        return _upstream_float(float(value))
+    return value
+
+
+def _upstream_float(value: float) -> Any:
+    text = _encoder.encode(value)
+    if b"e" in text and b"e-" not in text:
+        return msgspec.Raw(text.replace(b"e", b"e+"))
+    return value
 
 
 class BlobStore(Protocol):

@@ -14,6 +14,13 @@ class NotAFlow(LookupError):
     pass
 
 
+def upstream_form(flow_json: dict[str, Any]) -> dict[str, Any]:
+    """The normalised flow as upstream hashes and serves it: an empty ``steps`` list is left out."""
+    if flow_json.get("steps") == []:
+        return {key: value for key, value in flow_json.items() if key != "steps"}
+    return flow_json
+
+
 class FlowCatalog:
     def __init__(self, blobs: BlobStore, cache_size: int = 1024) -> None:
         self._blobs = blobs
@@ -29,7 +36,7 @@ class FlowCatalog:
         if flow_id is not None and flow_id in self._prepared:
             return self._prepared[flow_id]
         flow = parse_flow(flow_data)
-        flow_json = flow.to_json()
+        flow_json = upstream_form(flow.to_json())
         flow_id, _ = encode_blob(flow_json)
         prepared = self._prepared.get(flow_id) or prepare(flow_id, flow, flow_json)
         self._remember(raw_id, prepared)

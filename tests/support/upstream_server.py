@@ -7,10 +7,14 @@ It binds every interface: start it only inside ``netns.inside_new_netns()``. It 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import stepflow_orchestrator
 
+from tests.runtime_server.runtime_process import start_runtime
 from tests.support.processes import ManagedProcess
 
 BINARY = Path(stepflow_orchestrator.__file__).parent / "bin" / "stepflow-server"
@@ -38,3 +42,30 @@ def start_upstream_server(config_yaml: str, port: int, log_dir: Path) -> Managed
     )
     server.start().wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", timeout=30)
     return server
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The API base URLs of upstream's server and ours, started with the same config."""
+
+    upstream: str
+    ours: str
+
+    def both(self) -> dict[str, str]:
+        return {"upstream": self.upstream, "ours": self.ours}
+
+
+@contextlib.contextmanager
+def both_servers(config_yaml: str, log_dir: Path, upstream_port: int = 7840, our_port: int = 7841) -> Iterator[Servers]:
+    """Upstream's server and ours side by side on 127.0.0.1: start them inside a namespace of your own."""
+    config_path = log_dir / f"runtime-config-{our_port}.yml"
+    config_path.write_text(config_yaml)
+    upstream = start_upstream_server(config_yaml, upstream_port, log_dir)
+    try:
+        ours, our_api = start_runtime(config_path, "127.0.0.1", log_dir, port=our_port)
+        try:
+            yield Servers(f"http://127.0.0.1:{upstream_port}/api/v1", our_api)
+        finally:
+            ours.stop()
+    finally:
+        upstream.stop()
