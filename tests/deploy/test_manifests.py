@@ -31,7 +31,7 @@ def test_every_object_is_valid_kubernetes(rendered):
 def test_the_fleet_is_all_there(rendered):
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
-        ["Namespace", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
+        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
         + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"]
     )
 
