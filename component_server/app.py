@@ -192,6 +192,7 @@ class ComponentApp:
             flow_id=observability.flow_id,
             step_id=observability.step_id,
             trace_id=trace.trace_id if trace else observability.trace_id,
+            span_id=trace.span_id if trace else observability.span_id,
             error=answer.error,
         )
         if self._drained is not None and self.admission.idle:
