@@ -182,7 +182,7 @@ def submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not inputs:
         print("no inputs: nothing submitted", file=err)
         return 0
-    api = Api(api_base(args.url), os.environ.get("STEPFLOW_API_TOKEN"), args.timeout)
+    api = Api(api_base(args.url), args.token or os.environ.get("STEPFLOW_API_TOKEN"), args.timeout)
     try:
         started = time.monotonic()
         body: dict[str, Any] = {"flowId": _store_flow(api, flow, err), "input": inputs, "wait": False}
@@ -231,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
     cmd = commands.add_parser("submit", help="run a flow on one input or a batch of inputs")
     cmd.add_argument("--url", default="http://localhost:7840", help="the runtime (any path is ignored)")
+    cmd.add_argument("--token", help="bearer token of the runtime API (default: $STEPFLOW_API_TOKEN)")
     cmd.add_argument("--flow", required=True, help="flow file, YAML or JSON")
     given = cmd.add_mutually_exclusive_group()
     given.add_argument("--input-json", help="one input as JSON")
