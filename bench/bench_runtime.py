@@ -27,11 +27,12 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.raw_http import RawConnection  # noqa: E402
 from tests.support.netns import inside_new_netns, netns_available  # noqa: E402
 from tests.support.processes import python_process  # noqa: E402
 from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
-ADDRESS = "127.0.0.51"
+ADDRESS = "127.0.0.185"
 PORT = 7850
 UPSTREAM_PORT = 7851
 UPSTREAM_CONFIG = 'plugins:\n  builtin:\n    type: builtin\nroutes:\n  "/{*component}":\n    - plugin: builtin\n'
@@ -45,28 +46,6 @@ FLOW = {
     "output": {"$step": "get", "path": "data"},
 }
 INPUT = {"text": "hello"}
-
-
-class RawConnection:
-    """A minimal keep-alive HTTP/1.1 client: httpx costs more CPU than the server it measures."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-
-    @classmethod
-    async def open(cls, address: str, port: int) -> "RawConnection":
-        return cls(*await asyncio.open_connection(address, port))
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        head = f"POST {path} HTTP/1.1\r\nHost: {ADDRESS}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        self._writer.write(head.encode() + body)
-        status_line, *header_lines = (await self._reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
-        length = next(int(line.split(":", 1)[1]) for line in header_lines if line.lower().startswith("content-length:"))
-        return int(status_line.split()[1]), await self._reader.readexactly(length)
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 async def _client_loop(target: tuple[str, int], flow_id: str, deadline: float, latencies: list[float]) -> None:
@@ -107,7 +86,7 @@ def throughput_table(seconds: float, with_upstream: bool) -> None:
     """Ours and (inside a private network namespace) upstream's stepflow-server, alternately."""
     with tempfile.TemporaryDirectory() as log_dir, contextlib.ExitStack() as stack:
         if with_upstream:
-            stack.enter_context(inside_new_netns("sfbench"))
+            stack.enter_context(inside_new_netns("perf-bench"))
         ours = python_process("bench-runtime", ["-m", "runtime_server", "--host", ADDRESS, "--port", str(PORT), "--metrics-port", "0"], Path(log_dir), {"LOG_LEVEL": "warning"})
         ours.start().wait_healthy(f"http://{ADDRESS}:{PORT}/api/v1/health")
         stack.callback(ours.stop)

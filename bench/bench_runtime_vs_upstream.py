@@ -1,112 +1,159 @@
-"""Our runtime against upstream ``stepflow-server`` 0.9.0, on the same pod, in one run.
+"""Our runtime against upstream ``stepflow-server`` 0.9.0 on the demo's fleet, in one run.
 
-    python bench/bench_runtime_vs_upstream.py [--seconds 4] [--pod ours|upstream]
+    python bench/bench_runtime_vs_upstream.py [--seconds 3] [--rounds 3] [--pod ours|upstream]
 
 Needs root: upstream binds every interface, so everything runs inside a fresh network
-namespace with only loopback (tests/support/netns.py). One demo pod on 127.0.0.61:8080;
-our runtime on 127.0.0.60:7870 and upstream on port 7871, both with the demo config
-pointing straight at the pod. Closed-loop clients post ``POST /api/v1/runs`` (wait) at
-concurrency 8 and 32, alternating runtimes per cell; prints runs/s, p50, p99 and ours/theirs.
+namespace (``perf-*``) with only loopback (tests/support/netns.py). The demo's topology:
+a DNS server, three pods behind one affinity proxy (tests/e2e/fleet.py); our runtime and
+upstream's both use the demo config pointing at that proxy. The same raw keep-alive client
+(bench/raw_http.py) posts ``POST /api/v1/runs`` (wait) in closed loops at concurrency 8 and
+32 and checks every result. Rounds alternate between the runtimes; each side's median
+round is reported, with the runtime process's CPU per run (user + system).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime_server.plugins.remote.transport import HttptoolsTransport  # noqa: E402
-from tests.e2e.fleet import WORKFLOWS, runtime_config, start_runtime  # noqa: E402
+from bench.raw_http import RawConnection  # noqa: E402
+from tests.e2e.fleet import HUB, WORKFLOWS, Fleet, runtime_config, start_dns  # noqa: E402
 from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
+from tests.support.processes import ManagedProcess  # noqa: E402
 from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
-POD = "127.0.0.61"
-OURS, THEIRS = "http://127.0.0.60:7870", "http://127.0.0.1:7871"
-FLOWS = {"simple": ("simple-test-workflow.yaml", {"value": 3}), "bidirectional": ("bidirectional-test-workflow.yaml", {"data": {"k": 1}})}
-MAX_RUNS_PER_CELL = 100_000
-HUNG = (0.0, float("nan"), float("nan"))
+PODS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
+PROXY_PORT, OURS_PORT, THEIRS_PORT = 8090, 7870, 7871
+FLOWS = {  # name: (file, item, fields the result must have)
+    "simple": ("simple-test-workflow.yaml", {"value": 3}, {"original": 3, "doubled": 6, "squared": 36, "sum": 39}),
+    "bidirectional": ("bidirectional-test-workflow.yaml", {"data": {"k": 1}}, {"retrieved_data": {"k": 1}}),
+}
+RUN_TIMEOUT = 10.0
+"""Longer than any run takes here; upstream leaves a run unanswered forever when a callback answer is lost."""
 
 
-class Hung(Exception):
-    """A run never answered (30 s): upstream does this when a callback answer is lost."""
+@dataclass
+class Side:
+    name: str
+    address: tuple[str, int]
+    process: ManagedProcess
+    flow_ids: dict[str, str]
 
 
-async def drive(url: str, flow_id: str, item: Any, concurrency: int, seconds: float) -> tuple[float, float, float]:
+@dataclass
+class Round:
+    runs_per_second: float
+    latencies: list[float]
+    cpu_us_per_run: float
+    hung: bool = False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (and its finished children), from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Round:
+    _, item, expected = FLOWS[flow]
+    body = msgspec.json.encode({"flowId": side.flow_ids[flow], "input": [item]})
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, transport=HttptoolsTransport(), timeout=30) as client:
-        body = {"flowId": flow_id, "input": [item]}
-        stop = time.perf_counter() + seconds
+    stop = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            while time.perf_counter() < stop and len(latencies) < MAX_RUNS_PER_CELL:
+    async def worker() -> None:
+        connection = await RawConnection.open(*side.address)
+        try:
+            while time.perf_counter() < stop:
                 started = time.perf_counter()
-                try:
-                    answer = (await client.post("/api/v1/runs", json=body)).json()
-                except httpx.ReadTimeout:
-                    raise Hung(url) from None
-                if answer.get("status") != "completed":
-                    raise RuntimeError(f"{url}: run did not complete: {answer}")
+                status, answer = await asyncio.wait_for(connection.post("/api/v1/runs", body), RUN_TIMEOUT)
+                run = msgspec.json.decode(answer)
+                result = run.get("result", {}).get("result") or {}
+                if status != 200 or run.get("status") != "completed" or any(result.get(key) != value for key, value in expected.items()):
+                    raise RuntimeError(f"{side.name}: run did not complete as expected: {status} {answer[:300]!r}")
                 latencies.append(time.perf_counter() - started)
+        finally:
+            connection.close()
 
-        began = time.perf_counter()
+    cpu_before, began = cpu_seconds(side.process.pid), time.perf_counter()
+    try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return len(latencies) / elapsed, statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000
+    except TimeoutError:
+        return Round(0.0, [], float("nan"), hung=True)
+    elapsed, cpu = time.perf_counter() - began, cpu_seconds(side.process.pid) - cpu_before
+    return Round(len(latencies) / elapsed, latencies, cpu / max(1, len(latencies)) * 1e6)
 
 
-def measure(url: str, flow_id: str, item: Any, concurrency: int, seconds: float) -> tuple[float, float, float]:
-    """Warm up, then measure; a hung run reports zero runs/s instead of ending the benchmark."""
-    try:
-        asyncio.run(drive(url, flow_id, item, concurrency, 0.5))
-        return asyncio.run(drive(url, flow_id, item, concurrency, seconds))
-    except Hung:
-        return HUNG
-
-
-def store(url: str, flow_file: str) -> str:
+def store(side: Side, flow_file: str) -> str:
     flow = yaml.safe_load((WORKFLOWS / flow_file).read_text())
-    return httpx.post(f"{url}/api/v1/flows", json={"flow": flow}, timeout=10).json()["flowId"]
+    return httpx.post(f"http://{side.address[0]}:{side.address[1]}/api/v1/flows", json={"flow": flow}, timeout=10).json()["flowId"]
 
 
-def run(seconds: float, pod_kind: str, log_dir: Path) -> None:
-    started = [start_pod(pod_kind, POD, log_dir)]
+def cells(rounds: list[Round]) -> str:
+    """The median round by runs/s: runs/s, p50 and p99 ms, CPU µs per run."""
+    if any(r.hung for r in rounds):
+        return "hung | | | "
+    median = sorted(rounds, key=lambda r: r.runs_per_second)[len(rounds) // 2]
+    quantiles = statistics.quantiles(median.latencies, n=100)
+    return f"{median.runs_per_second:.0f} | {quantiles[49] * 1000:.1f} | {quantiles[98] * 1000:.1f} | {median.cpu_us_per_run:.0f}"
+
+
+def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int) -> str:
+    results: dict[str, list[Round]] = {side.name: [] for side in sides}
+    for _ in range(rounds):
+        for side in sides:
+            asyncio.run(drive(side, flow, concurrency, 0.3))  # warm connections and caches
+            results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds)))
+    ours, theirs = (statistics.median(r.runs_per_second for r in results[side.name]) for side in sides)
+    any_hung = any(r.hung for side_rounds in results.values() for r in side_rounds)
+    ratio = "—" if any_hung or not theirs else f"**{ours / theirs:.2f}x**"
+    return f"| {flow} | {concurrency} | {cells(results['ours'])} | {cells(results['upstream'])} | {ratio} |"
+
+
+def run(seconds: float, rounds: int, pod_kind: str, log_dir: Path) -> None:
+    dns, records = start_dns(log_dir)
+    fleet = Fleet(pod_kind, PODS, PROXY_PORT, OURS_PORT, log_dir)
+    upstream: ManagedProcess | None = None
     try:
-        url = f"http://{POD}:8080"
-        started.append(start_runtime(runtime_config(url), 7870, log_dir))
-        started.append(start_upstream_server(runtime_config(url), 7871, log_dir))
-        print(f"pod: {pod_kind}, {seconds}s per cell, closed loop\n")
-        print(f"{'flow':14} {'conc':>4}  {'ours runs/s':>11} {'p50 ms':>7} {'p99 ms':>7}  {'upstream runs/s':>15} {'p50 ms':>7} {'p99 ms':>7}  {'ours/theirs':>11}")
-        for name, (flow_file, item) in FLOWS.items():
-            ids = {OURS: store(OURS, flow_file), THEIRS: store(THEIRS, flow_file)}
+        fleet.start(records)
+        upstream = start_upstream_server(runtime_config(f"http://{HUB}:{PROXY_PORT}"), THEIRS_PORT, log_dir)
+        sides = [Side("ours", (HUB, OURS_PORT), fleet.processes[-1], {}), Side("upstream", ("127.0.0.1", THEIRS_PORT), upstream, {})]
+        for side in sides:
+            side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
+        print(f"{len(PODS)} {pod_kind} pods behind one affinity proxy; {rounds} alternating rounds of {seconds}s per cell, median round\n")
+        print("| flow | conc | ours runs/s | p50 ms | p99 ms | CPU µs/run | upstream runs/s | p50 ms | p99 ms | CPU µs/run | ours/upstream |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for flow in FLOWS:
             for concurrency in (8, 32):
-                ours = measure(OURS, ids[OURS], item, concurrency, seconds)
-                theirs = measure(THEIRS, ids[THEIRS], item, concurrency, seconds)
-                ratio = f"{ours[0] / theirs[0]:10.2f}x" if theirs[0] else "  theirs hung"
-                print(f"{name:14} {concurrency:>4}  {ours[0]:11.0f} {ours[1]:7.1f} {ours[2]:7.1f}  {theirs[0]:15.0f} {theirs[1]:7.1f} {theirs[2]:7.1f}  {ratio}")
+                print(compare(sides, flow, concurrency, seconds, rounds), flush=True)
     finally:
-        for process in reversed(started):
-            process.stop()
+        if upstream is not None:
+            upstream.stop()
+        fleet.stop()
+        dns.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round (at most 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side and cell (at most 9)")
     parser.add_argument("--pod", choices=["ours", "upstream"], default="ours")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as logs, inside_new_netns("sfbench"):
-        run(min(args.seconds, 30.0), args.pod, Path(logs))
+    with tempfile.TemporaryDirectory() as logs, inside_new_netns("perf-bench"):
+        run(min(args.seconds, 30.0), min(max(args.rounds, 1), 9), args.pod, Path(logs))
 
 
 if __name__ == "__main__":
