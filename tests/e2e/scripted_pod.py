@@ -11,6 +11,12 @@ returns their answers; ``/silent`` SSE that never says anything; ``/no_final`` S
 that ends without the final response; ``/odd_framing`` SSE in CRLF framing, without the
 space after ``data:``, a multi-byte character split across chunks; ``/bad_gateway`` a
 plain-text 502 like a proxy's.
+
+Behind a proxy: ``GET /health`` names the pod's ``instance_id``. A pod with ``vanish`` set
+plays one that dies while it works: the moment an execute arrives its health probes fail
+(so the proxy drops it); its stream waits for ``released``, then either carries on
+(``"keep_stream"``: its callback answers now meet the proxy's 503 for a gone instance) or
+is cut without a final chunk (``"reset_stream"``: the connection dies mid-step).
 """
 
 from __future__ import annotations
@@ -31,16 +37,24 @@ from starlette.routing import Route
 INSTANCE_ID = "scripted-pod-0001"
 
 
+RELEASE_WAIT_SECONDS = 30.0
+
+
 class ScriptedPod:
-    def __init__(self, host: str, port: int = 8080) -> None:
+    def __init__(self, host: str, port: int = 8080, instance_id: str = INSTANCE_ID) -> None:
         self.host = host
         self.port = port
+        self.instance_id = instance_id
+        self.vanish: str | None = None
+        self.vanished = False
+        self.released = threading.Event()
         self.received: list[tuple[dict[str, str], Any]] = []
         self.client_ports: set[int] = set()
         self.busy_left = 0
         self.refuse_answers = False
         self._pending: dict[Any, asyncio.Future[Any]] = {}
-        self._server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/", self._post, methods=["POST"])]), host=host, port=port, log_level="warning", lifespan="off"))
+        app = Starlette(routes=[Route("/", self._post, methods=["POST"]), Route("/health", self._health, methods=["GET"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
@@ -66,6 +80,11 @@ class ScriptedPod:
     def callback_answers(self) -> list[tuple[dict[str, str], Any]]:
         return [(h, m) for h, m in self.received if "method" not in m]
 
+    async def _health(self, request: Request) -> Response:
+        if self.vanished:
+            return Response(b"gone", 500, media_type="text/plain")
+        return _json({"status": "healthy", "instanceId": self.instance_id})
+
     async def _post(self, request: Request) -> Response:
         message = msgspec.json.decode(await request.body())
         self.received.append((dict(request.headers), message))
@@ -78,6 +97,7 @@ class ScriptedPod:
         if method == "initialized":
             return Response(b'""', 202, media_type="application/json")
         params = message["params"]
+        self.vanished = self.vanish is not None
         return await getattr(self, "_" + params["component"].strip("/"))(message["id"], params, request)
 
     def _take_answer(self, message: Any) -> Response:
@@ -106,6 +126,7 @@ class ScriptedPod:
 
     async def _ask(self, request_id: Any, params: Any, request: Request) -> Response:
         async def events() -> AsyncIterator[bytes]:
+            await self._play_vanishing()
             answers = []
             for number, (method, call_params) in enumerate(params["input"]["calls"]):
                 callback_id = f"cb-{request_id}-{number}"
@@ -115,7 +136,16 @@ class ScriptedPod:
                 answers.append(await waiter)
             yield _event({"jsonrpc": "2.0", "id": request_id, "result": {"output": {"answers": answers}}})
 
-        return _sse(events())
+        return _sse(events(), self.instance_id)
+
+    async def _play_vanishing(self) -> None:
+        if self.vanish is None:
+            return
+        deadline = time.monotonic() + RELEASE_WAIT_SECONDS
+        while not self.released.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self.vanish == "reset_stream":
+            raise ConnectionResetError(f"scripted pod {self.instance_id} died mid-step")
 
     async def _silent(self, request_id: Any, params: Any, request: Request) -> Response:
         async def events() -> AsyncIterator[bytes]:
@@ -150,5 +180,5 @@ def _event(message: Any) -> bytes:
     return b"data: " + msgspec.json.encode(message) + b"\n\n"
 
 
-def _sse(events: AsyncIterator[bytes]) -> Response:
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Stepflow-Instance-Id": INSTANCE_ID})
+def _sse(events: AsyncIterator[bytes], instance_id: str = INSTANCE_ID) -> Response:
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Stepflow-Instance-Id": instance_id})
