@@ -55,7 +55,6 @@ class _Connection(asyncio.Protocol):
         self.headers_done = False
         self.keep_alive = False
         self.complete = False
-        self.received_any = False
         self.error: Exception | None = None
         self._chunks: list[bytes] = []
 
@@ -64,7 +63,6 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport subclasses
 
     def data_received(self, data: bytes) -> None:
-        self.received_any = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -165,15 +163,12 @@ class HttptoolsTransport(httpx.AsyncBaseTransport):
         host = request.url.host
         port = request.url.port or 80
         head = _request_head(request)
-        connection = self._reusable(host, port)
-        if connection is not None:
-            try:
-                return await self._exchange(connection, head, body, timeouts)
-            except httpx.RemoteProtocolError:
-                if connection.received_any:
-                    raise
-                # The server closed this idle connection before reading our request: nothing ran.
-        return await self._exchange(await self._connect(host, port, timeouts.get("connect")), head, body, timeouts)
+        # A request written to a connection that then drops is never sent again here, even when no
+        # byte came back: a proxy may have passed it on before dying, so it may have run. The
+        # plugin reports that as a broken connection and the engine runs the step again with the
+        # next attempt number (docs/reliability.md, "proxy killed and restarted").
+        connection = self._reusable(host, port) or await self._connect(host, port, timeouts.get("connect"))
+        return await self._exchange(connection, head, body, timeouts)
 
     async def _exchange(self, connection: _Connection, head: bytes, body: bytes, timeouts: dict[str, Any]) -> httpx.Response:
         connection.send(head, body)
