@@ -1,10 +1,10 @@
 """Runtime configuration (config.md): the YAML/JSON file plus command line and environment.
 
-Upstream keys are camelCase and unknown keys are ignored. Extensions: ``stateStore``
-takes ``maxRuns``/``maxAgeSeconds`` (retention); ``stepAttempts`` bounds how often a step
-is re-run after a retriable transport failure (deadlines are per plugin, in its entry);
-with no config file the builtins are routed at ``/{*component}``
-and ``/builtin/{*component}`` (upstream routes nothing).
+Upstream keys are camelCase and unknown keys are ignored. Extensions (docs/limits.md):
+``stateStore`` takes ``maxRuns``/``maxAgeSeconds`` (retention); ``stepAttempts`` bounds how
+often a step is re-run after a retriable transport failure (deadlines are per plugin, in
+its entry); ``limits`` bounds what one API request may ask for; with no config file the
+builtins are routed at ``/{*component}`` and ``/builtin/{*component}`` (upstream routes nothing).
 """
 
 from __future__ import annotations
@@ -49,6 +49,31 @@ _ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """What one REST request may ask of the runtime; each is a key of the config's ``limits``."""
+
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Request body size (413 above)."""
+    max_nesting_depth: int = 64
+    """Arrays/objects inside each other anywhere in a body or flow (400 above)."""
+    max_flow_steps: int = 1000
+    """Steps of one flow (413 above)."""
+    max_flow_values: int = 1_000_000
+    """Values a YAML flow expands to, counting every alias use (413 above: YAML bombs)."""
+    max_concurrent_runs: int = 1000
+    """Runs in flight, sub-runs included; a new run beyond it is refused with 429."""
+
+
+_LIMIT_KEYS = {
+    "maxRequestBytes": "max_request_bytes",
+    "maxNestingDepth": "max_nesting_depth",
+    "maxFlowSteps": "max_flow_steps",
+    "maxFlowValues": "max_flow_values",
+    "maxConcurrentRuns": "max_concurrent_runs",
+}
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     plugins: dict[str, dict[str, Any]]
     routes: dict[str, Any]
@@ -59,6 +84,7 @@ class RuntimeSettings:
     working_directory: Path = field(default_factory=Path.cwd)
     step_attempts: int = 3
     """Runs of a step when the transport fails retriably (each may land on another pod)."""
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
 
 def _positive(section: dict[str, Any], key: str, default: float, where: str) -> float:
@@ -66,6 +92,17 @@ def _positive(section: dict[str, Any], key: str, default: float, where: str) -> 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
     return value
+
+
+def _limits(data: Any) -> ApiLimits:
+    section = data.get("limits") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"limits must be a mapping of limit name to a positive integer, got {section!r}")
+    unknown = sorted(set(section) - set(_LIMIT_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown limits {', '.join(unknown)}: the limits are {', '.join(_LIMIT_KEYS)}")
+    defaults = ApiLimits()
+    return ApiLimits(**{name: int(_positive(section, key, getattr(defaults, name), "limits")) for key, name in _LIMIT_KEYS.items()})
 
 
 def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
@@ -96,6 +133,7 @@ def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
         max_age_seconds=_positive(store, "maxAgeSeconds", 3600.0, "stateStore"),
         working_directory=working if working.is_absolute() else base_dir / working,
         step_attempts=int(_positive(data, "stepAttempts", 3, "config")),
+        limits=_limits(data),
     )
 
 

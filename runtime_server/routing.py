@@ -136,12 +136,24 @@ class Router:
         return [pattern.text for pattern in self._patterns]
 
     def route(self, component: str, step_input: Any) -> Route:
+        pattern, captured = self._match(component)
+        return self._choose(pattern, captured, component, step_input)
+
+    def route_by_name(self, component: str) -> Route | None:
+        """The route when the name alone decides it (None if a rule looks at the input), so a
+        flow naming a component nothing serves can be refused before it runs."""
+        pattern, captured = self._match(component)
+        if any(rule.conditions for rule in pattern.rules):
+            return None
+        return self._choose(pattern, captured, component, None)
+
+    def _match(self, component: str) -> tuple[_Pattern, dict[str, str]]:
         if component.startswith("/"):
             parts = component[1:].split("/")
             for pattern in self._patterns:
                 captured = pattern.match(parts)
                 if captured is not None:
-                    return self._choose(pattern, captured, component, step_input)
+                    return pattern, captured
         tried = ", ".join(self.patterns) or "none configured"
         raise RoutingError(f"no route matches component '{component}' (routes tried: {tried})")
 

@@ -94,7 +94,7 @@ class Runtime:
             overrides=overrides or None,
             trace_id=trace.trace_id,
         )
-        effective, problem = self._effective_flow(prepared, overrides)
+        effective, problem = self.effective_flow(prepared, overrides)
         run = ActiveRun(record, effective, {**effective.variable_defaults, **(variables or {})}, limiter_for(max_concurrency), trace, RunCallbacks(self, record))
         self.runs.put(record)
         metrics.RUNS_IN_FLIGHT.inc()
@@ -102,7 +102,7 @@ class Runtime:
         self._live[run_id] = (record, asyncio.create_task(self._drive(run, problem)))
         return record
 
-    def _effective_flow(self, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> tuple[PreparedFlow, str | None]:
+    def effective_flow(self, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> tuple[PreparedFlow, str | None]:
         """The flow with overrides applied, or the reason the run must fail before starting."""
         if overrides:
             try:
@@ -155,6 +155,11 @@ class Runtime:
     async def run_subflow(self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None) -> RunRecord:
         parent = self.get_run(parent_run_id) if parent_run_id else None
         return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent))
+
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs not yet finished, sub-runs included."""
+        return len(self._live)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)

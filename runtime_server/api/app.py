@@ -44,7 +44,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return error_response(error.status, error.message, **error.extra)
+    return error_response(error.status, error.message, error.headers, **error.extra)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

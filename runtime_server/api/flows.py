@@ -8,25 +8,57 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtime_server.api import limits
 from runtime_server.api.responses import ApiError, json_response, read_body
 from runtime_server.flow.model import FlowParseError, load_flow_text
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow_catalog import NotAFlow
+from runtime_server.plugins.builtin import BuiltinPlugin
+from runtime_server.routing import RoutingError
 from runtime_server.runtime import Runtime
 
 
-class StoreFlowRequest(msgspec.Struct, rename="camel"):
+class StoreFlowRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     flow: Any
     dry_run: bool = False
 
 
 def prepare_submitted(runtime: Runtime, flow: Any) -> PreparedFlow:
-    """A flow given as an object, or as YAML/JSON text; parse errors are 422 with the location."""
+    """A flow given as an object, or as YAML/JSON text; parse errors are 422 with the location,
+    flows past the limits 400/413 naming the limit."""
+    api_limits = runtime.settings.limits
     try:
-        data = load_flow_text(flow) if isinstance(flow, str) else flow
+        data = _load_text(flow, runtime) if isinstance(flow, str) else flow
+        limits.check_flow_steps(data, api_limits)
         return runtime.flows.prepare(data)
     except FlowParseError as error:
         raise ApiError(422, f"The flow could not be parsed: {error.message}", path=error.location) from None
+
+
+def _load_text(text: str, runtime: Runtime) -> Any:
+    """YAML is checked before anything walks it: aliases can make a small text expand without bound."""
+    try:
+        data = load_flow_text(text)
+    except RecursionError:
+        raise limits.too_deep("The flow", runtime.settings.limits) from None
+    limits.check_flow_data(data, runtime.settings.limits)
+    return data
+
+
+def check_components(runtime: Runtime, prepared: PreparedFlow) -> None:
+    """400 for a step whose component no route serves, or that names a builtin that does not exist."""
+    for index, step in enumerate(prepared.flow.steps):
+        try:
+            route = runtime.router.route_by_name(step.component)
+        except RoutingError as error:
+            raise ApiError(400, f"Step '{step.id}' uses component '{step.component}', which nothing serves: {error}", path=f"$.steps[{index}].component") from None
+        plugin = runtime.plugins.get(route.plugin) if route is not None else None
+        if isinstance(plugin, BuiltinPlugin) and route is not None and not plugin.serves(route.component):
+            raise ApiError(
+                400,
+                f"Step '{step.id}' uses component '{step.component}', which is routed to the builtin plugin '{route.plugin}' but is not one of its components (see GET /api/v1/components)",
+                path=f"$.steps[{index}].component",
+            )
 
 
 def fetch_flow(runtime: Runtime, flow_id: str) -> PreparedFlow:

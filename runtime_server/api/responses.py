@@ -8,39 +8,56 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtime_server.api import limits
+from runtime_server.api.errors import ApiError
+from runtime_server.config import ApiLimits
 from wire_protocol import headers
+
+__all__ = ["ApiError", "error_response", "json_response", "query_int", "read_body"]
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
+def json_response(data: Any, status: int = 200, extra_headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(data), status, headers=extra_headers, media_type=headers.JSON)
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(_encoder.encode(data), status, media_type=headers.JSON)
-
-
-def error_response(status: int, message: str, **extra: Any) -> Response:
-    return json_response({"code": status, "message": message, **extra}, status)
+def error_response(status: int, message: str, extra_headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    return json_response({"code": status, "message": message, **extra}, status, extra_headers)
 
 
 async def read_body(request: Request, body_type: type[T]) -> T:
-    """Decode a JSON body into ``body_type``: 415 without JSON content type, 400 bad JSON, 422 wrong shape."""
+    """Decode a JSON body into ``body_type``: 415 without JSON content type, 413 too large,
+    400 bad JSON or nested too deeply, 422 wrong shape (unknown fields included)."""
     if not headers.is_json(request.headers.get("content-type")):
         raise ApiError(415, "Expected request with `Content-Type: application/json`")
-    raw = await request.body()
+    api_limits: ApiLimits = request.app.state.runtime.settings.limits
+    raw = await _read_limited(request, api_limits)
     try:
-        return msgspec.json.decode(raw, type=body_type)
+        body = msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as error:
         raise ApiError(422, f"The request body does not have the expected shape: {error}") from None
     except msgspec.DecodeError as error:
         raise ApiError(400, f"The request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise limits.too_deep("The request body", api_limits) from None
+    if limits.could_nest_deeper(raw, api_limits.max_nesting_depth):
+        limits.check_depth(msgspec.structs.asdict(body) if isinstance(body, msgspec.Struct) else body, api_limits, "The request body")
+    return body
+
+
+async def _read_limited(request: Request, api_limits: ApiLimits) -> bytes:
+    """The body, refused with 413 by its Content-Length or as soon as it grows past the limit."""
+    limits.check_body_size(request.headers.get("content-length"), api_limits)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > api_limits.max_request_bytes:
+            raise limits.body_too_large(None, api_limits)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def query_int(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:

@@ -8,8 +8,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from runtime_server.api.flows import fetch_flow, prepare_submitted
+from runtime_server.api import limits
+from runtime_server.api.flows import check_components, fetch_flow, prepare_submitted
 from runtime_server.api.responses import ApiError, json_response, query_int, read_body
+from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow.results import to_wire
 from runtime_server.runs.ids import is_run_id
 from runtime_server.runs.record import PENDING, RunRecord
@@ -23,7 +25,7 @@ STATUSES = ("running", "completed", "failed", "cancelled", "paused")
 _encoder = msgspec.json.Encoder()
 
 
-class CreateRunRequest(msgspec.Struct, rename="camel"):
+class CreateRunRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     input: Any = msgspec.UNSET
     flow_id: str | None = None
     flow: Any = None
@@ -51,16 +53,19 @@ async def create_run(request: Request) -> Response:
         raise ApiError(400, "maxConcurrency must be 0 or more")
     if (body.flow_id is None) == (body.flow is None):
         raise ApiError(400, "give exactly one of flowId (a stored flow) and flow (the flow itself, as an object or YAML/JSON text)")
+    limits.check_run_capacity(runtime.runs_in_flight, runtime.settings.limits)
     if body.flow is not None:
         prepared = prepare_submitted(runtime, body.flow)
         if not prepared.runnable:
             raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
-        runtime.flows.store(prepared)
     else:
         try:
             prepared = fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
         except ApiError:
             raise ApiError(404, f"Workflow '{body.flow_id}' not found") from None
+    _check_runnable(runtime, prepared, body.overrides)
+    if body.flow is not None:
+        runtime.flows.store(prepared)
     record = runtime.submit(prepared, inputs, variables=body.variables, overrides=body.overrides, max_concurrency=body.max_concurrency)
     if not body.wait:
         return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
@@ -69,6 +74,15 @@ async def create_run(request: Request) -> Response:
     if len(inputs) == 1 and record.item_outcomes[0] is not PENDING:
         answer["result"] = to_wire(record.item_outcomes[0])
     return json_response(answer)
+
+
+def _check_runnable(runtime: Runtime, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> None:
+    """Refuse (400) what would only make a run that fails before its first step."""
+    if overrides:
+        prepared, problem = runtime.effective_flow(prepared, overrides)
+        if problem is not None:
+            raise ApiError(400, f"The run was not created: {problem}")
+    check_components(runtime, prepared)
 
 
 def _record(request: Request) -> RunRecord:

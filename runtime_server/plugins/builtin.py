@@ -71,6 +71,9 @@ class BuiltinPlugin:
     def health(self) -> PluginHealth:
         return PluginHealth(True, {"components": len(_COMPONENTS)})
 
+    def serves(self, component: str) -> bool:
+        return component in _COMPONENTS
+
     async def list_components(self) -> list[ComponentInfo]:
         return [
             ComponentInfo(component=name, description=description, input_schema=msgspec.json.schema(input_type), output_schema={"type": "object"})

@@ -1,0 +1,14 @@
+"""The one exception the API's handlers raise: it becomes a JSON ``{"code", "message", ...}`` answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+        self.extra = extra
