@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -45,13 +46,14 @@ _RETRY_AFTER_SECONDS = b"1"
 
 
 class RequestHeaders:
-    """The three request headers the pod looks at, found in one pass."""
+    """The four request headers the pod looks at, found in one pass."""
 
-    __slots__ = ("content_type", "accept", "traceparent")
+    __slots__ = ("content_type", "accept", "traceparent", "content_length")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self.content_type = self.accept = b""
         self.traceparent: str | None = None
+        self.content_length = 0
         for name, value in raw:
             if name == b"content-type":
                 self.content_type = value.lower()
@@ -59,6 +61,8 @@ class RequestHeaders:
                 self.accept = value.lower()
             elif name == b"traceparent":
                 self.traceparent = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit():
+                self.content_length = int(value)
 
 
 class ComponentApp:
@@ -76,7 +80,7 @@ class ComponentApp:
             (headers.INSTANCE_ID_LOWER.encode(), instance_id.encode()),
             *((name.encode(), value.encode()) for name, value in headers.SSE_RESPONSE_HEADERS.items()),
         ]
-        self._routes = Starlette(routes=[Route("/health", self.health)])
+        self._routes = Starlette(routes=[Route("/health", self.health)], exception_handlers={HTTPException: _http_error})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
@@ -104,7 +108,12 @@ class ComponentApp:
         if _JSON_TYPE not in request_headers.accept or _SSE_TYPE not in request_headers.accept:
             await _send_json(send, bare_error(406, "Accept header must include application/json and text/event-stream"))
             return
-        body = await _read_body(receive)
+        limit = self.settings.max_body_bytes
+        body = None if request_headers.content_length > limit else await _read_body(receive, limit)
+        if body is None:
+            text = f"Request body larger than the pod's limit of {limit} bytes (--max-body-bytes, env MAX_BODY_BYTES)"
+            await _send_json(send, bare_error(413, text), ((b"connection", b"close"),))
+            return
         try:
             envelope = jsonrpc.decode_envelope(body)
         except jsonrpc.ProtocolError as exc:
@@ -144,7 +153,7 @@ class ComponentApp:
         async def emit(message: bytes) -> None:
             await send({"type": "http.response.body", "body": encode_event(message), "more_body": True})
 
-        context = Context(self.callbacks, emit, job.params.observability, job.params.attempt)
+        context = Context(self.callbacks, emit, job.params.observability, job.params.attempt, self.settings.max_callbacks_per_execution)
         running = asyncio.create_task(execute(job.component, job.request_id, job.params, context))
         client_gone = asyncio.create_task(_disconnected(receive))
         self._streams.add(running)
@@ -216,16 +225,31 @@ class ComponentApp:
         log_event(logger, "drain_finished", instance_id=self.instance_id, in_flight=self.admission.in_flight)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past ``limit`` bytes."""
     message = await receive()
     body = message.get("body", b"")
     if not message.get("more_body"):
-        return body
+        return body if len(body) <= limit else None
     parts = [body]
+    size = len(body)
     while message.get("more_body"):
         message = await receive()
         parts.append(message.get("body", b""))
+        size += len(parts[-1])
+        if size > limit:
+            return None
     return b"".join(parts)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    """404/405 on the pod's other paths, as JSON like every other answer it gives."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == 405 or (error.status_code == 404 and request.url.path == "/"):
+        message = f"{request.method} {request.url.path} is not allowed: the pod takes POST / (JSON-RPC) and GET /health"
+        return JSONResponse({"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}}, status_code=405, headers={"allow": "POST" if request.url.path == "/" else "GET"})
+    message = f"No such path {request.url.path}: the pod serves POST / (JSON-RPC) and GET /health"
+    return JSONResponse({"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}}, status_code=error.status_code)
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -33,6 +33,10 @@ class CallbackTimeout(TimeoutError):
     """No answer within the pod's callback timeout: the answer was lost or went to another pod."""
 
 
+class CallbackLimitExceeded(Exception):
+    """One execution asked for more callbacks than the pod allows (a runaway loop, most likely)."""
+
+
 class CallbackHub:
     """Every outstanding callback of this pod, by id (ids are unique to this process)."""
 

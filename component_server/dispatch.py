@@ -3,7 +3,8 @@
 Everything but ``components/execute`` is answered here; an execute request becomes an
 ``ExecuteJob`` that the HTTP shell admits and runs. Status codes follow upstream
 (protocol.md §6, §15): handler errors are HTTP 200 with an error object, messages the
-pod cannot interpret are HTTP 400 with a bare ``{"error": ...}``.
+pod cannot interpret are HTTP 400 with a bare ``{"error": ...}`` (with the id when there is
+one: params that do not decode, a callback method sent to the pod).
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def _request(envelope: jsonrpc.Envelope, server: ComponentServer) -> Reply | Exe
             return Reply(200, jsonrpc.success(request_id, ListComponentsResult(list(server.infos()))))
         if method in (jsonrpc.COMPONENTS_INFO, jsonrpc.COMPONENTS_INFER_SCHEMA):
             return _describe(envelope, server, method)
-    except jsonrpc.ProtocolError as exc:
-        return Reply(200, jsonrpc.failure(request_id, exc.code, str(exc)))
-    return Reply(200, jsonrpc.failure(request_id, jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method} is sent by a component server, not to one"))
+    except jsonrpc.ProtocolError as exc:  # params that do not decode: upstream's SDK answers 400 too
+        return Reply(400, jsonrpc.failure(request_id, exc.code, str(exc)))
+    return Reply(400, jsonrpc.failure(request_id, jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method} is sent by a component server, not to one"))
 
 
 def _describe(envelope: jsonrpc.Envelope, server: ComponentServer, method: str) -> Reply:

@@ -19,6 +19,10 @@ class Settings:
     """How long a component waits for the runtime to answer one callback."""
     drain_grace_seconds: float = 25.0
     """After SIGTERM, how long in-flight executions get to finish."""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest request body the pod reads; larger ones are answered 413 unread (the proxy's default too)."""
+    max_callbacks_per_execution: int = 10_000
+    """Callbacks one execution may make; the next one fails the component with a clear error."""
     metrics_port: int = 9090
     """Prometheus endpoint on the same host; 0 turns it off."""
     pod_name: str = "component-server"
@@ -37,16 +41,23 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser.add_argument("--max-concurrency", type=int, default=int(env.get("MAX_CONCURRENCY", Settings.max_concurrency)))
     parser.add_argument("--callback-timeout-seconds", type=float, default=float(env.get("CALLBACK_TIMEOUT_SECONDS", Settings.callback_timeout_seconds)))
     parser.add_argument("--drain-grace-seconds", type=float, default=float(env.get("DRAIN_GRACE_SECONDS", Settings.drain_grace_seconds)))
+    parser.add_argument("--max-body-bytes", type=int, default=int(env.get("MAX_BODY_BYTES", Settings.max_body_bytes)))
+    parser.add_argument(
+        "--max-callbacks-per-execution", type=int, default=int(env.get("MAX_CALLBACKS_PER_EXECUTION", Settings.max_callbacks_per_execution))
+    )
     parser.add_argument("--metrics-port", type=int, default=int(env.get("METRICS_PORT", Settings.metrics_port)))
     args = parser.parse_args(argv)
-    if args.max_concurrency < 1:
-        parser.error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    for flag, value in (("--max-concurrency", args.max_concurrency), ("--max-body-bytes", args.max_body_bytes), ("--max-callbacks-per-execution", args.max_callbacks_per_execution)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     return Settings(
         host=args.host,
         port=args.port,
         max_concurrency=args.max_concurrency,
         callback_timeout_seconds=args.callback_timeout_seconds,
         drain_grace_seconds=args.drain_grace_seconds,
+        max_body_bytes=args.max_body_bytes,
+        max_callbacks_per_execution=args.max_callbacks_per_execution,
         metrics_port=args.metrics_port,
         pod_name=env.get("POD_NAME") or socket.gethostname(),
     )
