@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from affinity_proxy import answers
+from affinity_proxy import answers, instance_ids
 from affinity_proxy.forwarding import Exchange, RequestHead
 from affinity_proxy.http1 import Framing, Headers
 
@@ -142,6 +142,10 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(413, f"request body of {length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
                 return
             head = RequestHead(method, self._url, self._headers, framing, keep_alive, parser.get_http_version() == "1.0")
+            problem = self._instance_id_problem(head)
+            if problem is not None:
+                self._reject(400, problem)
+                return
             item = Exchange(self.proxy, self, head)
         self._parsing = item
         self._queue.append(item)
@@ -204,6 +208,15 @@ class ClientConnection(asyncio.Protocol):
             if name == b"content-length":
                 length = int(value)
         return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+
+    def _instance_id_problem(self, head: RequestHead) -> str | None:
+        """A pin that can never be honoured: two different ids, or an unknown id that is malformed or an address."""
+        pins = {value for name, value in self._headers if name == b"stepflow-instance-id"}
+        if len(pins) > 1:
+            return f"{len(pins)} different Stepflow-Instance-Id headers: a request is pinned to one instance at most"
+        if head.instance_id is None or self.proxy.membership.find(head.instance_id) is not None:
+            return None
+        return instance_ids.problem(head.instance_id)
 
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
