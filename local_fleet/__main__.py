@@ -36,8 +36,16 @@ def demo(fleet: LocalFleet) -> bool:
         topology.runtime_url,
         [topology.proxy_metrics_url(index) for index in range(len(fleet.proxies))],
         [topology.pod_metrics_url(index) for index in sorted(fleet.pods)],
-        token=None,
+        token=fleet.api_token,
     )
+
+
+def print_access(fleet: LocalFleet) -> None:
+    """What a user needs to call the runtime API by hand: it takes a bearer token."""
+    url = fleet.topology.runtime_url
+    print(f"  {'API token':<20} {fleet.api_token}")
+    print(f"  e.g. STEPFLOW_API_TOKEN={fleet.api_token} python -m runtime_server submit --url {url} --flow FILE --input-json JSON")
+    print(f"  or   curl -H 'Authorization: Bearer {fleet.api_token}' {url}/api/v1/runs", flush=True)
 
 
 def interact(fleet: LocalFleet) -> None:
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print_urls(fleet)
         if args.mode == "run":
             return 0 if demo(fleet) else 1
+        print_access(fleet)
         interact(fleet)
         return 0
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ talks to the proxies). Stopping goes the other way; pods leave DNS before they s
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,10 @@ class LocalFleet:
     proxies: list[ManagedProcess] = field(default_factory=list)
     dns: ManagedProcess | None = None
     runtime: ManagedProcess | None = None
+    pod_program: list[str] = field(default_factory=lambda: ["-m", "component_server.demo"])
+    """What each pod runs before its --host/--port/--metrics-port (tests swap in a variant of the demo pod)."""
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """The runtime API's bearer token (STEPFLOW_API_TOKEN): new for every fleet, as a Secret would be."""
 
     @property
     def log_dir(self) -> Path:
@@ -75,7 +80,7 @@ class LocalFleet:
         address = self.topology.pod_address(index)
         pod = python_process(
             f"pod-{index}",
-            ["-m", "component_server.demo", "--host", address, "--port", str(POD_PORT), "--metrics-port", str(METRICS_PORT)],
+            [*self.pod_program, "--host", address, "--port", str(POD_PORT), "--metrics-port", str(METRICS_PORT)],
             self.log_dir,
             {"POD_NAME": f"component-server-{index}"},
         )
@@ -164,6 +169,6 @@ class LocalFleet:
                 "--metrics-port", str(METRICS_PORT),
             ],
             self.log_dir,
-            {"POD_NAME": "stepflow-server-0"},
+            {"POD_NAME": "stepflow-server-0", "STEPFLOW_API_TOKEN": self.api_token},
         )
         self.runtime.start().wait_healthy(f"{self.topology.runtime_url}/api/v1/health")

@@ -22,18 +22,19 @@ class Topology:
     dns_port: int = 5353
     runtime_address: str = "127.0.0.3"
     runtime_port: int = 7840
+    first_pod_host: int = 11
+    first_proxy_host: int = 21
+    """Last byte of pod 0's and proxy 0's loopback address (tests move the fleet elsewhere)."""
 
-    @staticmethod
-    def pod_address(index: int) -> str:
+    def pod_address(self, index: int) -> str:
         """Pod 0 is 127.0.0.11, pod 1 is 127.0.0.12, ... (at most 10 pods: .11 to .20)."""
         if not 0 <= index < MAX_PODS:
             raise ValueError(f"pod index {index} out of range 0..{MAX_PODS - 1}")
-        return f"127.0.0.{11 + index}"
+        return f"127.0.0.{self.first_pod_host + index}"
 
-    @staticmethod
-    def proxy_address(index: int) -> str:
+    def proxy_address(self, index: int) -> str:
         """Proxy 0 is 127.0.0.21, proxy 1 is 127.0.0.22, ..."""
-        return f"127.0.0.{21 + index}"
+        return f"127.0.0.{self.first_proxy_host + index}"
 
     def proxy_url(self, index: int) -> str:
         return f"http://{self.proxy_address(index)}:{POD_PORT}"

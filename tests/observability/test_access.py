@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from local_fleet.__main__ import print_access
+from local_fleet.demo import WORKFLOWS
+from tests.observability.conftest import ObservedFleet
 from tests.runtime_server.runtime_process import start_runtime
 from tests.support.processes import REPO_ROOT
 
@@ -95,3 +98,16 @@ def test_the_cli_without_the_token_says_401(api_base: str, flow_file: Path) -> N
     assert "HTTP 401" in done.stderr and "bearer token" in done.stderr, done.stderr
     wrong = cli(api_base, flow_file, "--token", "wrong", env={"STEPFLOW_API_TOKEN": TOKEN})
     assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr, "the flag wins over the environment"
+
+
+def test_the_local_fleet_prints_a_token_the_cli_can_use(observed: ObservedFleet, capsys: pytest.CaptureFixture[str]) -> None:
+    """``up`` mode prints the fleet's token and a command line: that command line works."""
+    print_access(observed.fleet)
+    printed = capsys.readouterr().out
+    command = re.search(r"STEPFLOW_API_TOKEN=(\S+) python -m runtime_server submit --url (\S+) ", printed)
+    assert command, printed
+    token, url = command.groups()
+    done = cli(url, WORKFLOWS / "simple-test-workflow.yaml", env={"STEPFLOW_API_TOKEN": token})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"outcome": "success", "result": {"original": 7, "doubled": 14.0, "squared": 196.0, "sum": 203.0}}
+    assert cli(url, WORKFLOWS / "simple-test-workflow.yaml").returncode == 2, "the fleet's runtime refuses a CLI without the token"
