@@ -37,9 +37,9 @@ class CreateRunRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
 
 def _inputs(body: CreateRunRequest) -> list[Any]:
     if body.input is msgspec.UNSET:
-        raise ApiError(400, "input is required: a list with one element per item, e.g. [{\"value\": 3}]")
+        raise ApiError(422, "input is required: a list with one element per item, e.g. [{\"value\": 3}]")
     if not isinstance(body.input, list):
-        raise ApiError(400, "input must be a list with one element per item; wrap a single input as [input]")
+        raise ApiError(422, "input must be a list with one element per item; wrap a single input as [input]")
     if not body.input:
         raise ApiError(400, "input is an empty list: give at least one item (a run with no items would never do anything)")
     return body.input
@@ -62,11 +62,12 @@ async def create_run(request: Request) -> Response:
         try:
             prepared = fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
         except ApiError:
-            raise ApiError(404, f"Workflow '{body.flow_id}' not found") from None
-    _check_runnable(runtime, prepared, body.overrides)
+            raise ApiError.stacked(404, f"Workflow '{body.flow_id}' not found") from None
+    overrides = _typed(body.overrides)
+    _check_runnable(runtime, prepared, overrides)
     if body.flow is not None:
         runtime.flows.store(prepared)
-    record = runtime.submit(prepared, inputs, variables=body.variables, overrides=body.overrides, max_concurrency=body.max_concurrency)
+    record = runtime.submit(prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency)
     if not body.wait:
         return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
     await runtime.wait(record)
@@ -74,6 +75,13 @@ async def create_run(request: Request) -> Response:
     if len(inputs) == 1 and record.item_outcomes[0] is not PENDING:
         answer["result"] = to_wire(record.item_outcomes[0])
     return json_response(answer)
+
+
+def _typed(overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each override as upstream keeps and shows it: ``$type`` first, ``merge_patch`` when not given."""
+    if not overrides:
+        return overrides
+    return {step: {"$type": "merge_patch", **override} if isinstance(override, dict) else override for step, override in overrides.items()}
 
 
 def _check_runnable(runtime: Runtime, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> None:
@@ -91,7 +99,7 @@ def _record(request: Request) -> RunRecord:
         raise ApiError(400, f"Invalid run id {run_id!r}: expected a UUID")
     record = request.app.state.runtime.get_run(run_id)
     if record is None:
-        raise ApiError(404, f"Execution '{run_id}' not found")
+        raise ApiError.stacked(404, f"Execution '{run_id}' not found")
     return record
 
 
@@ -136,14 +144,14 @@ async def cancel_run(request: Request) -> Response:
     try:
         return json_response(run_summary(request.app.state.runtime.cancel(_record(request))))
     except RunConflict as conflict:
-        raise ApiError(409, str(conflict)) from None
+        raise ApiError.stacked(409, str(conflict)) from None
 
 
 async def delete_run(request: Request) -> Response:
     try:
         request.app.state.runtime.delete(_record(request))
     except RunConflict as conflict:
-        raise ApiError(409, str(conflict)) from None
+        raise ApiError.stacked(409, str(conflict)) from None
     return Response(status_code=200)
 
 

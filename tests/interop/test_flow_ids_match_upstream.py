@@ -21,19 +21,12 @@ import yaml
 from tests.runtime_server.test_blob_ids import SPELLINGS
 from tests.support.netns import inside_new_netns, netns_available
 from tests.support.processes import REPO_ROOT
-from tests.support.upstream_server import BINARY, Servers, both_servers
+from tests.support.upstream_server import BINARY, CORPUS, Servers, both_servers, corpus_config
 
-CORPUS = REPO_ROOT / "tests" / "conformance" / "corpus"
 FLOWS = sorted(CORPUS.rglob("*.yaml")) + sorted((REPO_ROOT / "demo" / "workflows").glob("*.yaml"))
 BLOB_FLOW = CORPUS / "builtins" / "blob_test.yaml"
 
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
-
-
-def corpus_config() -> str:
-    """The mock plugin of the corpus, plus builtins under /builtin/ and at the root."""
-    mock_plugins = (CORPUS / "mock" / "stepflow-config.yml").read_text().split("plugins:\n", 1)[1].rstrip()
-    return "plugins:\n  builtin:\n    type: builtin\n" + mock_plugins + '\n  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
 
 
 @pytest.fixture(scope="module")

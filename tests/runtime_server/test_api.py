@@ -167,8 +167,8 @@ def test_delete_run_really_deletes(api: httpx.Client) -> None:
 
 BAD_REQUESTS = [
     ("empty input list", {"json": {"flow": {"steps": []}, "input": []}}, 400, "empty list"),
-    ("input not a list", {"json": {"flow": {"steps": []}, "input": {"a": 1}}}, 400, "wrap a single input as [input]"),
-    ("no input", {"json": {"flow": {"steps": []}}}, 400, "input is required"),
+    ("input not a list", {"json": {"flow": {"steps": []}, "input": {"a": 1}}}, 422, "wrap a single input as [input]"),
+    ("no input", {"json": {"flow": {"steps": []}}}, 422, "input is required"),
     ("neither flow nor flowId", {"json": {"input": [1]}}, 400, "exactly one of flowId"),
     ("unknown flow", {"json": {"flowId": "a" * 64, "input": [1]}}, 404, "not found"),
     ("bad json", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),

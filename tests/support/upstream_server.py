@@ -15,9 +15,10 @@ from pathlib import Path
 import stepflow_orchestrator
 
 from tests.runtime_server.runtime_process import start_runtime
-from tests.support.processes import ManagedProcess
+from tests.support.processes import REPO_ROOT, ManagedProcess
 
 BINARY = Path(stepflow_orchestrator.__file__).parent / "bin" / "stepflow-server"
+CORPUS = REPO_ROOT / "tests" / "conformance" / "corpus"
 
 
 def remote_plugin_config(url: str) -> str:
@@ -30,6 +31,12 @@ def remote_plugin_config(url: str) -> str:
         "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
         "  \"/{*component}\":\n    - plugin: builtin\n"
     )
+
+
+def corpus_config() -> str:
+    """Every flow of the conformance corpus runs under it: its mock plugin, builtins under /builtin/ and at the root."""
+    mock_plugins = (CORPUS / "mock" / "stepflow-config.yml").read_text().split("plugins:\n", 1)[1].rstrip()
+    return "plugins:\n  builtin:\n    type: builtin\n" + mock_plugins + '\n  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
 
 
 def start_upstream_server(config_yaml: str, port: int, log_dir: Path) -> ManagedProcess:
