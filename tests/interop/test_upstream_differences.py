@@ -108,6 +108,7 @@ def wait_members(wanted: dict[ScriptedPod, str]) -> None:
 
 def start_side(side: str, log_dir: Path) -> tuple[ManagedProcess, str]:
     """One runtime with the k8s demo's config, the fleet behind our proxy; its API base URL."""
+    log_dir.mkdir(exist_ok=True)
     config = remote_plugin_config(f"http://{PROXY}")
     if side == "upstream":
         return start_upstream_server(config, UPSTREAM_PORT, log_dir), f"http://127.0.0.1:{UPSTREAM_PORT}/api/v1"
@@ -160,12 +161,6 @@ def scenario(stage: Stage, side: str, vanish: str, bound: float) -> Iterator[Out
             runtime.stop()
         vanished.stop()
         joined.stop()
-
-
-@pytest.fixture(autouse=True)
-def side_logs(stage: Stage) -> None:
-    for side in ("upstream", "ours"):
-        (stage.workdir / side).mkdir(exist_ok=True)
 
 
 def expected_output() -> dict[str, Any]:
