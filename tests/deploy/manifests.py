@@ -241,32 +241,38 @@ def allowed_sources(policy: dict, port: int, target: dict, deployments: list[dic
 
 
 def check_network_policy(objects: list[dict]) -> list[str]:
-    """Exactly the proxy pods may reach the component-server pods' http port, and the
-    policy applies to the component-server pods only."""
+    """Exactly the proxy pods may reach the component-server pods' http port, and exactly
+    the runtime pods the proxies' http port; each policy isolates its own pods only."""
+    return _isolation_problems(objects, "component-server", "proxy") + _isolation_problems(objects, "proxy", "runtime")
+
+
+def _isolation_problems(objects: list[dict], service: str, client: str) -> list[str]:
+    """One NetworkPolicy selects the pods of `service`, restricts Ingress, and opens their
+    http port to the pods of `client` only."""
     fleet = Fleet(objects)
     deployments = fleet.of_kind("Deployment")
-    component = fleet.deployment("component-server")
-    container = fleet.container("component-server")
+    isolated = fleet.deployment(service)
+    container = fleet.container(service)
     http_port = resolve_port(container, "http")
     policies = [
-        p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(component))
+        p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))
     ]
     if len(policies) != 1:
-        return [f"expected one NetworkPolicy selecting the component-server pods, found {len(policies)}"]
+        return [f"expected one NetworkPolicy selecting the {service} pods, found {len(policies)}"]
     policy = policies[0]
     problems = []
     if "Ingress" not in policy["spec"].get("policyTypes", []):
-        problems.append("the NetworkPolicy does not restrict Ingress")
+        problems.append(f"the {service} NetworkPolicy does not restrict Ingress")
     others = [
         d["metadata"]["name"]
         for d in deployments
-        if d is not component and selects(policy["spec"]["podSelector"], pod_labels(d))
+        if d is not isolated and selects(policy["spec"]["podSelector"], pod_labels(d))
     ]
     if others:
-        problems.append(f"the NetworkPolicy also isolates {others}")
+        problems.append(f"the {service} NetworkPolicy also isolates {others}")
     allowed = allowed_sources(policy, http_port, container, deployments)
-    if allowed != {DEPLOYMENTS["proxy"]}:
-        problems.append(f"port {http_port} of the component-server pods is open to {sorted(allowed)}, not just the proxies")
+    if allowed != {DEPLOYMENTS[client]}:
+        problems.append(f"port {http_port} of the {service} pods is open to {sorted(allowed)}, not just the {client}")
     return problems
 
 

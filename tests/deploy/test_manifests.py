@@ -32,7 +32,7 @@ def test_the_fleet_is_all_there(rendered):
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
         ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
-        + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"]
+        + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy"]
     )
 
 
@@ -117,6 +117,12 @@ def test_a_network_policy_open_to_the_runtime_is_caught(broken):
     policy["spec"]["ingress"][0]["from"].append(
         {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-server"}}}
     )
+    assert manifests.check_network_policy(broken)
+
+
+def test_a_proxy_open_to_every_pod_is_caught(broken):
+    policy = Fleet(broken).get("NetworkPolicy", "stepflow-load-balancer-ingress")
+    policy["spec"]["ingress"][0]["from"] = [{"podSelector": {}}]
     assert manifests.check_network_policy(broken)
 
 
