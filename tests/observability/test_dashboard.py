@@ -3,7 +3,8 @@
 Every panel's PromQL is parsed (promql-parser) and each metric name it selects must be a
 series name of a live runtime, proxy or pod: read from their /metrics families, so a
 histogram offers only ``_bucket``/``_sum``/``_count`` and a counter only ``_total``, even
-before anything was counted. The dashboard ships as a ConfigMap Grafana's sidecar finds.
+before anything was counted. The dashboard ships as a ConfigMap Grafana's sidecar finds; the alerts
+docs/operations.md suggests pass the same check.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from tests.observability.conftest import ObservedFleet
 from tests.support.processes import REPO_ROOT
 
 DASHBOARD = REPO_ROOT / "k8s" / "base" / "grafana-dashboard.json"
+OPERATIONS = REPO_ROOT / "docs" / "operations.md"
+PROMETHEUS_OWN = {"up"}
+"""Series Prometheus makes itself for every target."""
 GRAFANA_RANGES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 SERIES_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"), "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
 TOPICS = ("throughput", "latency", "error", "per pod", "pinned", "retries", "in flight", "rejection", "discovery failures")
@@ -71,14 +75,32 @@ def test_exported_series_follow_prometheus_suffixes() -> None:
     assert metric_names("histogram_quantile(0.9, sum by (le) (rate(x_bucket{a=\"b\"}[$__rate_interval]))) / on() group_left sum(y)") == {"x_bucket", "y"}
 
 
-def test_every_panel_query_names_a_metric_the_services_export(dashboard: dict[str, Any], observed: ObservedFleet) -> None:
-    exported = {service: set().union(*(exported_series(httpx.get(url, timeout=5).text) for url in urls)) for service, urls in observed.metrics_urls().items()}
-    everything = set().union(*exported.values())
+@pytest.fixture(scope="module")
+def exported(observed: ObservedFleet) -> dict[str, set[str]]:
+    """Series names of each live service (runtime, proxy, pod)."""
+    return {service: set().union(*(exported_series(httpx.get(url, timeout=5).text) for url in urls)) for service, urls in observed.metrics_urls().items()}
+
+
+def test_every_panel_query_names_a_metric_the_services_export(dashboard: dict[str, Any], exported: dict[str, set[str]]) -> None:
     queried = {name for _, expr in expressions(dashboard) for name in metric_names(expr)}
     assert queried, "no query found in the dashboard"
-    assert sorted(queried - everything) == []
+    assert sorted(queried - set().union(*exported.values())) == []
     for service, names in exported.items():
         assert queried & names, f"the dashboard shows nothing of the {service}"
+
+
+def documented_alerts() -> list[str]:
+    """The PromQL column of the alerts table in docs/operations.md (``\\|`` is a table-escaped ``|``)."""
+    section = OPERATIONS.read_text().split("## Alerts worth setting", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    return [re.search(r"`([^`]+)`", line.split(" | ")[1]).group(1).replace("\\|", "|") for line in rows]  # type: ignore[union-attr]
+
+
+def test_the_documented_alerts_parse_and_name_exported_series(exported: dict[str, set[str]]) -> None:
+    alerts = documented_alerts()
+    assert len(alerts) >= 8, alerts
+    named = {name for expr in alerts for name in metric_names(expr)}
+    assert sorted(named - set().union(*exported.values()) - PROMETHEUS_OWN) == []
 
 
 def test_every_panel_has_a_query_and_the_topics_are_covered(dashboard: dict[str, Any]) -> None:
