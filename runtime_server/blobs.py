@@ -20,9 +20,7 @@ import msgspec
 BLOB_TYPES = ("data", "flow")
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 _encoder = msgspec.json.Encoder()
-# A digit, "e", a digit (a positive exponent, or just text) or 20 digits in a row (maybe a
-# >64-bit integer): only then is the tree walked to respell numbers.
-_MAYBE_SPELLED_UNLIKE_UPSTREAM = re.compile(rb"\de\d|\d{20}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _SERDE_INTEGERS = range(-(2**63), 2**64)
 _FLOAT_INTEGERS = range(-(2**1024) + 1, 2**1024)
 
@@ -34,9 +32,19 @@ def is_blob_id(value: Any) -> bool:
 def encode_blob(data: Any) -> tuple[str, bytes]:
     """(blob id, the JSON bytes hashed): upstream's spelling, see the module docstring."""
     body = _encoder.encode(data)
-    if _MAYBE_SPELLED_UNLIKE_UPSTREAM.search(body):
+    if _may_spell_numbers_unlike_upstream(body):
         body = _encoder.encode(_upstream_numbers(data))
     return hashlib.sha256(body).hexdigest(), body
+
+
+def _may_spell_numbers_unlike_upstream(body: bytes) -> bool:
+    """A positive exponent (digit, e, digit) or 20 digits in a row (maybe beyond 64 bits) appear.
+
+    Cheap (no regex: Python's costs ~40 ns a byte here); a look-alike in a string only costs
+    the tree walk that finds nothing to change.
+    """
+    digits_as_zero = body.translate(_DIGITS_AS_ZERO)
+    return b"0e0" in digits_as_zero or b"00000000000000000000" in digits_as_zero
 
 
 def _upstream_numbers(value: Any) -> Any:

@@ -35,8 +35,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 INSTANCE_ID = "scripted-pod-0001"
-
-
 RELEASE_WAIT_SECONDS = 30.0
 
 

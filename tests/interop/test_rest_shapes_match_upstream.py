@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.support.netns import inside_new_netns, netns_available
-from tests.support.upstream_server import BINARY, CORPUS, Servers, both_servers, corpus_config
+from tests.support.upstream_server import BINARY, CORPUS, both_servers, corpus_config
 
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
 
@@ -122,7 +122,7 @@ def converse(api: str) -> dict[str, Answer]:
     answers: dict[str, Answer] = {}
     with httpx.Client(base_url=api, timeout=30) as client:
         for position in range(len(exchanges(ids))):
-            name, method, path, options = exchanges(ids)[position]
+            name, method, path, options = exchanges(ids)[position]  # built again: later paths use ids learnt so far
             answers[name] = request(client, method, path, **options)
             learn_ids(name, answers[name], ids)
     return answers
@@ -131,7 +131,7 @@ def converse(api: str) -> dict[str, Answer]:
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Answer]]]:
     with inside_new_netns("updiff"), both_servers(corpus_config(), tmp_path_factory.mktemp("rest-shapes")) as servers:
-        yield {side: converse(api) for side, api in Servers.both(servers).items()}
+        yield {side: converse(api) for side, api in servers.both().items()}
 
 
 def shape(value: Any) -> Any:
