@@ -19,6 +19,8 @@ DEPLOYMENTS = {
     "proxy": "stepflow-load-balancer",
     "component-server": "component-server",
 }
+# The flag that says where each service serves /metrics (docs/architecture.md).
+METRICS_FLAGS = {"runtime": "--metrics-port", "proxy": "--metrics-listen", "component-server": "--metrics-port"}
 
 
 class Fleet:
@@ -440,7 +442,7 @@ def check_resources(objects: list[dict]) -> list[str]:
 
 
 def check_metrics_annotations(objects: list[dict]) -> list[str]:
-    """Prometheus finds every pod's metrics port from its annotations."""
+    """Prometheus finds every pod's metrics port from its annotations, and the process serves metrics there."""
     fleet = Fleet(objects)
     problems = []
     for service in DEPLOYMENTS:
@@ -452,6 +454,9 @@ def check_metrics_annotations(objects: list[dict]) -> list[str]:
         port = annotations.get("prometheus.io/port", "")
         if not port.isdigit() or resolve_port(fleet.container(service), "metrics") != int(port):
             problems.append(f"{service}: prometheus.io/port {port!r} is not the metrics containerPort")
+        served = flag_value(argv(fleet.container(service)), METRICS_FLAGS[service])
+        if served is None or not port.isdigit() or host_port(served if ":" in served else f":{served}")[1] != int(port):
+            problems.append(f"{service}: serves metrics at {METRICS_FLAGS[service]} {served}, not on the annotated port {port!r}")
     return problems
 
 

@@ -120,6 +120,12 @@ def test_a_network_policy_open_to_the_runtime_is_caught(broken):
     assert manifests.check_network_policy(broken)
 
 
+def test_metrics_served_off_the_annotated_port_are_caught(broken):
+    container = Fleet(broken).container("proxy")
+    container["args"][container["args"].index("--metrics-listen") + 1] = "0.0.0.0:9091"
+    assert manifests.check_metrics_annotations(broken)
+
+
 def test_a_proxy_open_to_every_pod_is_caught(broken):
     policy = Fleet(broken).get("NetworkPolicy", "stepflow-load-balancer-ingress")
     policy["spec"]["ingress"][0]["from"] = [{"podSelector": {}}]
