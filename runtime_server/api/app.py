@@ -52,7 +52,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 404:
         return error_response(404, f"No such endpoint: {request.method} {request.url.path} (see /api/v1/openapi.json)")
     if error.status_code == 405:
-        return error_response(405, f"Method {request.method} is not allowed on {request.url.path}")
+        return error_response(405, f"Method {request.method} is not allowed on {request.url.path}", dict(error.headers or {}))
     return error_response(error.status_code, str(error.detail))
 
 
