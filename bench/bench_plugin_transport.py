@@ -1,11 +1,12 @@
-"""CPU per component call of the remote plugin, by the httpx transport under it, in one run.
+"""CPU per component call of the remote plugin, by the HTTP client under it, in one run.
 
     python bench/bench_plugin_transport.py [--calls 1500]
 
 Starts one of our demo pods on 127.0.0.63:8080 and drives it through
-``StepflowHttpPlugin.execute`` (the runtime's real call path) with each candidate
-transport, all keeping the httpx interface: httpx's default (httpcore on anyio), an
-adapter onto aiohttp's client, and ours on asyncio protocols + httptools. The pod runs in
+``StepflowHttpPlugin.execute`` (the runtime's real call path) with each candidate: three
+transports under an httpx client (httpx's default, httpcore on anyio; an adapter onto
+aiohttp's client; our asyncio protocols + httptools) and what the plugin uses, the same
+connections without httpx (``HttptoolsClient``). The pod runs in
 its own process, so the client's ``process_time`` per call is the plugin's CPU cost.
 Prints calls/s, CPU µs per call and the ratio to httpx's default, at concurrency 8 and 32,
 for ``/double`` (plain JSON) and ``/store_and_retrieve_blob`` (SSE with two callbacks).
@@ -90,15 +91,16 @@ class BlobCallbacks:
         return {"data": self.blobs[params.blob_id], "blob_type": "data"}
 
 
-TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
+TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
     "httpx default (httpcore)": lambda: httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None)),
     "aiohttp adapter": AiohttpTransport,
-    "asyncio + httptools (ours)": HttptoolsTransport,
+    "asyncio + httptools under httpx": HttptoolsTransport,
+    "asyncio + httptools, no httpx (ours)": lambda: None,
 }
 CASES = {"/double": {"value": 3}, "/store_and_retrieve_blob": {"data": {"k": 1}}}
 
 
-async def measure(transport: httpx.AsyncBaseTransport, component: str, concurrency: int, calls: int) -> tuple[float, float]:
+async def measure(transport: httpx.AsyncBaseTransport | None, component: str, concurrency: int, calls: int) -> tuple[float, float]:
     plugin = StepflowHttpPlugin("bench", f"http://{POD}:8080", RemoteSettings(), transport)
     await plugin.start()
     callbacks = BlobCallbacks()
@@ -122,14 +124,14 @@ async def measure(transport: httpx.AsyncBaseTransport, component: str, concurren
 
 
 async def run(calls: int) -> None:
-    print(f"{'component':26} {'conc':>4}  {'transport':28} {'calls/s':>8} {'CPU µs/call':>12} {'CPU vs default':>15}")
+    print(f"{'component':26} {'conc':>4}  {'transport':36} {'calls/s':>8} {'CPU µs/call':>12} {'CPU vs default':>15}")
     for component in CASES:
         for concurrency in (8, 32):
             baseline = None
             for name, factory in TRANSPORTS.items():
                 rate, cpu = await measure(factory(), component, concurrency, calls)
                 baseline = baseline or cpu
-                print(f"{component:26} {concurrency:>4}  {name:28} {rate:8.0f} {cpu:12.0f} {cpu / baseline:14.2f}x")
+                print(f"{component:26} {concurrency:>4}  {name:36} {rate:8.0f} {cpu:12.0f} {cpu / baseline:14.2f}x")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The ``type: stepflow`` plugin: components on remote component servers over HTTP.
 
-One pooled httpx client per plugin. Startup never waits for the fleet: ``initialize``
+One pooled HTTP client per plugin (remote/transport.py). Startup never waits for the fleet: ``initialize``
 is retried in the background and ``health()`` says whether it got through. Each
 execution is bounded by connect, idle-stream and total deadlines; a pod that cannot
 be reached (or answers 503) is retried with backoff; a stream that breaks or a
@@ -25,7 +25,7 @@ from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callba
 from runtime_server.plugins.remote.callbacks import answer_callback
 from runtime_server.plugins.remote.retry import Backoff, next_delay
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
-from runtime_server.plugins.remote.transport import make_client
+from runtime_server.plugins.remote.transport import PodClient, Response, make_client
 from telemetry.logs import log_event
 from wire_protocol import headers, jsonrpc
 from wire_protocol.messages import ComponentInfo, ExecuteParams, InitializeParams, ListComponentsResult
@@ -45,15 +45,16 @@ class _CallbackUndelivered(Exception):
 class _Stream:
     """One SSE answer being read: who sent it and how many callback answers are in flight."""
 
-    def __init__(self, response: httpx.Response, execute_id: str) -> None:
+    def __init__(self, response: Response, execute_id: str, sent_headers: dict[str, str]) -> None:
         self.response = response
         self.execute_id = execute_id
-        self.instance_id = response.headers.get(headers.INSTANCE_ID) or None
+        self.instance_id = response.headers.get(headers.INSTANCE_ID_LOWER) or None
         self.answers: set[asyncio.Task[None]] = set()
+        self._sent_headers = sent_headers
 
     def trace_headers(self) -> dict[str, str]:
         """The execute request's trace context: its callback answers belong to the same step span."""
-        sent = self.response.request.headers
+        sent = self._sent_headers
         return {name: sent[name] for name in (headers.TRACEPARENT, headers.TRACESTATE) if name in sent}
 
     def cancel_answers(self) -> None:
@@ -71,7 +72,7 @@ class StepflowHttpPlugin:
         self.url = url
         self._settings = settings
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: PodClient | None = None
         self._ids = itertools.count()
         self._id_prefix = os.urandom(4).hex()
         self._backoff = Backoff()
@@ -181,13 +182,13 @@ class StepflowHttpPlugin:
         stream: _Stream | None = None
         try:
             async with asyncio.timeout_at(deadline) as timer:
-                response = await self._http.send(self._http.build_request("POST", self.url, content=body, headers=request_headers), stream=True)
+                response = await self._http.stream(self.url, body, request_headers)
                 try:
                     if response.status_code == RETRY_ELSEWHERE_STATUS:
                         await response.aread()
                         raise _Unreachable(f"{self.url} answered HTTP 503: {response.content[:200].decode('utf-8', 'replace')}")
                     if response.is_success and headers.is_sse(response.headers.get("content-type")):
-                        stream = _Stream(response, execute_id)
+                        stream = _Stream(response, execute_id, request_headers)
                         return (await self._read_stream(stream, callbacks, timer, deadline)).unwrap()
                     await response.aread()
                 finally:
@@ -272,7 +273,7 @@ class StepflowHttpPlugin:
     # -- helpers -----------------------------------------------------------------------
 
     @property
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> PodClient:
         if self._client is None:
             raise RuntimeError(f"plugin {self.name!r} used before start()")
         return self._client

@@ -1,19 +1,23 @@
-"""The one pooled httpx client of a remote plugin, and the transport under it.
+"""The remote plugin's HTTP/1.1 client: asyncio protocols and the httptools parser.
 
-httpx's default transport (httpcore on anyio) costs more CPU per request than the rest
-of a component call put together (docs/benchmarks.md, "Runtime: HTTP client
-transport"). ``HttptoolsTransport`` keeps the httpx interface the plugin is written
-against but speaks plain HTTP/1.1 on asyncio protocols with the httptools parser
-(uvicorn's): one request per connection at a time, idle connections reused LIFO.
-https URLs keep httpx's own transport.
+httpx costs more CPU per call than the rest of a component call put together, even on a
+fast transport (docs/benchmarks.md, "Runtime to fleet"): building its Request, URL,
+Headers and Cookies objects for every call. ``HttptoolsClient`` keeps the subset of
+httpx's interface the plugin uses (``post``, a streamed ``stream``, responses with
+``status_code``, ``headers``, ``aiter_raw``, ``aread``, ``aclose``) and httpx's exception
+classes, but writes one pre-built request head per call on a keep-alive connection (LIFO
+reuse, one request per connection at a time). ``https://`` URLs, and any httpx transport
+handed in (benchmarks), go through httpx itself (``HttpxClient``). ``HttptoolsTransport``
+puts the same connections under an httpx client, for comparisons.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 import httptools
 import httpx
@@ -25,15 +29,46 @@ KEEPALIVE_SECONDS = 4.0
 MAX_IDLE_PER_HOST = 256
 
 
-def make_client(settings: RemoteSettings, url: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """Reads are unbounded here: the plugin bounds them itself (idle and total deadlines)."""
+class Response(Protocol):
+    """What the plugin reads of an answer: httpx.Response has it, and so has ``Answer``."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def is_success(self) -> bool: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class PodClient(Protocol):
+    """POSTs to component servers: ``stream`` returns once the headers are in, ``post`` once the body is."""
+
+    async def stream(self, url: str, content: bytes, headers: Mapping[str, str]) -> Response: ...
+
+    async def post(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_client(settings: RemoteSettings, url: str, transport: httpx.AsyncBaseTransport | None = None) -> PodClient:
+    """Reads are unbounded here unless a call says otherwise: the plugin bounds them itself (idle and total deadlines)."""
+    if transport is None and url.startswith("http://"):
+        return HttptoolsClient(settings.connect_timeout_seconds)
     timeout = httpx.Timeout(connect=settings.connect_timeout_seconds, read=None, write=settings.callback_timeout_seconds, pool=settings.connect_timeout_seconds)
     if transport is None:
-        transport = HttptoolsTransport() if url.startswith("http://") else httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_SECONDS))
+        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_SECONDS))
     client = httpx.AsyncClient(transport=transport, timeout=timeout)
     for name in ("accept-encoding", "user-agent", "accept"):
         del client.headers[name]
-    return client
+    return HttpxClient(client)
 
 
 class _Connection(asyncio.Protocol):
@@ -135,12 +170,23 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
 
-class _ResponseBody(httpx.AsyncByteStream):
-    def __init__(self, connection: _Connection, release: Any) -> None:
-        self._connection = connection
-        self._release = release
+class Answer:
+    """A response being read: status and headers (names lower-cased) now, the body as it arrives."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    __slots__ = ("status_code", "headers", "content", "_connection", "_pool")
+
+    def __init__(self, connection: _Connection, pool: _Pool) -> None:
+        self.status_code = connection.status
+        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in connection.headers}
+        self.content = b""
+        self._connection = connection
+        self._pool = pool
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
         connection = self._connection
         while True:
             for chunk in connection.take_chunks():
@@ -149,52 +195,90 @@ class _ResponseBody(httpx.AsyncByteStream):
                 return
             await connection.wait()
 
+    async def aread(self) -> bytes:
+        connection = self._connection
+        if connection.complete:  # the usual case for a small answer: it came in one read with the headers
+            self.content = b"".join(connection.take_chunks())
+        else:
+            self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+        return self.content
+
     async def aclose(self) -> None:
-        self._release(self._connection)
+        self._pool.release(self._connection)
 
 
-class HttptoolsTransport(httpx.AsyncBaseTransport):
+class _Target:
+    """Where a URL points, and the constant start of every request head sent there."""
+
+    __slots__ = ("host", "port", "head")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or ""
+        self.port = parts.port or 80
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.head = f"POST {path} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode("latin-1")
+
+
+class HttptoolsClient:
+    def __init__(self, connect_timeout: float | None = None) -> None:
+        self._connect_timeout = connect_timeout
+        self._pool = _Pool()
+        self._targets: dict[str, _Target] = {}
+
+    async def stream(self, url: str, content: bytes, headers: Mapping[str, str]) -> Answer:
+        target = self._targets.get(url) or self._targets.setdefault(url, _Target(url))
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        head = target.head + f"{lines}content-length: {len(content)}\r\n\r\n".encode("latin-1")
+        connection = await self._pool.connection(target.host, target.port, self._connect_timeout)
+        await _exchange(connection, head, content)
+        return Answer(connection, self._pool)
+
+    async def post(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
+        """The whole answer; ``timeout`` bounds connecting, sending and reading it (httpx.ReadTimeout)."""
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await self.stream(url, content, headers or {})
+                try:
+                    await answer.aread()
+                finally:
+                    await answer.aclose()
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete answer from {url} within {timeout}s") from None
+        return answer
+
+    async def aclose(self) -> None:
+        self._pool.close()
+
+
+class HttpxClient:
+    """The same interface on an httpx client (https, or a transport handed in)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def stream(self, url: str, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        return await self._client.send(self._client.build_request("POST", url, content=content, headers=headers), stream=True)
+
+    async def post(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> httpx.Response:
+        return await self._client.post(url, content=content, headers=headers, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _Pool:
+    """Keep-alive connections by (host, port): the most recently used idle one first."""
+
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        body = await request.aread()
-        host = request.url.host
-        port = request.url.port or 80
-        head = _request_head(request)
+    async def connection(self, host: str, port: int, connect_timeout: float | None) -> _Connection:
         # A request written to a connection that then drops is never sent again here, even when no
         # byte came back: a proxy may have passed it on before dying, so it may have run. The
         # plugin reports that as a broken connection and the engine runs the step again with the
         # next attempt number (docs/reliability.md, "proxy killed and restarted").
-        connection = self._reusable(host, port) or await self._connect(host, port, timeouts.get("connect"))
-        return await self._exchange(connection, head, body, timeouts)
-
-    async def _exchange(self, connection: _Connection, head: bytes, body: bytes, timeouts: dict[str, Any]) -> httpx.Response:
-        connection.send(head, body)
-        try:
-            async with asyncio.timeout(timeouts.get("read")):
-                while not connection.headers_done:
-                    await connection.wait()
-        except TimeoutError:
-            connection.close()
-            raise httpx.ReadTimeout("no response headers within the read timeout") from None
-        except BaseException:
-            connection.close()
-            raise
-        return httpx.Response(connection.status, headers=connection.headers, stream=_ResponseBody(connection, self._release), extensions={"http_version": b"HTTP/1.1"})
-
-    async def _connect(self, host: str, port: int, timeout: float | None) -> _Connection:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, connection = await loop.create_connection(_Connection, host, port)
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {host}:{port} took longer than {timeout}s") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-        connection.key = (host, port)
-        return connection
+        return self._reusable(host, port) or await _connect(host, port, connect_timeout)
 
     def _reusable(self, host: str, port: int) -> _Connection | None:
         idle = self._idle.get((host, port))
@@ -206,7 +290,7 @@ class HttptoolsTransport(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    def _release(self, connection: _Connection) -> None:
+    def release(self, connection: _Connection) -> None:
         if not connection.in_use:
             return
         connection.in_use = False
@@ -220,11 +304,72 @@ class HttptoolsTransport(httpx.AsyncBaseTransport):
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
         self._idle.clear()
+
+
+async def _connect(host: str, port: int, timeout: float | None) -> _Connection:
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            _, connection = await loop.create_connection(_Connection, host, port)
+    except TimeoutError:
+        raise httpx.ConnectTimeout(f"connecting to {host}:{port} took longer than {timeout}s") from None
+    except OSError as exc:
+        raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    connection.key = (host, port)
+    return connection
+
+
+async def _exchange(connection: _Connection, head: bytes, body: bytes, read_timeout: float | None = None) -> None:
+    """Send one request; return once the answer's headers are in (the connection is closed on any failure)."""
+    connection.send(head, body)
+    try:
+        if read_timeout is None:
+            while not connection.headers_done:
+                await connection.wait()
+            return
+        async with asyncio.timeout(read_timeout):
+            while not connection.headers_done:
+                await connection.wait()
+    except TimeoutError:
+        connection.close()
+        raise httpx.ReadTimeout("no response headers within the read timeout") from None
+    except BaseException:
+        connection.close()
+        raise
+
+
+class _ResponseBody(httpx.AsyncByteStream):
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._answer.aiter_raw()
+
+    async def aclose(self) -> None:
+        await self._answer.aclose()
+
+
+class HttptoolsTransport(httpx.AsyncBaseTransport):
+    """The same connections under an httpx client (what the plugin used before ``HttptoolsClient``)."""
+
+    def __init__(self) -> None:
+        self._pool = _Pool()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        body = await request.aread()
+        connection = await self._pool.connection(request.url.host, request.url.port or 80, timeouts.get("connect"))
+        await _exchange(connection, _request_head(request), body, timeouts.get("read"))
+        answer = Answer(connection, self._pool)
+        return httpx.Response(answer.status_code, headers=connection.headers, stream=_ResponseBody(answer), extensions={"http_version": b"HTTP/1.1"})
+
+    async def aclose(self) -> None:
+        self._pool.close()
 
 
 def _request_head(request: httpx.Request) -> bytes:
