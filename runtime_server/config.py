@@ -61,7 +61,7 @@ class ApiLimits:
     max_flow_values: int = 1_000_000
     """Values a YAML flow expands to, counting every alias use (413 above: YAML bombs)."""
     max_concurrent_runs: int = 1000
-    """Runs in flight, sub-runs included; a new run beyond it is refused with 429."""
+    """Top-level runs in flight; a new run beyond it is refused with 429 (nothing is created)."""
 
 
 _LIMIT_KEYS = {

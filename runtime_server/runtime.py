@@ -158,8 +158,8 @@ class Runtime:
 
     @property
     def runs_in_flight(self) -> int:
-        """Runs not yet finished, sub-runs included."""
-        return len(self._live)
+        """Top-level runs not yet finished (a run's sub-runs are bounded by its nesting, so they are not counted)."""
+        return sum(1 for record, _ in self._live.values() if record.parent_run_id is None)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)
