@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 INSTANCE_ID = "scripted-pod-0001"
 RELEASE_WAIT_SECONDS = 30.0
+COMPONENTS = ("echo", "fail", "busy", "bad_gateway", "ask", "silent", "no_final", "odd_framing")
 
 
 class ScriptedPod:
@@ -94,6 +95,8 @@ class ScriptedPod:
             return _json({"jsonrpc": "2.0", "id": message["id"], "result": {"server_protocol_version": 1}})
         if method == "initialized":
             return Response(b'""', 202, media_type="application/json")
+        if method == "components/list":
+            return _json({"jsonrpc": "2.0", "id": message["id"], "result": {"components": [{"component": f"/{name}"} for name in COMPONENTS]}})
         params = message["params"]
         self.vanished = self.vanish is not None
         return await getattr(self, "_" + params["component"].strip("/"))(message["id"], params, request)

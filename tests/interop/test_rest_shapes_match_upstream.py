@@ -9,7 +9,11 @@ purpose, the difference is named below and checked as what it is:
   framework rejections as plain text and its JSON errors as ``text/plain``: rest-api.md §1.1);
 * ``GET /health`` adds each plugin's health; ``GET /runs/{id}`` adds the run's ``traceId``;
 * the builtins ``/openai`` and ``/load_file`` are left out (runtime_server/plugins/builtin.py);
-* ``DELETE`` really deletes (rest-api.md §5.3, §6.8): checked in tests/runtime_server/test_api.py.
+* ``DELETE`` really deletes (rest-api.md §5.3, §6.8): checked in tests/runtime_server/test_api.py;
+* cancel really stops a run (§6.7): same answer shape, but ours counts the item as cancelled.
+
+A run that never ends (its step is a scripted pod's ``/silent``) covers the endpoints on a
+running run: neither server answers its ``POST /runs`` within 2 s.
 
 Components' JSON Schemas are their own content, not the API's shape: compared as objects.
 Flow diagnostics are compared entry by entry where both servers report the same kind at
@@ -27,16 +31,22 @@ import httpx
 import pytest
 import yaml
 
+from tests.e2e.scripted_pod import ScriptedPod
 from tests.support.netns import inside_new_netns, netns_available
 from tests.support.upstream_server import BINARY, CORPUS, both_servers, corpus_config
 
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
 
 FLOW = yaml.safe_load((CORPUS / "builtins" / "blob_test.yaml").read_text())
+ENDLESS_FLOW = {"name": "endless", "description": "its one step never answers", "steps": [{"id": "wait", "component": "/python/silent", "input": {}}], "output": {"$step": "wait"}}
+POD = "127.0.0.1"
+POD_PORT = 8089
+UNANSWERED = -1
+"""The status recorded for a request still unanswered at its timeout."""
 DATA = {"data": {"b": 2, "a": [1.5, "x", None, True]}}
 UNKNOWN_RUN = "0190c2a6-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
 UNKNOWN_FLOW = "0" * 64
-OUR_EXTRA_FIELDS = {"health": {"plugins"}, "get run": {"traceId"}}
+OUR_EXTRA_FIELDS = {"health": {"plugins"}, "get run": {"traceId"}, "get a running run": {"traceId"}}
 UPSTREAM_ONLY_COMPONENTS = {"/openai", "/load_file"}
 
 
@@ -54,10 +64,15 @@ class Ids:
     run: str = ""
     batch_run: str = ""
     data_blob: str = ""
+    endless_flow: str = ""
+    running_run: str = ""
 
 
 def request(client: httpx.Client, method: str, path: str, **options: Any) -> Answer:
-    response = client.request(method, path, **options)
+    try:
+        response = client.request(method, path, **options)
+    except httpx.ReadTimeout:
+        return Answer(UNANSWERED, None, "no answer within the timeout")
     try:
         body: Any = response.json()
     except ValueError:
@@ -102,6 +117,15 @@ def exchanges(ids: Ids) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("no JSON content type", "POST", "/runs", {"content": b"{}"}),
         ("unknown route", "GET", "/nope", {}),
         ("wrong method", "PUT", "/runs", {}),
+        ("store a flow whose step never ends", "POST", "/flows", {"json": {"flow": ENDLESS_FLOW}}),
+        ("run that never ends", "POST", "/runs", {"json": {"flowId": ids.endless_flow, "input": [{}]}, "timeout": 2}),
+        ("list running runs", "GET", "/runs", {"params": {"status": "running"}}),
+        ("get a running run", "GET", f"/runs/{ids.running_run}", {}),
+        ("items of a running run", "GET", f"/runs/{ids.running_run}/items", {}),
+        ("steps of a running run", "GET", f"/runs/{ids.running_run}/steps", {}),
+        ("delete a running run", "DELETE", f"/runs/{ids.running_run}", {}),
+        ("cancel a running run", "POST", f"/runs/{ids.running_run}/cancel", {}),
+        ("cancel a cancelled run", "POST", f"/runs/{ids.running_run}/cancel", {}),
         ("delete run", "DELETE", f"/runs/{ids.run}", {}),
         ("delete flow", "DELETE", f"/flows/{ids.flow}", {}),
     ]
@@ -115,6 +139,10 @@ def learn_ids(name: str, answer: Answer, ids: Ids) -> None:
         ids.data_blob = answer.body["result"]["result"]["blob_id"]
     elif name == "batch run":
         ids.batch_run = answer.body["runId"]
+    elif name == "store a flow whose step never ends":
+        ids.endless_flow = answer.body["flowId"]
+    elif name == "list running runs":
+        ids.running_run = answer.body["runs"][0]["runId"]
 
 
 def converse(api: str) -> dict[str, Answer]:
@@ -130,8 +158,13 @@ def converse(api: str) -> dict[str, Answer]:
 
 @pytest.fixture(scope="module")
 def answers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Answer]]]:
-    with inside_new_netns("updiff"), both_servers(corpus_config(), tmp_path_factory.mktemp("rest-shapes")) as servers:
-        yield {side: converse(api) for side, api in servers.both().items()}
+    with inside_new_netns("updiff"):
+        pod = ScriptedPod(POD, POD_PORT).start()
+        try:
+            with both_servers(corpus_config(pod.url), tmp_path_factory.mktemp("rest-shapes")) as servers:
+                yield {side: converse(api) for side, api in servers.both().items()}
+        finally:
+            pod.stop()
 
 
 def shape(value: Any) -> Any:

@@ -33,10 +33,17 @@ def remote_plugin_config(url: str) -> str:
     )
 
 
-def corpus_config() -> str:
-    """Every flow of the conformance corpus runs under it: its mock plugin, builtins under /builtin/ and at the root."""
+def corpus_config(pod_url: str | None = None) -> str:
+    """Every flow of the conformance corpus runs under it: its mock plugin, builtins under /builtin/
+    and at the root; with ``pod_url``, also ``/python/{*component}`` on that component server."""
     mock_plugins = (CORPUS / "mock" / "stepflow-config.yml").read_text().split("plugins:\n", 1)[1].rstrip()
-    return "plugins:\n  builtin:\n    type: builtin\n" + mock_plugins + '\n  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
+    mock_plugins, mock_routes = mock_plugins.split("\nroutes:\n", 1)
+    pod_plugin = f'  python:\n    type: stepflow\n    url: "{pod_url}"\n' if pod_url else ""
+    pod_route = '  "/python/{*component}":\n    - plugin: python\n' if pod_url else ""
+    return (
+        "plugins:\n  builtin:\n    type: builtin\n" + mock_plugins + "\n" + pod_plugin
+        + "routes:\n" + mock_routes + "\n" + pod_route + '  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
+    )
 
 
 def start_upstream_server(config_yaml: str, port: int, log_dir: Path) -> ManagedProcess:
