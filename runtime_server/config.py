@@ -60,6 +60,8 @@ class ApiLimits:
     """Steps of one flow (413 above)."""
     max_flow_values: int = 1_000_000
     """Values a YAML flow expands to, counting every alias use (413 above: YAML bombs)."""
+    max_flow_text_bytes: int = 256 * 1024
+    """A flow sent as YAML/JSON text (413 above): PyYAML parses ~0.2-1 MB/s and blocks the server meanwhile."""
     max_concurrent_runs: int = 1000
     """Top-level runs in flight; a new run beyond it is refused with 429 (nothing is created)."""
 
@@ -69,6 +71,7 @@ _LIMIT_KEYS = {
     "maxNestingDepth": "max_nesting_depth",
     "maxFlowSteps": "max_flow_steps",
     "maxFlowValues": "max_flow_values",
+    "maxFlowTextBytes": "max_flow_text_bytes",
     "maxConcurrentRuns": "max_concurrent_runs",
 }
 

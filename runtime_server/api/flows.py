@@ -37,6 +37,7 @@ def prepare_submitted(runtime: Runtime, flow: Any) -> PreparedFlow:
 
 def _load_text(text: str, runtime: Runtime) -> Any:
     """YAML is checked before anything walks it: aliases can make a small text expand without bound."""
+    limits.check_flow_text(text, runtime.settings.limits)
     try:
         data = load_flow_text(text)
     except RecursionError:

@@ -101,6 +101,16 @@ def check_flow_data(data: Any, limits: ApiLimits) -> None:
         ) from None
 
 
+def check_flow_text(text: str, limits: ApiLimits) -> None:
+    size = len(text.encode())
+    if size > limits.max_flow_text_bytes:
+        raise ApiError(
+            413,
+            f"The flow text is {size} bytes; the limit is {limits.max_flow_text_bytes} (limits.maxFlowTextBytes): send a large flow as a JSON object",
+            limit="maxFlowTextBytes",
+        )
+
+
 def check_flow_steps(data: Any, limits: ApiLimits) -> None:
     steps = data.get("steps") if isinstance(data, dict) else None
     if isinstance(steps, list) and len(steps) > limits.max_flow_steps:

@@ -103,6 +103,7 @@ RUNTIME: list[BadRequest] = [
     BadRequest("no content type", "runtime", "POST", "/api/v1/runs", 415, "Content-Type: application/json", (), _run()),
     BadRequest("YAML that does not parse", "runtime", "POST", "/api/v1/runs", 422, "not valid YAML", JSON, _run(flow="steps: [\n  - id: a\n  bad")),
     BadRequest("YAML bomb (billion laughs)", "runtime", "POST", "/api/v1/runs", 413, "maxFlowValues", JSON, _run(flow=_yaml_bomb())),
+    BadRequest("YAML flow text of 1 MB", "runtime", "POST", "/api/v1/runs", 413, "maxFlowTextBytes", JSON, _run(flow="steps: []\n" + "# padding\n" * 100_000)),
     BadRequest("YAML nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(flow="steps: []\noutput: " + "[" * 5000 + "]" * 5000)),
     BadRequest("JSON nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, b'{"input": [' + b"[" * 5000 + b"]" * 5000 + b"]}"),
     BadRequest("input nested past the limit", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(input=[_nested(DEFAULT_MAX_NESTING_DEPTH + 1)])),

@@ -45,7 +45,7 @@ routes:
   "/pod/{{*component}}": [{{plugin: pod}}]
   "/scripted/{{*component}}": [{{plugin: scripted}}]
   "/{{*component}}": [{{plugin: builtin}}]
-limits: {{maxRequestBytes: 4096, maxNestingDepth: 8, maxFlowSteps: 5, maxFlowValues: 200, maxConcurrentRuns: 2}}
+limits: {{maxRequestBytes: 4096, maxNestingDepth: 8, maxFlowSteps: 5, maxFlowValues: 200, maxFlowTextBytes: 1000, maxConcurrentRuns: 2}}
 """
 ECHO = {"steps": [], "output": {"$input": "$"}}
 SILENT = {"steps": [{"id": "wait", "component": "/scripted/silent", "input": {}}], "output": {"$step": "wait"}}
@@ -142,6 +142,12 @@ def test_flow_with_more_steps_than_max_flow_steps_is_413(fleet: LimitsFleet) -> 
 def test_yaml_expanding_past_max_flow_values_is_413(fleet: LimitsFleet) -> None:
     assert fleet.api.post("/flows", json={"flow": _aliased_yaml(2)}).json()["stored"] is True  # 36 values
     assert_limit_error(fleet.api.post("/flows", json={"flow": _aliased_yaml(4)}), 413, "limits.maxFlowValues")  # 780 values
+
+
+def test_flow_text_longer_than_max_flow_text_bytes_is_413(fleet: LimitsFleet) -> None:
+    flow = "steps: []\noutput: {$input: $}\n"
+    assert fleet.api.post("/runs", json={"flow": flow + "# pad\n" * 100, "input": [1]}).json()["result"]["result"] == 1
+    assert_limit_error(fleet.api.post("/runs", json={"flow": flow + "# pad\n" * 200, "input": [1]}), 413, "limits.maxFlowTextBytes")
 
 
 def test_runs_past_max_concurrent_runs_get_429_and_nothing_is_created(fleet: LimitsFleet) -> None:
