@@ -28,6 +28,9 @@ from telemetry.trace import TraceContext
 from wire_protocol.messages import Observability
 
 logger = logging.getLogger(__name__)
+_STEP_DURATION = metrics.Children(metrics.STEP_DURATION)
+_COMPONENT_CALLS = metrics.Children(metrics.COMPONENT_CALLS)
+_COMPONENT_CALL_DURATION = metrics.Children(metrics.COMPONENT_CALL_DURATION)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Engine:
         self._router = router
         self._plugins = plugins
         self._step_attempts = step_attempts
+        self.steps_in_flight = 0
+        """Step executions in progress (the runtime_steps_in_flight gauge reads it)."""
 
     async def run_items(self, run: ActiveRun) -> None:
         inputs = run.record.inputs
@@ -102,15 +107,15 @@ class Engine:
         state.status = "running"
         record.record_event("step_started", item_index=item_index, step_id=step.id)
         started = time.perf_counter()
-        metrics.STEPS_IN_FLIGHT.inc()
+        self.steps_in_flight += 1
         try:
             outcome = await self._execute(run, step, scope, item_index)
         finally:
-            metrics.STEPS_IN_FLIGHT.dec()
+            self.steps_in_flight -= 1
         is_failed = isinstance(outcome, Failed)
         state.status = "failed" if is_failed else "completed"
         state.outcome = outcome
-        metrics.STEP_DURATION.labels("failed" if is_failed else "success").observe(time.perf_counter() - started)
+        _STEP_DURATION["failed" if is_failed else "success",].observe(time.perf_counter() - started)
         if is_failed:
             record.record_event("step_failed", item_index=item_index, step_id=step.id, error=_error_json(outcome))
             log_event(logger, "step_failed", logging.WARNING, run_id=record.run_id, step_id=step.id, trace_id=run.trace.trace_id, item_index=item_index, error=outcome.error.message)
@@ -171,8 +176,8 @@ class Engine:
                 log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
-        metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
-        metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
+        _COMPONENT_CALLS[plugin.name, label].inc()
+        _COMPONENT_CALL_DURATION[plugin.name,].observe(time.perf_counter() - started)
         return outcome, retriable
 
 

@@ -32,6 +32,7 @@ from telemetry.logs import log_event
 from telemetry.trace import run_trace
 
 logger = logging.getLogger(__name__)
+_RUNS = metrics.Children(metrics.RUNS)
 
 
 class RunConflict(Exception):
@@ -54,7 +55,10 @@ class Runtime:
         self.router = Router(settings.routes, set(self.plugins))
         self.engine = Engine(self.router, self.plugins, settings.step_attempts)
         self._live: dict[str, tuple[RunRecord, asyncio.Task[None]]] = {}
+        self._top_level_live = 0
         self._evictions_seen = 0
+        metrics.RUNS_IN_FLIGHT.set_function(lambda: len(self._live))
+        metrics.STEPS_IN_FLIGHT.set_function(lambda: self.engine.steps_in_flight)
         metrics.BLOB_STORE_BYTES.set_function(lambda: self.blobs.size_bytes)
         metrics.BLOB_STORE_BLOBS.set_function(lambda: len(self.blobs))
         metrics.RUN_STORE_RUNS.set_function(lambda: len(self.runs))
@@ -97,7 +101,8 @@ class Runtime:
         effective, problem = self.effective_flow(prepared, overrides)
         run = ActiveRun(record, effective, {**effective.variable_defaults, **(variables or {})}, limiter_for(max_concurrency), trace, RunCallbacks(self, record))
         self.runs.put(record)
-        metrics.RUNS_IN_FLIGHT.inc()
+        if parent is None:
+            self._top_level_live += 1
         record.record_event("run_started")
         self._live[run_id] = (record, asyncio.create_task(self._drive(run, problem)))
         return record
@@ -137,9 +142,9 @@ class Runtime:
         record.completed_ns = record.completed_ns or now_ns()
         record.record_event("run_completed", status=record.status)
         self.runs.put(record)
-        self._live.pop(record.run_id, None)
-        metrics.RUNS_IN_FLIGHT.dec()
-        metrics.RUNS.labels(record.status, record.flow_name or "").inc()
+        if self._live.pop(record.run_id, None) is not None and record.parent_run_id is None:
+            self._top_level_live -= 1
+        _RUNS[record.status, record.flow_name or ""].inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
         if self.runs.evictions > self._evictions_seen:
             metrics.RUN_STORE_EVICTIONS.inc(self.runs.evictions - self._evictions_seen)
@@ -159,7 +164,7 @@ class Runtime:
     @property
     def runs_in_flight(self) -> int:
         """Top-level runs not yet finished (a run's sub-runs are bounded by its nesting, so they are not counted)."""
-        return sum(1 for record, _ in self._live.values() if record.parent_run_id is None)
+        return self._top_level_live
 
     def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)

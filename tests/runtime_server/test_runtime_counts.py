@@ -1,0 +1,106 @@
+"""What the runtime counts while runs are live: the in-flight gauges, the 429 budget, the totals.
+
+The gauges read the runtime's own counts at scrape time (nothing is incremented per
+step), so they must say exactly what is running, and come back to zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from runtime_server.config import load_settings
+from runtime_server.plugins.base import ExecuteRequest, PluginHealth
+from runtime_server.runtime import Runtime
+
+FLOW = {
+    "name": "counted",
+    "steps": [
+        {"id": "a", "component": "/slow", "input": {"n": {"$input": "n"}}},
+        {"id": "b", "component": "/slow", "input": {"n": {"$input": "n"}}},
+    ],
+    "output": {"a": {"$step": "a"}, "b": {"$step": "b"}},
+}
+
+
+class GatedPlugin:
+    """Every execution waits at the gate until the test opens it."""
+
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def health(self) -> PluginHealth:
+        return PluginHealth(True)
+
+    async def execute(self, request: ExecuteRequest) -> Any:
+        self.waiting += 1
+        await self.gate.wait()
+        return request.input
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def wait_until(condition: Any) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
+
+
+@pytest.mark.anyio
+async def test_gauges_and_budget_follow_live_runs_and_steps_then_return_to_zero() -> None:
+    runtime = Runtime(load_settings(None))
+    plugin = GatedPlugin()
+    runtime.plugins["builtin"] = plugin
+    prepared = runtime.flows.prepare(FLOW)
+    completed_before = sample("runtime_runs_total", status="completed", flow="counted")
+
+    records = [runtime.submit(prepared, [{"n": n}]) for n in range(3)]
+    await wait_until(lambda: plugin.waiting == 6)  # both steps of every run are executing
+    assert sample("runtime_runs_in_flight") == 3
+    assert sample("runtime_steps_in_flight") == 6
+    assert runtime.runs_in_flight == 3
+
+    plugin.gate.set()
+    for record in records:
+        await runtime.wait(record)
+    assert [record.status for record in records] == ["completed"] * 3
+    assert sample("runtime_runs_in_flight") == 0 and sample("runtime_steps_in_flight") == 0
+    assert runtime.runs_in_flight == 0
+    assert sample("runtime_runs_total", status="completed", flow="counted") == completed_before + 3
+    await runtime.close()
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_run_leaves_the_counts() -> None:
+    runtime = Runtime(load_settings(None))
+    plugin = GatedPlugin()
+    runtime.plugins["builtin"] = plugin
+    record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
+    await wait_until(lambda: plugin.waiting == 2)
+    runtime.cancel(record)
+    await runtime.wait(record)
+    assert record.status == "cancelled"
+    assert runtime.runs_in_flight == 0
+    assert sample("runtime_runs_in_flight") == 0 and sample("runtime_steps_in_flight") == 0
+    await runtime.close()
