@@ -12,6 +12,7 @@ from typing import Any
 from runtime_server.flow.paths import MISSING, PathSyntaxError, parse_path
 
 _STATIC, _PARAM, _CATCH_ALL = 2, 1, 0
+_REMEMBERED_NAMES = 4096
 
 
 class RouteConfigError(ValueError):
@@ -130,22 +131,30 @@ class Router:
             pattern.rules = [_parse_rule(text, rule, plugins) for rule in rules]
             self._patterns.append(pattern)
         self._patterns.sort(key=lambda pattern: pattern.rank, reverse=True)
+        self._by_name: dict[str, Route | None] = {}
+        """Routes decided by the name alone (None: a rule looks at the input), asked for every step of every run."""
 
     @property
     def patterns(self) -> list[str]:
         return [pattern.text for pattern in self._patterns]
 
     def route(self, component: str, step_input: Any) -> Route:
+        route = self.route_by_name(component)
+        if route is not None:
+            return route
         pattern, captured = self._match(component)
         return self._choose(pattern, captured, component, step_input)
 
     def route_by_name(self, component: str) -> Route | None:
         """The route when the name alone decides it (None if a rule looks at the input), so a
         flow naming a component nothing serves can be refused before it runs."""
+        if component in self._by_name:
+            return self._by_name[component]
         pattern, captured = self._match(component)
-        if any(rule.conditions for rule in pattern.rules):
-            return None
-        return self._choose(pattern, captured, component, None)
+        route = None if any(rule.conditions for rule in pattern.rules) else self._choose(pattern, captured, component, None)
+        if len(self._by_name) < _REMEMBERED_NAMES:
+            self._by_name[component] = route
+        return route
 
     def _match(self, component: str) -> tuple[_Pattern, dict[str, str]]:
         if component.startswith("/"):
