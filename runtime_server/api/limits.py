@@ -32,7 +32,7 @@ def count_values(value: Any, max_depth: int, max_values: float = float("inf")) -
     """Values in JSON-like data as a serialiser would see them: a container shared by YAML
     aliases counts once per use, but is walked once. Raises TooDeep past ``max_depth``
     nested containers, TooMany past ``max_values``."""
-    if not isinstance(value, (dict, list)):
+    if type(value) not in _CONTAINERS:
         return 1
     walked: dict[int, int] = {}
     stack: list[list[Any]] = [[value, _children(value), 1]]  # container, its children, its count so far
@@ -46,7 +46,7 @@ def count_values(value: Any, max_depth: int, max_values: float = float("inf")) -
                 return frame[2]
             stack[-1][2] += frame[2]
             count = stack[-1][2]
-        elif not isinstance(child, (dict, list)):
+        elif type(child) not in _CONTAINERS:
             frame[2] += 1
             count = frame[2]
         elif id(child) in walked:
