@@ -182,7 +182,7 @@ class Exchange:
             "routing_decision",
             decision=route.decision.value,
             instance_id=member.instance_id,
-            pod=pod,
+            pod_address=pod,
             status=self.status or None,
             outcome=outcome.value,
             duration_ms=round((now - self._attempt_started) * 1000, 3),

@@ -14,12 +14,12 @@ OPEN_PATHS = frozenset({"/api/v1/health"})
 class BearerTokenMiddleware:
     def __init__(self, app: ASGIApp, token: str) -> None:
         self._app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            supplied = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(supplied, self._expected):
+            scheme, _, supplied = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(supplied.strip(), self._expected):
                 response = error_response(401, "Missing or wrong bearer token: send 'Authorization: Bearer <STEPFLOW_API_TOKEN>'")
                 await response(scope, receive, send)
                 return

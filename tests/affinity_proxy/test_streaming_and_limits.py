@@ -129,7 +129,7 @@ def test_health_membership_and_metrics(odd_fleet: Fleet) -> None:
         assert family in metrics
     assert httpx.get(f"{odd_fleet.metrics_url}/nope").status_code == 404
     decisions = odd_fleet.proxy_log_lines("routing_decision")
-    assert decisions and all('"instance_id"' in line and '"pod"' in line and '"duration_ms"' in line for line in decisions)
+    assert decisions and all('"instance_id"' in line and '"pod_address"' in line and '"duration_ms"' in line for line in decisions)
 
 
 def test_full_pod_is_skipped_and_no_pods_gives_503(tmp_path: Path) -> None:

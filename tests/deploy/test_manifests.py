@@ -133,7 +133,7 @@ def test_a_proxy_open_to_every_pod_is_caught(broken):
 
 
 def test_a_config_pointing_elsewhere_is_caught(broken):
-    config_map = Fleet(broken).of_kind("ConfigMap")[0]
+    config_map = next(item for item in Fleet(broken).of_kind("ConfigMap") if "stepflow-config.yml" in item.get("data", {}))
     config_map["data"]["stepflow-config.yml"] = config_map["data"]["stepflow-config.yml"].replace(
         "stepflow-load-balancer.stepflow-demo", "stepflow-load-balancer.default"
     )

@@ -216,6 +216,7 @@ def test_bearer_token_guards_everything_but_health(tmp_path: Path) -> None:
         assert_json_error(httpx.get(f"{base}/runs"), 401, "bearer token")
         assert_json_error(httpx.get(f"{base}/runs", headers={"authorization": "Bearer wrong"}), 401, "bearer token")
         assert httpx.get(f"{base}/runs", headers={"authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(f"{base}/runs", headers={"authorization": "bearer s3cret"}).status_code == 200, "the scheme is case-insensitive (RFC 9110)"
     finally:
         process.stop()
 
