@@ -109,11 +109,14 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def accumulate(total: int) -> None:
+async def accumulate(total: int, tuned_gc: bool = True) -> None:
+    from runtime_server.__main__ import tune_gc
     from runtime_server.config import load_settings
     from runtime_server.runtime import Runtime
 
     runtime = Runtime(load_settings(None))
+    if tuned_gc:
+        tune_gc()  # as python -m runtime_server does
     prepared = runtime.flows.prepare(FLOW)
     runtime.flows.store(prepared)
     checkpoints = {total // 10, total // 2, total}
