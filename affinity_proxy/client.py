@@ -9,6 +9,7 @@ Malformed or oversized requests get a JSON answer and the connection is closed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import httptools
 from affinity_proxy import answers, instance_ids
 from affinity_proxy.forwarding import Exchange, RequestHead
 from affinity_proxy.http1 import Framing, Headers
+from telemetry.logs import log_event
 
 if TYPE_CHECKING:
     from affinity_proxy.proxy import Proxy
@@ -26,6 +28,7 @@ LocalAnswer = Callable[[bytes, bytes], bytes | None]
 """(method, target) -> a complete response made by the proxy, or None to forward the request."""
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+logger = logging.getLogger("affinity_proxy.client")
 
 
 class _Local:
@@ -229,6 +232,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""
+        log_event(logger, "request_rejected", logging.WARNING, status=status, error=message, target=self._url.decode("latin-1")[:200])
         if self._current is None:
             self.write(answers.error_response(status, message, decision="rejected", retryable=False, keep_alive=False))
         self._close()

@@ -112,6 +112,7 @@ class ComponentApp:
         body = None if request_headers.content_length > limit else await _read_body(receive, limit)
         if body is None:
             text = f"Request body larger than the pod's limit of {limit} bytes (--max-body-bytes, env MAX_BODY_BYTES)"
+            log_event(logger, "request_rejected", logging.WARNING, instance_id=self.instance_id, status=413, error=text)
             await _send_json(send, bare_error(413, text), ((b"connection", b"close"),))
             return
         try:

@@ -44,6 +44,8 @@ ROUTES: list[tuple[str, str, Any, str]] = [
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if "limit" in error.extra:  # operators tune limits from these lines
+        log_event(logger, "limit_exceeded", logging.WARNING, limit=error.extra["limit"], status=error.status, path=request.url.path, error=error.message)
     return error_response(error.status, error.message, error.headers, **error.extra)
 
 

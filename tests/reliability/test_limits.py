@@ -102,6 +102,17 @@ def assert_limit_error(response: httpx.Response | Answer, status: int, limit: st
     return message
 
 
+def logged(process: ManagedProcess, event: str, fragment: str, seconds: float = 5.0) -> bool:
+    """Whether the process writes a JSON log line for ``event`` containing ``fragment`` within
+    ``seconds`` (the proxy writes its lines in batches)."""
+    deadline = time.monotonic() + seconds
+    while not any(f'"event":"{event}"' in line and fragment in line for line in process.log(200_000).splitlines()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _nested(depth: int) -> Any:
     value: Any = 1
     for _ in range(depth):
@@ -125,6 +136,7 @@ def test_request_body_over_max_request_bytes_is_413(fleet: LimitsFleet) -> None:
 
     assert run_with_padding(3500).json()["status"] == "completed"
     assert_limit_error(run_with_padding(5000), 413, "limits.maxRequestBytes")
+    assert logged(fleet.processes["runtime"], "limit_exceeded", '"limit":"maxRequestBytes"')
 
 
 def test_nesting_past_max_nesting_depth_is_400(fleet: LimitsFleet) -> None:
@@ -188,6 +200,7 @@ def test_pod_body_over_max_body_bytes_is_413(fleet: LimitsFleet) -> None:
     padded = INITIALIZE[:-1] + b',"pad":"' + b"p" * POD_MAX_BODY + b'"}'
     assert_limit_error(post(chunked(padded)), 413, "--max-body-bytes")
     assert_limit_error(post(b"Content-Length: %d\r\n\r\n" % len(padded) + padded), 413, "MAX_BODY_BYTES")
+    assert logged(fleet.processes["pod"], "request_rejected", '"status":413')
 
 
 def test_proxy_header_and_body_limits_from_the_environment(fleet: LimitsFleet) -> None:
@@ -198,6 +211,7 @@ def test_proxy_header_and_body_limits_from_the_environment(fleet: LimitsFleet) -
     assert post(b"", INITIALIZE).status == 200
     assert_limit_error(post(b"X-Padding: " + b"h" * PROXY_MAX_HEADER + b"\r\n", INITIALIZE), 431, f"larger than {PROXY_MAX_HEADER} bytes")
     assert_limit_error(post(b"", b"x" * (PROXY_MAX_BODY + 1)), 413, f"limit of {PROXY_MAX_BODY} bytes")
+    assert logged(fleet.processes["proxy"], "request_rejected", '"status":431') and logged(fleet.processes["proxy"], "request_rejected", '"status":413')
 
 
 def test_runtime_limits_config() -> None:
