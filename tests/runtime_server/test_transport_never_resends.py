@@ -55,3 +55,40 @@ async def test_a_request_dropped_unanswered_on_a_reused_connection_is_not_sent_a
         server.close()
         await server.wait_closed()
     assert received == [b'{"n":1}', b'{"n":2}']
+
+
+@pytest.mark.anyio
+async def test_after_a_connection_drops_mid_request_its_idle_siblings_are_not_reused() -> None:
+    """A proxy killed with several keep-alive connections open: once one drops a request, the next
+    request goes out on a new connection instead of failing at once on a sibling we have not seen die."""
+    received: list[bytes] = []
+    doomed: set[int] = set()
+    opened = iter(range(1000))
+
+    async def answer_unless_doomed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = next(opened)
+        while True:
+            try:
+                received.append(await _read_request(reader))
+            except asyncio.IncompleteReadError:
+                return
+            if number in doomed:
+                writer.close()
+                return
+            writer.write(ANSWER)
+            await writer.drain()
+
+    server = await asyncio.start_server(answer_unless_doomed, HOST, PORT)
+    client = make_client(RemoteSettings(), URL)
+    try:
+        answers = await asyncio.gather(*(client.post(URL, content=b'{"n":%d}' % n) for n in range(3)))
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        doomed.update({0, 1, 2})  # every connection open so far is dead, though none has said so yet
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(URL, content=b'{"n":3}')
+        assert (await client.post(URL, content=b'{"n":4}')).status_code == 200
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+    assert sorted(received) == [b'{"n":%d}' % n for n in range(5)]

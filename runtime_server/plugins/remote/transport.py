@@ -231,7 +231,7 @@ class HttptoolsClient:
         lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         head = target.head + f"{lines}content-length: {len(content)}\r\n\r\n".encode("latin-1")
         connection = await self._pool.connection(target.host, target.port, self._connect_timeout)
-        await _exchange(connection, head, content)
+        await _exchange(self._pool, connection, head, content)
         return Answer(connection, self._pool)
 
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Answer:
@@ -294,6 +294,11 @@ class _Pool:
         if not connection.in_use:
             return
         connection.in_use = False
+        if connection.error is not None:
+            # The peer dropped a connection in the middle of a request: it probably died, and its
+            # idle connections are dead too even if we have not read their end yet. Reusing them
+            # would fail the engine's next attempts at once (docs/reliability.md).
+            self._forget(connection.key)
         if not connection.reusable():
             connection.close()
             return
@@ -304,11 +309,13 @@ class _Pool:
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
+    def _forget(self, key: tuple[str, int]) -> None:
+        for connection in self._idle.pop(key, []):
+            connection.close()
+
     def close(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
+        for key in list(self._idle):
+            self._forget(key)
 
 
 async def _connect(host: str, port: int, timeout: float | None) -> _Connection:
@@ -324,8 +331,8 @@ async def _connect(host: str, port: int, timeout: float | None) -> _Connection:
     return connection
 
 
-async def _exchange(connection: _Connection, head: bytes, body: bytes, read_timeout: float | None = None) -> None:
-    """Send one request; return once the answer's headers are in (the connection is closed on any failure)."""
+async def _exchange(pool: _Pool, connection: _Connection, head: bytes, body: bytes, read_timeout: float | None = None) -> None:
+    """Send one request; return once the answer's headers are in (the connection goes back to ``pool``, closed, on any failure)."""
     connection.send(head, body)
     try:
         if read_timeout is None:
@@ -336,10 +343,10 @@ async def _exchange(connection: _Connection, head: bytes, body: bytes, read_time
             while not connection.headers_done:
                 await connection.wait()
     except TimeoutError:
-        connection.close()
+        pool.release(connection)
         raise httpx.ReadTimeout("no response headers within the read timeout") from None
     except BaseException:
-        connection.close()
+        pool.release(connection)
         raise
 
 
@@ -364,7 +371,7 @@ class HttptoolsTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         body = await request.aread()
         connection = await self._pool.connection(request.url.host, request.url.port or 80, timeouts.get("connect"))
-        await _exchange(connection, _request_head(request), body, timeouts.get("read"))
+        await _exchange(self._pool, connection, _request_head(request), body, timeouts.get("read"))
         answer = Answer(connection, self._pool)
         return httpx.Response(answer.status_code, headers=connection.headers, stream=_ResponseBody(answer), extensions={"http_version": b"HTTP/1.1"})
 
