@@ -34,12 +34,45 @@ def runtime_config(url: str, **plugin_options: Any) -> str:
     )
 
 
-def start_runtime(config_yaml: str, port: int, log_dir: Path) -> ManagedProcess:
+def start_runtime(config_yaml: str, port: int, log_dir: Path, host: str = HUB) -> ManagedProcess:
     config = log_dir / f"runtime-{port}.yml"
     config.write_text(config_yaml)
-    runtime = python_process(f"runtime-{port}", ["-m", "runtime_server", "--config", str(config), "--host", HUB, "--port", str(port), "--metrics-port", "0"], log_dir)
-    runtime.start().wait_healthy(f"http://{HUB}:{port}/api/v1/health")
+    runtime = python_process(f"runtime-{port}", ["-m", "runtime_server", "--config", str(config), "--host", host, "--port", str(port), "--metrics-port", "0"], log_dir)
+    runtime.start().wait_healthy(f"http://{host}:{port}/api/v1/health")
     return runtime
+
+
+def start_proxy(port: int, service: str, log_dir: Path, host: str = HUB, dns_server: str = f"{HUB}:{DNS_PORT}") -> ManagedProcess:
+    """Our affinity proxy on ``host:port`` for ``service:8080``, refreshing membership every 0.5 s."""
+    proxy = python_process(
+        f"proxy-{port}",
+        ["-m", "affinity_proxy", "--listen", f"{host}:{port}", "--upstream", f"{service}:8080", "--dns-server", dns_server, "--metrics-listen", "off", "--refresh-seconds", "0.5"],
+        log_dir,
+    )
+    proxy.start().wait_healthy(f"http://{host}:{port}/health")
+    return proxy
+
+
+def wait_plugin_healthy(runtime_url: str, runtime: ManagedProcess, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if httpx.get(f"{runtime_url}/api/v1/health").json()["plugins"]["k8s_components"]["healthy"]:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the runtime's stepflow plugin never initialized:\n{runtime.log()}")
+
+
+def wait_terminal(runtime_url: str, run_ids: list[str], seconds: float) -> list[dict[str, Any]]:
+    """Every run's details once it is no longer running; fails naming the first run still running after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    runs: list[dict[str, Any]] = []
+    with httpx.Client(base_url=runtime_url) as client:
+        for run_id in run_ids:
+            while (run := client.get(f"/api/v1/runs/{run_id}").json())["status"] == "running":
+                assert time.monotonic() < deadline, f"run {run_id} still running"
+                time.sleep(0.05)
+            runs.append(run)
+    return runs
 
 
 @dataclass
@@ -68,13 +101,7 @@ class Fleet:
             for address in self.pod_addresses:
                 self.pods[address] = start_pod(self.kind, address, self.log_dir)
                 self.processes.append(self.pods[address])
-            proxy = python_process(
-                f"proxy-{self.proxy_port}",
-                ["-m", "affinity_proxy", "--listen", f"{HUB}:{self.proxy_port}", "--upstream", f"{service}:8080", "--dns-server", f"{HUB}:{DNS_PORT}", "--metrics-listen", "off", "--refresh-seconds", "0.5"],
-                self.log_dir,
-            )
-            self.processes.append(proxy.start())
-            proxy.wait_healthy(f"http://{HUB}:{self.proxy_port}/health")
+            self.processes.append(start_proxy(self.proxy_port, service, self.log_dir))
             config = runtime_config(f"http://{HUB}:{self.proxy_port}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
             self.processes.append(start_runtime(config, self.runtime_port, self.log_dir))
             self.wait_plugin_healthy()
@@ -84,12 +111,7 @@ class Fleet:
         return self
 
     def wait_plugin_healthy(self, seconds: float = 15.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if httpx.get(f"{self.runtime_url}/api/v1/health").json()["plugins"]["k8s_components"]["healthy"]:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"the runtime's stepflow plugin never initialized:\n{self.processes[-1].log()}")
+        wait_plugin_healthy(self.runtime_url, self.processes[-1], seconds)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -99,10 +121,10 @@ class Fleet:
         return "\n".join(f"--- {p.name}\n{p.log(2000)}" for p in self.processes)
 
 
-def start_dns(log_dir: Path) -> tuple[ManagedProcess, Path]:
+def start_dns(log_dir: Path, listen: str = f"{HUB}:{DNS_PORT}") -> tuple[ManagedProcess, Path]:
     records = log_dir / "dns-records.json"
     write_records(records, {})
-    dns = python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HUB}:{DNS_PORT}", "--records", str(records)], log_dir)
+    dns = python_process("dns", ["-m", "local_fleet.dns_server", "--listen", listen, "--records", str(records)], log_dir)
     dns.start()
     time.sleep(0.3)
     if not dns.alive():

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.fleet import HUB, WORKFLOWS, Fleet, runtime_config, start_dns, start_runtime, submit
+from tests.e2e.fleet import HUB, WORKFLOWS, Fleet, runtime_config, start_dns, start_runtime, submit, wait_terminal
 from tests.e2e.scripted_pod import INSTANCE_ID, ScriptedPod
 
 RUNS_AROUND_KILL = 240
@@ -95,18 +95,6 @@ def test_no_wait_prints_the_run_id(fleet: Fleet) -> None:
 
 
 # -- failures ----------------------------------------------------------------------------
-
-
-def wait_terminal(runtime_url: str, run_ids: list[str], seconds: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + seconds
-    runs: list[dict[str, Any]] = []
-    with httpx.Client(base_url=runtime_url) as client:
-        for run_id in run_ids:
-            while (run := client.get(f"/api/v1/runs/{run_id}").json())["status"] == "running":
-                assert time.monotonic() < deadline, f"run {run_id} still running"
-                time.sleep(0.05)
-            runs.append(run)
-    return runs
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Component-server pods on distinct loopback addresses (127.0.0.11, .12, ... port 8080).
 
-Two kinds: ours (``component_server.demo``) and the upstream reference
-(``tests/interop/upstream_demo_pod.py`` on stepflow-py 0.9.2). Same components, same port.
+Three kinds: ours (``component_server.demo``), the upstream reference
+(``tests/interop/upstream_demo_pod.py`` on stepflow-py 0.9.2), same components, same port;
+and ``chaos`` (``tests/reliability/chaos_pod.py``: ours plus a ledger of executions).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ def pod_address(index: int) -> str:
 
 
 def start_pod(kind: str, address: str, log_dir: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> ManagedProcess:
-    """Start one pod (``kind`` is ``ours`` or ``upstream``) and wait until /health answers."""
+    """Start one pod (``kind`` is ``ours``, ``upstream`` or ``chaos``) and wait until /health answers."""
     name = f"pod-{kind}-{address}"
     if kind == "ours":
         command = ["-m", "component_server.demo", "--host", address, "--port", str(POD_PORT), *(extra_args or [])]
     elif kind == "upstream":
         command = [str(REPO_ROOT / "tests" / "interop" / "upstream_demo_pod.py"), "--host", address, "--port", str(POD_PORT)]
+    elif kind == "chaos":
+        command = [str(REPO_ROOT / "tests" / "reliability" / "chaos_pod.py"), "--host", address, "--port", str(POD_PORT), *(extra_args or [])]
     else:
         raise ValueError(f"unknown pod kind {kind!r}")
     pod = python_process(name, command, log_dir, {"POD_NAME": f"{kind}-pod-{address.rsplit('.', 1)[1]}", **(env or {})})
