@@ -67,8 +67,8 @@ class Round:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (and its finished children), from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    """User + system CPU of one process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
