@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from runtime_server.api import flows, misc, runs
 from runtime_server.api.auth import BearerTokenMiddleware
-from runtime_server.api.hot_routes import HotRoutes
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
 from runtime_server.runtime import Runtime
@@ -82,8 +81,6 @@ def create_app(runtime: Runtime) -> Starlette:
     token = os.environ.get("STEPFLOW_API_TOKEN")
     if token:
         middleware.append(Middleware(BearerTokenMiddleware, token=token))
-    else:
-        middleware.insert(0, Middleware(HotRoutes, routes={("POST", "/api/v1/runs"): runs.create_run}, api_error=_api_error))
     routes = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
     routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"]))
     app = Starlette(
