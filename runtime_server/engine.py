@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, AsyncContextManager
 
@@ -20,6 +21,7 @@ from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow.results import Failed, failed
 from runtime_server.flow.scheduler import ItemScope, ready_steps
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, Plugin, TransportFailed
+from runtime_server.retry import Backoff
 from runtime_server.routing import Router, RoutingError
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.record import RunRecord
@@ -28,6 +30,8 @@ from telemetry.trace import TraceContext
 from wire_protocol.messages import Observability
 
 logger = logging.getLogger(__name__)
+RERUN_BACKOFF = Backoff(first=0.05, factor=2.0, longest=0.5)
+"""Pause before re-running a step whose execution was lost in transport (50 ms, 100 ms, ...)."""
 _STEP_DURATION = metrics.Children(metrics.STEP_DURATION)
 _COMPONENT_CALLS = metrics.Children(metrics.COMPONENT_CALLS)
 _COMPONENT_CALL_DURATION = metrics.Children(metrics.COMPONENT_CALL_DURATION)
@@ -58,10 +62,11 @@ def component_failure(step: Step, component: str, message: str, cause: str) -> F
 
 
 class Engine:
-    def __init__(self, router: Router, plugins: dict[str, Plugin], step_attempts: int = 3) -> None:
+    def __init__(self, router: Router, plugins: dict[str, Plugin], step_attempts: int = 3, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._router = router
         self._plugins = plugins
         self._step_attempts = step_attempts
+        self._sleep = sleep
         self.steps_in_flight = 0
         """Step executions in progress (the runtime_steps_in_flight gauge reads it)."""
 
@@ -149,6 +154,8 @@ class Engine:
             metrics.RETRIES.labels(reason).inc()
             run.record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=attempt + 1, error=_error_json(outcome))
             log_event(logger, "step_retried", run_id=run.record.run_id, step_id=step.id, trace_id=run.trace.trace_id, attempt=attempt + 1, reason=reason)
+            if reason == "transport":  # give a restarting proxy or a draining pod a moment
+                await self._sleep(RERUN_BACKOFF.delay(self._step_attempts - 1 - reruns_left))
             attempt += 1
 
     async def _call(self, run: ActiveRun, step: Step, plugin: Plugin, component: str, step_input: Any, attempt: int, item_index: int) -> tuple[Any, bool]:

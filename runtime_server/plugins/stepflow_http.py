@@ -23,7 +23,7 @@ from runtime_server import metrics
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
 from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, outcome_of, read_event, read_json_answer
 from runtime_server.plugins.remote.callbacks import answer_callback
-from runtime_server.plugins.remote.retry import Backoff, next_delay
+from runtime_server.retry import Backoff, next_delay
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
 from runtime_server.plugins.remote.transport import PodClient, Response, make_client
 from telemetry.logs import log_event

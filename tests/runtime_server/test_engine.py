@@ -135,6 +135,19 @@ async def test_retriable_transport_failure_reruns_the_step_a_bounded_number_of_t
 
 
 @pytest.mark.anyio
+async def test_a_step_lost_in_transport_is_rerun_after_a_growing_pause(tmp_path: Path) -> None:
+    runtime, plugin = make_runtime(tmp_path)
+    pauses: list[float] = []
+
+    async def record_pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    runtime.engine._sleep = record_pause
+    await run_flow(runtime, {"steps": [step("d", "/s/down", {})], "output": {"$step": "d"}}, [{}])
+    assert pauses == [0.05, 0.1]
+
+
+@pytest.mark.anyio
 async def test_a_plugin_that_raises_fails_the_step_and_the_run_finishes(tmp_path: Path) -> None:
     runtime, plugin = make_runtime(tmp_path)
     flow = {"steps": [step("b", "/s/buggy", {}), step("ok", "/s/ok", {"x": 1})], "output": {"b": {"$step": "b"}, "ok": {"$step": "ok"}}}

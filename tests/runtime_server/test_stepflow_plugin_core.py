@@ -8,7 +8,7 @@ import pytest
 
 from runtime_server.plugins.base import ComponentFailed, TransportFailed
 from runtime_server.plugins.remote.answers import Callback, Outcome, outcome_of, read_event, read_json_answer
-from runtime_server.plugins.remote.retry import Backoff, next_delay
+from runtime_server.retry import Backoff, next_delay
 from wire_protocol import jsonrpc
 
 
