@@ -83,10 +83,12 @@ class Runtime:
         overrides: dict[str, Any] | None = None,
         max_concurrency: int | None = None,
         parent: RunRecord | None = None,
+        trace_id: str | None = None,
     ) -> RunRecord:
-        """Create a run and start it; the returned record is live until the run ends."""
+        """Create a run and start it; the returned record is live until the run ends.
+        A sub-run joins its parent's trace; a top-level run joins ``trace_id`` (the caller's) if given."""
         run_id = new_run_id()
-        trace = run_trace(run_id, parent.trace_id if parent else None)
+        trace = run_trace(run_id, parent.trace_id if parent else trace_id)
         record = RunRecord(
             run_id=run_id,
             flow_id=prepared.flow_id,

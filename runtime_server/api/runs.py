@@ -18,6 +18,7 @@ from runtime_server.runs.record import PENDING, RunRecord
 from runtime_server.runs.store import RunQuery
 from runtime_server.runs.views import item_result, run_details, run_summary, step_runs
 from runtime_server.runtime import RunConflict, Runtime
+from telemetry.trace import parse_traceparent
 from wire_protocol import headers
 from wire_protocol.sse import encode_event
 
@@ -67,7 +68,10 @@ async def create_run(request: Request) -> Response:
     _check_runnable(runtime, prepared, overrides)
     if body.flow is not None:
         runtime.flows.store(prepared)
-    record = runtime.submit(prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency)
+    caller = parse_traceparent(request.headers.get("traceparent"))
+    record = runtime.submit(
+        prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency, trace_id=caller.trace_id if caller else None
+    )
     if not body.wait:
         return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
     await runtime.wait(record)

@@ -209,6 +209,15 @@ def test_metrics_count_runs_by_status_and_flow(api: httpx.Client) -> None:
         assert name in text
 
 
+def test_a_run_joins_the_callers_trace_and_otherwise_starts_its_own(api: httpx.Client) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    body = {"flow": FLOW, "input": [{"data": DEMO_DATA}]}
+    joined = api.post("/runs", json=body, headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}).json()
+    fresh = api.post("/runs", json=body, headers={"traceparent": "not a traceparent"}).json()
+    assert api.get(f"/runs/{joined['runId']}").json()["traceId"] == caller_trace
+    assert api.get(f"/runs/{fresh['runId']}").json()["traceId"] not in (caller_trace, None)
+
+
 def test_bearer_token_guards_everything_but_health(tmp_path: Path) -> None:
     process, base = start_runtime(None, "127.0.0.53", tmp_path, env={"STEPFLOW_API_TOKEN": "s3cret"})
     try:
