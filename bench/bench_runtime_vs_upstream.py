@@ -23,7 +23,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
@@ -32,9 +31,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.raw_http import RawConnection  # noqa: E402
-from tests.e2e.fleet import HUB, WORKFLOWS, Fleet, runtime_config, start_dns  # noqa: E402
+from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet  # noqa: E402
 from tests.support.netns import inside_new_netns  # noqa: E402
 from tests.support.processes import ManagedProcess  # noqa: E402
+from tests.support.runtime import remote_plugin_config  # noqa: E402
+from tests.support.services import start_dns  # noqa: E402
 from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
 PODS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
@@ -131,12 +132,12 @@ def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, roun
 
 
 def run(seconds: float, rounds: int, pod_kind: str, log_dir: Path) -> None:
-    dns, records = start_dns(log_dir)
+    dns, records = start_dns(log_dir, DNS_LISTEN)
     fleet = Fleet(pod_kind, PODS, PROXY_PORT, OURS_PORT, log_dir)
     upstream: ManagedProcess | None = None
     try:
         fleet.start(records)
-        upstream = start_upstream_server(runtime_config(f"http://{HUB}:{PROXY_PORT}"), THEIRS_PORT, log_dir)
+        upstream = start_upstream_server(remote_plugin_config(f"http://{HUB}:{PROXY_PORT}"), THEIRS_PORT, log_dir)
         shared = fleet.processes[:-1]
         sides = [Side("ours", (HUB, OURS_PORT), fleet.processes[-1], shared, {}), Side("upstream", ("127.0.0.1", THEIRS_PORT), upstream, shared, {})]
         for side in sides:

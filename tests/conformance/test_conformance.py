@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.runtime_server.runtime_process import start_runtime
+from tests.support.runtime import start_runtime
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 FOLDERS = {"": "127.0.0.56", "builtins": "127.0.0.57", "empty": "127.0.0.58", "mock": "127.0.0.59"}

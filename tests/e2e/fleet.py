@@ -18,48 +18,13 @@ import httpx
 
 from local_fleet.dns_server import write_records
 from tests.support.pods import start_pod
-from tests.support.processes import REPO_ROOT, ManagedProcess, python_process
+from tests.support.processes import REPO_ROOT, ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_proxy
 
 HUB = "127.0.0.60"
-DNS_PORT = 5360
+DNS_LISTEN = f"{HUB}:5360"
 WORKFLOWS = REPO_ROOT / "demo" / "workflows"
-
-
-def runtime_config(url: str, **plugin_options: Any) -> str:
-    options = "".join(f"    {key}: {value}\n" for key, value in plugin_options.items())
-    return (
-        "plugins:\n  builtin:\n    type: builtin\n"
-        f"  k8s_components:\n    type: stepflow\n    url: \"{url}\"\n{options}"
-        "routes:\n  \"/python/{*component}\":\n    - plugin: k8s_components\n  \"/{*component}\":\n    - plugin: builtin\n"
-    )
-
-
-def start_runtime(config_yaml: str, port: int, log_dir: Path, host: str = HUB) -> ManagedProcess:
-    config = log_dir / f"runtime-{port}.yml"
-    config.write_text(config_yaml)
-    runtime = python_process(f"runtime-{port}", ["-m", "runtime_server", "--config", str(config), "--host", host, "--port", str(port), "--metrics-port", "0"], log_dir)
-    runtime.start().wait_healthy(f"http://{host}:{port}/api/v1/health")
-    return runtime
-
-
-def start_proxy(port: int, service: str, log_dir: Path, host: str = HUB, dns_server: str = f"{HUB}:{DNS_PORT}") -> ManagedProcess:
-    """Our affinity proxy on ``host:port`` for ``service:8080``, refreshing membership every 0.5 s."""
-    proxy = python_process(
-        f"proxy-{port}",
-        ["-m", "affinity_proxy", "--listen", f"{host}:{port}", "--upstream", f"{service}:8080", "--dns-server", dns_server, "--metrics-listen", "off", "--refresh-seconds", "0.5"],
-        log_dir,
-    )
-    proxy.start().wait_healthy(f"http://{host}:{port}/health")
-    return proxy
-
-
-def wait_plugin_healthy(runtime_url: str, runtime: ManagedProcess, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if httpx.get(f"{runtime_url}/api/v1/health").json()["plugins"]["k8s_components"]["healthy"]:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"the runtime's stepflow plugin never initialized:\n{runtime.log()}")
 
 
 def wait_terminal(runtime_url: str, run_ids: list[str], seconds: float) -> list[dict[str, Any]]:
@@ -101,17 +66,15 @@ class Fleet:
             for address in self.pod_addresses:
                 self.pods[address] = start_pod(self.kind, address, self.log_dir)
                 self.processes.append(self.pods[address])
-            self.processes.append(start_proxy(self.proxy_port, service, self.log_dir))
-            config = runtime_config(f"http://{HUB}:{self.proxy_port}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
-            self.processes.append(start_runtime(config, self.runtime_port, self.log_dir))
-            self.wait_plugin_healthy()
+            self.processes.append(start_proxy(f"{HUB}:{self.proxy_port}", f"{service}:8080", DNS_LISTEN, self.log_dir))
+            config = remote_plugin_config(f"http://{HUB}:{self.proxy_port}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
+            runtime, api = start_runtime_with_text(config, HUB, self.log_dir, self.runtime_port)
+            self.processes.append(runtime)
+            wait_plugins_healthy(api, runtime)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def wait_plugin_healthy(self, seconds: float = 15.0) -> None:
-        wait_plugin_healthy(self.runtime_url, self.processes[-1], seconds)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -119,17 +82,6 @@ class Fleet:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log(2000)}" for p in self.processes)
-
-
-def start_dns(log_dir: Path, listen: str = f"{HUB}:{DNS_PORT}") -> tuple[ManagedProcess, Path]:
-    records = log_dir / "dns-records.json"
-    write_records(records, {})
-    dns = python_process("dns", ["-m", "local_fleet.dns_server", "--listen", listen, "--records", str(records)], log_dir)
-    dns.start()
-    time.sleep(0.3)
-    if not dns.alive():
-        raise RuntimeError(f"DNS server did not start:\n{dns.log()}")
-    return dns, records
 
 
 def submit(runtime_url: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.fleet import HUB, WORKFLOWS, Fleet, runtime_config, start_dns, start_runtime, submit, wait_terminal
+from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet, submit, wait_terminal
 from tests.e2e.scripted_pod import INSTANCE_ID, ScriptedPod
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text
+from tests.support.services import start_dns
 
 RUNS_AROUND_KILL = 240
 BLOB_DATA = {"test": "value1", "number": 1, "timestamp": "1700000000"}
@@ -26,7 +28,7 @@ BLOB_DATA = {"test": "value1", "number": 1, "timestamp": "1700000000"}
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    server, records = start_dns(tmp_path_factory.mktemp("dns"))
+    server, records = start_dns(tmp_path_factory.mktemp("dns"), DNS_LISTEN)
     yield records
     server.stop()
 
@@ -134,7 +136,7 @@ def refusing_pod() -> Iterator[ScriptedPod]:
 
 
 def test_undeliverable_callback_fails_the_step_within_its_deadline_naming_pod_and_request(refusing_pod: ScriptedPod, tmp_path: Path) -> None:
-    runtime = start_runtime(runtime_config(refusing_pod.url, idleTimeoutSeconds=2, totalTimeoutSeconds=5), 7865, tmp_path)
+    runtime, _ = start_runtime_with_text(remote_plugin_config(refusing_pod.url, idleTimeoutSeconds=2, totalTimeoutSeconds=5), HUB, tmp_path, 7865)
     flow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "ask", "steps": [{"id": "ask", "component": "/python/ask", "input": {"calls": [["blobs/put", {"data": {"a": 1}, "blob_type": "data"}]]}}], "output": {"$step": "ask"}}
     try:
         started = time.monotonic()

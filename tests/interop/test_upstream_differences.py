@@ -31,11 +31,12 @@ import pytest
 
 from local_fleet.dns_server import write_records
 from tests.e2e.scripted_pod import ScriptedPod
-from tests.runtime_server.runtime_process import start_runtime
 from tests.support.netns import inside_new_netns, netns_available
 from tests.support.pods import POD_PORT
-from tests.support.processes import ManagedProcess, python_process
-from tests.support.upstream_server import BINARY, remote_plugin_config, start_upstream_server
+from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns, start_proxy
+from tests.support.upstream_server import BINARY, start_upstream_server
 
 NAME = "component-server.updiff.test"
 PROXY, DNS = "127.0.0.1:8080", "127.0.0.1:5353"
@@ -74,15 +75,11 @@ class Stage:
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     workdir = tmp_path_factory.mktemp("upstream-differences")
-    records = workdir / "records.json"
-    write_records(records, {NAME: []})
     with inside_new_netns("updiff"):
-        processes = [python_process("dns", ["-m", "local_fleet.dns_server", "--listen", DNS, "--records", str(records)], workdir).start()]
+        dns, records = start_dns(workdir, DNS, {NAME: []})
+        processes = [dns]
         try:
-            proxy = python_process("proxy", ["-m", "affinity_proxy", "--listen", PROXY, "--upstream", f"{NAME}:{POD_PORT}", "--dns-server", DNS,
-                                             "--metrics-listen", "off", "--refresh-seconds", "0.2", "--probe-failures", "1"], workdir)
-            processes.append(proxy.start())
-            proxy.wait_healthy(f"http://{PROXY}/health")
+            processes.append(start_proxy(PROXY, f"{NAME}:{POD_PORT}", DNS, workdir, refresh_seconds=0.2, extra_args=["--probe-failures", "1"]))
             yield Stage(workdir, records, itertools.count(11))
         finally:
             for process in reversed(processes):
@@ -112,10 +109,8 @@ def start_side(side: str, log_dir: Path) -> tuple[ManagedProcess, str]:
     config = remote_plugin_config(f"http://{PROXY}")
     if side == "upstream":
         return start_upstream_server(config, UPSTREAM_PORT, log_dir), f"http://127.0.0.1:{UPSTREAM_PORT}/api/v1"
-    config_path = log_dir / "ours.yml"
-    config_path.write_text(config)
-    runtime, api = start_runtime(config_path, "127.0.0.1", log_dir, port=OUR_PORT)
-    wait_until(lambda: httpx.get(f"{api}/health").json()["plugins"]["k8s_components"]["healthy"], f"our plugin never initialized:\n{runtime.log()}")
+    runtime, api = start_runtime_with_text(config, "127.0.0.1", log_dir, OUR_PORT)
+    wait_plugins_healthy(api, runtime)
     return runtime, api
 
 

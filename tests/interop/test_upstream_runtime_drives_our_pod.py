@@ -17,7 +17,8 @@ import yaml
 from tests.component_server.conftest import blob_id_of
 from tests.support.netns import inside_new_netns, netns_available
 from tests.support.pods import start_pod
-from tests.support.upstream_server import remote_plugin_config, start_upstream_server
+from tests.support.runtime import remote_plugin_config
+from tests.support.upstream_server import start_upstream_server
 
 pytestmark = pytest.mark.skipif(not netns_available(), reason="needs root and iproute2 for a network namespace")
 

@@ -19,11 +19,12 @@ import httpx
 import pytest
 import yaml
 
-from local_fleet.dns_server import write_records
 from tests.support.netns import inside_new_netns, netns_available
 from tests.support.pods import POD_PORT, start_pod
-from tests.support.processes import ManagedProcess, python_process
-from tests.support.upstream_server import BINARY, remote_plugin_config, start_upstream_server
+from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config
+from tests.support.services import start_dns, start_proxy
+from tests.support.upstream_server import BINARY, start_upstream_server
 
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -36,17 +37,12 @@ pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), re
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("upstream-through-proxy")
-    records = workdir / "records.json"
-    write_records(records, {NAME: PODS})
     processes: list[ManagedProcess] = []
     with inside_new_netns("sfproxy"):
         try:
-            processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", DNS, "--records", str(records)], workdir).start())
+            processes.append(start_dns(workdir, DNS, {NAME: PODS})[0])
             processes += [start_pod("upstream", address, workdir) for address in PODS]
-            proxy = python_process("proxy", ["-m", "affinity_proxy", "--listen", PROXY, "--upstream", f"{NAME}:{POD_PORT}",
-                                             "--dns-server", DNS, "--metrics-listen", METRICS, "--refresh-seconds", "0.5"], workdir)
-            processes.append(proxy.start())
-            proxy.wait_healthy(f"http://{PROXY}/health")
+            processes.append(start_proxy(PROXY, f"{NAME}:{POD_PORT}", DNS, workdir, metrics_listen=METRICS))
             _wait_for_active(len(PODS))
             processes.append(start_upstream_server(remote_plugin_config(f"http://{PROXY}"), SERVER_PORT, workdir))
             yield f"http://127.0.0.1:{SERVER_PORT}/api/v1"

@@ -8,7 +8,6 @@ pod plus a file of the trace headers each POST carried.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from local_fleet.supervisor import LocalFleet
 from local_fleet.topology import Topology
+from tests.support.runtime import wait_plugins_healthy
 
 HUB = "127.0.0.160"
 TOPOLOGY = Topology(pods=3, proxies=1, dns_address=HUB, dns_port=5353, runtime_address=HUB, runtime_port=8080, first_pod_host=161, first_proxy_host=164)
@@ -57,17 +57,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedFleet
     try:
         fleet.start()
         fleet.wait_routed()
-        wait_plugin_healthy(fleet)
+        wait_plugins_healthy(f"{fleet.topology.runtime_url}/api/v1")
         yield ObservedFleet(fleet, header_log)
     finally:
         fleet.stop()
-
-
-def wait_plugin_healthy(fleet: LocalFleet, polls: int = 150) -> None:
-    """The runtime's stepflow plugin initializes in the background: runs before that fail."""
-    for _ in range(polls):
-        health = httpx.get(f"{fleet.topology.runtime_url}/api/v1/health").json()
-        if all(plugin["healthy"] for plugin in health["plugins"].values()):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"the runtime's plugins never became healthy: {health}")

@@ -16,8 +16,8 @@ import pytest
 from local_fleet.__main__ import print_access
 from local_fleet.demo import WORKFLOWS
 from tests.observability.conftest import ObservedFleet
-from tests.runtime_server.runtime_process import start_runtime
 from tests.support.processes import REPO_ROOT
+from tests.support.runtime import start_runtime
 
 ADDRESS = "127.0.0.170"
 TOKEN = "obs-8-token"

@@ -23,9 +23,11 @@ from typing import Any
 import httpx
 
 from local_fleet.dns_server import write_records
-from tests.e2e.fleet import runtime_config, start_dns, start_proxy, start_runtime, wait_plugin_healthy, wait_terminal
+from tests.e2e.fleet import wait_terminal
 from tests.support.pods import start_pod
 from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns, start_proxy
 
 HUB = "127.0.0.100"
 DNS_LISTEN = f"{HUB}:8090"
@@ -77,14 +79,13 @@ class ChaosFleet:
     def start(self, pod_addresses: list[str], **pod_options: Any) -> "ChaosFleet":
         """DNS, then ``pod_addresses`` (plus pods added before), the proxy, the runtime; all healthy."""
         try:
-            self.dns, _ = start_dns(self.work_dir, self.dns_listen)
-            write_records(self.records_path, {SERVICE: self.published})
+            self.dns, _ = start_dns(self.work_dir, self.dns_listen, {SERVICE: self.published})
             for address in pod_addresses:
                 self.add_pod(address, **pod_options)
-            self.proxy = start_proxy(self.proxy_port, SERVICE, self.work_dir, HUB, self.dns_listen)
-            config = runtime_config(f"http://{HUB}:{self.proxy_port}", **self.deadlines) + self.extra_config
-            self.runtime = start_runtime(config, self.runtime_port, self.work_dir, HUB)
-            wait_plugin_healthy(self.runtime_url, self.runtime)
+            self._start_proxy()
+            config = remote_plugin_config(f"http://{HUB}:{self.proxy_port}", **self.deadlines) + self.extra_config
+            self.runtime, api = start_runtime_with_text(config, HUB, self.work_dir, self.runtime_port)
+            wait_plugins_healthy(api, self.runtime)
         except BaseException:
             self.stop()
             raise
@@ -135,7 +136,10 @@ class ChaosFleet:
         assert self.proxy is not None
         self.proxy.kill()
         time.sleep(down_seconds)
-        self.proxy = start_proxy(self.proxy_port, SERVICE, self.work_dir, HUB, self.dns_listen)
+        self._start_proxy()
+
+    def _start_proxy(self) -> None:
+        self.proxy = start_proxy(f"{HUB}:{self.proxy_port}", f"{SERVICE}:8080", self.dns_listen, self.work_dir)
 
     def dns_down(self) -> None:
         assert self.dns is not None

@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local_fleet.dns_server import write_records
-from tests.e2e.fleet import runtime_config, start_dns, start_proxy, start_runtime, wait_plugin_healthy, wait_terminal
+from tests.e2e.fleet import wait_terminal
 from tests.reliability.bad_requests import CORPUS, BadRequest
 from tests.reliability.raw_exchange import Answer, encode_request, exchange
 from tests.support.pods import POD_PORT, start_pod
 from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns, start_proxy
 
 HUB = "127.0.0.140"
 POD_ADDRESSES = ["127.0.0.141", "127.0.0.142"]
@@ -48,15 +49,13 @@ class BadInputFleet:
         return {"runtime": (HUB, RUNTIME_PORT), "pod": (POD_ADDRESSES[0], POD_PORT), "proxy": (HUB, PROXY_PORT)}[target]
 
     def start(self) -> "BadInputFleet":
-        dns, records = start_dns(self.log_dir, DNS_LISTEN)
-        self.processes["dns"] = dns
-        write_records(records, {SERVICE: POD_ADDRESSES})
+        self.processes["dns"], _ = start_dns(self.log_dir, DNS_LISTEN, {SERVICE: POD_ADDRESSES})
         for address in POD_ADDRESSES:
             self.processes[address] = start_pod("ours", address, self.log_dir, ["--metrics-port", "0"])
-        self.processes["proxy"] = start_proxy(PROXY_PORT, SERVICE, self.log_dir, host=HUB, dns_server=DNS_LISTEN)
-        config = runtime_config(f"http://{HUB}:{PROXY_PORT}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
-        self.processes["runtime"] = start_runtime(config, RUNTIME_PORT, self.log_dir, host=HUB)
-        wait_plugin_healthy(self.runtime_url, self.processes["runtime"])
+        self.processes["proxy"] = start_proxy(f"{HUB}:{PROXY_PORT}", f"{SERVICE}:{POD_PORT}", DNS_LISTEN, self.log_dir)
+        config = remote_plugin_config(f"http://{HUB}:{PROXY_PORT}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
+        self.processes["runtime"], api = start_runtime_with_text(config, HUB, self.log_dir, RUNTIME_PORT)
+        wait_plugins_healthy(api, self.processes["runtime"])
         return self
 
     def submit_runs(self, first_value: int) -> None:

@@ -19,14 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from local_fleet.dns_server import write_records
 from runtime_server.config import ApiLimits, ConfigError, settings_from_data
-from tests.e2e.fleet import start_dns, start_proxy
 from tests.e2e.scripted_pod import ScriptedPod
 from tests.reliability.raw_exchange import Answer, exchange
-from tests.runtime_server.runtime_process import start_runtime
 from tests.support.pods import POD_PORT, start_pod
 from tests.support.processes import ManagedProcess
+from tests.support.runtime import start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns, start_proxy
 
 HUB = "127.0.0.150"
 POD = "127.0.0.151"
@@ -59,13 +58,6 @@ class LimitsFleet:
     processes: dict[str, ManagedProcess]
 
 
-def _wait_plugins_healthy(api: httpx.Client, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not all(plugin["healthy"] for plugin in api.get("/health").json()["plugins"].values()):
-        assert time.monotonic() < deadline, api.get("/health").text
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitsFleet]:
     log_dir: Path = tmp_path_factory.mktemp("limits")
@@ -73,17 +65,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitsFleet]:
     scripted = ScriptedPod(SCRIPTED, POD_PORT).start()
     try:
         processes["pod"] = start_pod("ours", POD, log_dir, ["--metrics-port", "0", "--max-body-bytes", str(POD_MAX_BODY), "--max-callbacks-per-execution", "1"])
-        processes["dns"], records = start_dns(log_dir, DNS_LISTEN)
-        write_records(records, {SERVICE: [POD]})
+        processes["dns"], _ = start_dns(log_dir, DNS_LISTEN, {SERVICE: [POD]})
         with pytest.MonkeyPatch.context() as environment:  # the proxy's limits as a deployment sets them
             environment.setenv("MAX_HEADER_BYTES", str(PROXY_MAX_HEADER))
             environment.setenv("MAX_BODY_BYTES", str(PROXY_MAX_BODY))
-            processes["proxy"] = start_proxy(PROXY_PORT, SERVICE, log_dir, host=HUB, dns_server=DNS_LISTEN)
-        config = log_dir / "runtime.yml"
-        config.write_text(CONFIG)
-        processes["runtime"], base = start_runtime(config, HUB, log_dir, port=8080)
+            processes["proxy"] = start_proxy(f"{HUB}:{PROXY_PORT}", f"{SERVICE}:{POD_PORT}", DNS_LISTEN, log_dir)
+        processes["runtime"], base = start_runtime_with_text(CONFIG, HUB, log_dir, port=8080)
+        wait_plugins_healthy(base, processes["runtime"])
         with httpx.Client(base_url=base, timeout=20) as api:
-            _wait_plugins_healthy(api)
             yield LimitsFleet(api, processes)
     finally:
         for process in reversed(list(processes.values())):

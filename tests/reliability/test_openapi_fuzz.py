@@ -21,7 +21,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from runtime_server.api import openapi
 from runtime_server.api.app import ROUTES
-from tests.runtime_server.runtime_process import start_runtime
+from tests.support.runtime import start_runtime
 
 ADDRESS = "127.0.0.145"
 PORT = 8080

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.runtime_server.runtime_process import start_runtime
+from tests.support.runtime import start_runtime
 
 ADDRESS = "127.0.0.52"
 CONFIG = """

@@ -12,7 +12,7 @@ from stepflow_py.api.api import RunApi
 from stepflow_py.api.models.store_flow_response import StoreFlowResponse
 from stepflow_py.client import StepflowClient
 
-from tests.runtime_server.runtime_process import start_runtime
+from tests.support.runtime import start_runtime
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance" / "corpus"
 

@@ -14,23 +14,11 @@ from pathlib import Path
 
 import stepflow_orchestrator
 
-from tests.runtime_server.runtime_process import start_runtime
 from tests.support.processes import REPO_ROOT, ManagedProcess
+from tests.support.runtime import start_runtime_with_text
 
 BINARY = Path(stepflow_orchestrator.__file__).parent / "bin" / "stepflow-server"
 CORPUS = REPO_ROOT / "tests" / "conformance" / "corpus"
-
-
-def remote_plugin_config(url: str) -> str:
-    """The k8s demo's config (config.md §6) with the fleet at ``url``."""
-    return (
-        "plugins:\n"
-        "  builtin:\n    type: builtin\n"
-        f"  k8s_components:\n    type: stepflow\n    url: \"{url}\"\n"
-        "routes:\n"
-        "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
-        "  \"/{*component}\":\n    - plugin: builtin\n"
-    )
 
 
 def corpus_config(pod_url: str | None = None) -> str:
@@ -72,11 +60,9 @@ class Servers:
 @contextlib.contextmanager
 def both_servers(config_yaml: str, log_dir: Path, upstream_port: int = 7840, our_port: int = 7841) -> Iterator[Servers]:
     """Upstream's server and ours side by side on 127.0.0.1: start them inside a namespace of your own."""
-    config_path = log_dir / f"runtime-config-{our_port}.yml"
-    config_path.write_text(config_yaml)
     upstream = start_upstream_server(config_yaml, upstream_port, log_dir)
     try:
-        ours, our_api = start_runtime(config_path, "127.0.0.1", log_dir, port=our_port)
+        ours, our_api = start_runtime_with_text(config_yaml, "127.0.0.1", log_dir, our_port)
         try:
             yield Servers(f"http://127.0.0.1:{upstream_port}/api/v1", our_api)
         finally:
