@@ -1,6 +1,6 @@
 """A fleet to break on purpose: DNS, chaos pods, one affinity proxy, the runtime, and the verdicts.
 
-Built from the e2e fleet's parts (tests/e2e/fleet.py) on this suite's own addresses:
+Built from the shared test parts (tests/support/) on this suite's own addresses:
 DNS, proxy and runtime on 127.0.0.100, pods on 127.0.0.101 and up (port 8080). Pods are
 ``tests/reliability/chaos_pod.py`` processes writing one shared ledger of executions.
 The fleet can kill, pause (SIGSTOP: accepts, never answers), add and unpublish pods,
