@@ -140,7 +140,7 @@ class Engine:
         attempt, reruns_left = 1, self._step_attempts - 1
         retries_left = step.on_error.max_attempts - 1 if step.on_error.action == "retry" else 0
         while True:
-            outcome, retriable = await self._call(run, step, plugin, route.component, step_input, attempt, item_index)
+            outcome, retriable = await self._call(run, step, plugin, route.component, step_input, attempt)
             if not isinstance(outcome, Failed):
                 return outcome
             if retriable and reruns_left > 0:
@@ -158,7 +158,7 @@ class Engine:
                 await self._sleep(RERUN_BACKOFF.delay(self._step_attempts - 1 - reruns_left))
             attempt += 1
 
-    async def _call(self, run: ActiveRun, step: Step, plugin: Plugin, component: str, step_input: Any, attempt: int, item_index: int) -> tuple[Any, bool]:
+    async def _call(self, run: ActiveRun, step: Step, plugin: Plugin, component: str, step_input: Any, attempt: int) -> tuple[Any, bool]:
         """One execution: (outcome, whether a transport failure may succeed if re-run)."""
         span = run.trace.child()
         request = ExecuteRequest(
