@@ -26,15 +26,16 @@ from runtime_server.routing import Router, RoutingError
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.record import RunRecord
 from telemetry.logs import log_event
+from telemetry.metrics import Children
 from telemetry.trace import TraceContext
 from wire_protocol.messages import Observability
 
 logger = logging.getLogger(__name__)
 RERUN_BACKOFF = Backoff(first=0.05, factor=2.0, longest=0.5)
 """Pause before re-running a step whose execution was lost in transport (50 ms, 100 ms, ...)."""
-_STEP_DURATION = metrics.Children(metrics.STEP_DURATION)
-_COMPONENT_CALLS = metrics.Children(metrics.COMPONENT_CALLS)
-_COMPONENT_CALL_DURATION = metrics.Children(metrics.COMPONENT_CALL_DURATION)
+_STEP_DURATION = Children(metrics.STEP_DURATION)
+_COMPONENT_CALLS = Children(metrics.COMPONENT_CALLS)
+_COMPONENT_CALL_DURATION = Children(metrics.COMPONENT_CALL_DURATION)
 
 
 @dataclass

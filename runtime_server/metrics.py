@@ -6,11 +6,7 @@ must not count them again); ``runtime_server.callbacks`` counts callbacks.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
-
 from prometheus_client import Counter, Gauge, Histogram
-
-M = TypeVar("M", Counter, Histogram)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -28,16 +24,3 @@ COMPONENT_CALLS = Counter("runtime_component_calls_total", "Component executions
 COMPONENT_CALL_DURATION = Histogram("runtime_component_call_duration_seconds", "One component execution, by plugin", ["plugin"], buckets=_LATENCY_BUCKETS)
 RETRIES = Counter("runtime_retries_total", "Step re-executions by reason: on_error_retry, transport (re-run after a broken call), unreachable (connect retried)", ["reason"])
 CALLBACKS = Counter("runtime_callbacks_total", "Callbacks from components, by method and outcome", ["method", "outcome"])
-
-
-class Children(dict[tuple[str, ...], Any], Generic[M]):
-    """A labelled metric's children by label values, each looked up once: ``labels()`` costs
-    more than the ``inc()`` or ``observe()`` that follows it, on every step of every run."""
-
-    def __init__(self, metric: M) -> None:
-        super().__init__()
-        self._metric = metric
-
-    def __missing__(self, values: tuple[str, ...]) -> Any:
-        child = self[values] = self._metric.labels(*values)
-        return child

@@ -29,10 +29,11 @@ from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.sqlite_store import SqliteRunStore, sqlite_path
 from runtime_server.runs.store import MemoryRunStore, RunQuery, RunStore
 from telemetry.logs import log_event
+from telemetry.metrics import Children
 from telemetry.trace import run_trace
 
 logger = logging.getLogger(__name__)
-_RUNS = metrics.Children(metrics.RUNS)
+_RUNS = Children(metrics.RUNS)
 
 
 class RunConflict(Exception):

@@ -1,1 +1,1 @@
-"""Logging and trace context shared by the three services (no wire formats here)."""
+"""Logging, trace context and metric helpers shared by the three services (no wire formats here)."""
