@@ -9,7 +9,6 @@ INSTANCE_ID_LOWER = INSTANCE_ID.lower()
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
-REQUEST_ID = "x-request-id"
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -26,12 +25,6 @@ SSE_RESPONSE_HEADERS: dict[str, str] = {"cache-control": "no-cache", "x-accel-bu
 def is_sse(content_type: str | None) -> bool:
     """Upstream matches on 'contains text/event-stream', so a charset parameter is harmless."""
     return content_type is not None and SSE in content_type.lower()
-
-
-def accepts_json_and_sse(accept: str | None) -> bool:
-    """The upstream SDK answers 406 unless the client accepts both media types."""
-    value = (accept or "").lower()
-    return JSON in value and SSE in value
 
 
 def is_json(content_type: str | None) -> bool:
