@@ -7,7 +7,6 @@ report, the exit code, and that nothing is left listening afterwards.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
