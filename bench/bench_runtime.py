@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.raw_http import RawConnection  # noqa: E402
 from tests.support.netns import inside_new_netns, netns_available  # noqa: E402
-from tests.support.processes import python_process  # noqa: E402
+from tests.support.runtime import start_runtime  # noqa: E402
 from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
 ADDRESS = "127.0.0.185"
@@ -87,8 +87,7 @@ def throughput_table(seconds: float, with_upstream: bool) -> None:
     with tempfile.TemporaryDirectory() as log_dir, contextlib.ExitStack() as stack:
         if with_upstream:
             stack.enter_context(inside_new_netns("perf-bench"))
-        ours = python_process("bench-runtime", ["-m", "runtime_server", "--host", ADDRESS, "--port", str(PORT), "--metrics-port", "0"], Path(log_dir), {"LOG_LEVEL": "warning"})
-        ours.start().wait_healthy(f"http://{ADDRESS}:{PORT}/api/v1/health")
+        ours, _ = start_runtime(None, ADDRESS, Path(log_dir), port=PORT, env={"LOG_LEVEL": "warning"})
         stack.callback(ours.stop)
         if with_upstream:
             theirs = start_upstream_server(UPSTREAM_CONFIG, UPSTREAM_PORT, Path(log_dir))
