@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.pods import POD_PORT, start_pod
 from tests.support.processes import ManagedProcess
+from tests.support.scrape import scrape, total
 from wire_protocol import jsonrpc
 from wire_protocol.headers import INSTANCE_ID, REQUEST_HEADERS
 from wire_protocol.sse import EventStreamDecoder
@@ -41,12 +41,7 @@ class Pod:
         return self.post(execute_body(component, value, request_id), {**REQUEST_HEADERS, **(headers or {})})
 
     def metric(self, name: str, **labels: str) -> float:
-        text = httpx.get(f"http://{self.address}:{METRICS_PORT}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
-                    return sample.value
-        return 0.0
+        return total(scrape(f"http://{self.address}:{METRICS_PORT}/metrics"), name, **labels)
 
 
 def execute_body(component: str, value: Any, request_id: str = "e1") -> bytes:

@@ -23,6 +23,7 @@ from tests.deploy.conftest import render
 from tests.deploy.tools import find_tool
 from tests.observability.conftest import ObservedFleet
 from tests.support.processes import REPO_ROOT
+from tests.support.scrape import scrape
 
 DASHBOARD = REPO_ROOT / "k8s" / "base" / "grafana-dashboard.json"
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
@@ -116,10 +117,9 @@ def test_no_run_ids_in_labels(observed: ObservedFleet) -> None:
     uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|[0-9a-f]{32}")
     for urls in observed.metrics_urls().values():
         for url in urls:
-            for family in text_string_to_metric_families(httpx.get(url, timeout=5).text):
-                for sample in family.samples:
-                    assert not {"run_id", "step_id", "trace_id", "request_id"} & set(sample.labels), sample
-                    assert not any(uuid.search(value) for value in sample.labels.values()), sample
+            for sample in scrape(url):
+                assert not {"run_id", "step_id", "trace_id", "request_id"} & set(sample.labels), sample
+                assert not any(uuid.search(value) for value in sample.labels.values()), sample
 
 
 def test_the_dashboard_ships_as_a_configmap_grafana_finds() -> None:

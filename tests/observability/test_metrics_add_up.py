@@ -13,7 +13,7 @@ import pytest
 from local_fleet.__main__ import demo
 from local_fleet.demo import EXPECTED_CALLBACKS
 from tests.observability.conftest import ObservedFleet
-from tests.observability.scrape import Snapshot, delta
+from tests.support.scrape import Snapshot, delta
 
 PLUGIN = "k8s_components"
 SETTLE_SCRAPES = 50

@@ -1,4 +1,4 @@
-"""Read every /metrics endpoint of a fleet into one table of samples, to add numbers up."""
+"""Read /metrics endpoints into samples: one endpoint's value, or a whole fleet's to add numbers up."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def scrape(url: str) -> list[Sample]:
     return [Sample(sample.name, sample.labels, sample.value) for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (0 when none)."""
+    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Samples of each service (runtime, proxy, pod), summed over its endpoints by ``total``."""
@@ -31,7 +36,7 @@ class Snapshot:
         return cls({service: [sample for url in service_urls for sample in scrape(url)] for service, service_urls in urls.items()})
 
     def total(self, service: str, name: str, **labels: str) -> float:
-        return sum(s.value for s in self.by_service[service] if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return total(self.by_service[service], name, **labels)
 
     def names(self, service: str) -> set[str]:
         return {sample.name for sample in self.by_service[service]}
