@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.component_server.conftest import Pod, SseExecution, start_test_pod
+from tests.support.waiting import wait_until
 from wire_protocol import jsonrpc
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -62,7 +55,7 @@ def test_a_client_that_drops_the_stream_cancels_the_execution(pod_33: Pod) -> No
     put = execution.next_message()
     assert pod_33.metric("component_executions_in_flight") == 1
     execution.close()
-    eventually(lambda: pod_33.metric("component_executions_total", component="/store_and_retrieve_blob", outcome="cancelled") == 1)
+    wait_until(lambda: pod_33.metric("component_executions_total", component="/store_and_retrieve_blob", outcome="cancelled") == 1, "the execution was never counted as cancelled", 5.0)
     assert pod_33.metric("component_executions_in_flight") == 0
     assert execution.answer(put).status_code == 404  # the cancelled execution's callback is forgotten
     assert "the client closed the stream" in pod_33.process.log()
@@ -106,7 +99,7 @@ def test_sigterm_drains_refuses_new_work_and_lets_in_flight_finish(draining_pod:
     try:
         put = execution.next_message()
         draining_pod.process.signal(signal.SIGTERM)
-        eventually(lambda: httpx.get(draining_pod.url + "/health").status_code == 503)
+        wait_until(lambda: httpx.get(draining_pod.url + "/health").status_code == 503, "/health never answered 503 while draining", 5.0)
         health = httpx.get(draining_pod.url + "/health").json()
         assert (health["status"], health["inFlight"]) == ("draining", 1)
         refused = draining_pod.execute("/double", {"value": 1}, "late")

@@ -19,8 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.support.processes import ManagedProcess
 from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
 from tests.support.services import start_dns, start_proxy
 from tests.support.upstream_server import BINARY, start_upstream_server
+from tests.support.waiting import wait_until
 
 NAME = "component-server.updiff.test"
 PROXY, DNS = "127.0.0.1:8080", "127.0.0.1:5353"
@@ -84,14 +84,6 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         finally:
             for process in reversed(processes):
                 process.stop()
-
-
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {seconds} s)")
-        time.sleep(0.05)
 
 
 def member_states() -> dict[str, str]:

@@ -10,7 +10,6 @@ pinned to the pod that asked and accepted there (202), with no instance ever mis
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tests.support.processes import ManagedProcess
 from tests.support.runtime import remote_plugin_config
 from tests.support.services import start_dns, start_proxy
 from tests.support.upstream_server import BINARY, start_upstream_server
+from tests.support.waiting import wait_until
 
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
@@ -43,20 +43,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             processes.append(start_dns(workdir, DNS, {NAME: PODS})[0])
             processes += [start_pod("upstream", address, workdir) for address in PODS]
             processes.append(start_proxy(PROXY, f"{NAME}:{POD_PORT}", DNS, workdir, metrics_listen=METRICS))
-            _wait_for_active(len(PODS))
+            wait_until(lambda: httpx.get(f"http://{PROXY}/health").json()["members"]["active"] == len(PODS), "the proxy never saw every pod")
             processes.append(start_upstream_server(remote_plugin_config(f"http://{PROXY}"), SERVER_PORT, workdir))
             yield f"http://127.0.0.1:{SERVER_PORT}/api/v1"
         finally:
             for process in reversed(processes):
                 process.stop()
-
-
-def _wait_for_active(count: int) -> None:
-    deadline = time.monotonic() + 10
-    while httpx.get(f"http://{PROXY}/health").json()["members"]["active"] != count:
-        if time.monotonic() > deadline:
-            raise AssertionError("the proxy never saw every pod")
-        time.sleep(0.05)
 
 
 def run_flow(api: str, workflow: str, inputs: list[Any], max_concurrency: int) -> dict[str, Any]:
