@@ -21,7 +21,7 @@ import msgspec
 
 from runtime_server import metrics
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
-from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, outcome_of, read_event, read_json_answer
+from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, excerpt, outcome_of, read_event, read_json_answer
 from runtime_server.plugins.remote.callbacks import answer_callback
 from runtime_server.retry import Backoff, next_delay
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
@@ -186,7 +186,7 @@ class StepflowHttpPlugin:
                 try:
                     if response.status_code == RETRY_ELSEWHERE_STATUS:
                         await response.aread()
-                        raise _Unreachable(f"{self.url} answered HTTP 503: {response.content[:200].decode('utf-8', 'replace')}")
+                        raise _Unreachable(f"{self.url} answered HTTP 503: {excerpt(response.content)}")
                     if response.is_success and headers.is_sse(response.headers.get("content-type")):
                         stream = _Stream(response, execute_id, request_headers)
                         return (await self._read_stream(stream, callbacks, timer, deadline)).unwrap()
@@ -263,8 +263,7 @@ class StepflowHttpPlugin:
                 raise _CallbackUndelivered(f"could not deliver the {what}: {_describe(exc)}") from None
             if response.status_code != 202:
                 metrics.CALLBACKS.labels(_method_label(call.method), "refused").inc()
-                text = response.content[:200].decode("utf-8", "replace")
-                raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {text}")
+                raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {excerpt(response.content)}")
         finally:
             stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
             if not stream.answers and not timer.expired():

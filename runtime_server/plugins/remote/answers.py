@@ -71,13 +71,11 @@ def read_json_answer(status: int, body: bytes, request_id: jsonrpc.RequestId, wh
     try:
         envelope = jsonrpc.decode_envelope(body)
     except jsonrpc.ProtocolError:
-        text = body[:200].decode("utf-8", "replace")
-        raise TransportFailed(f"{where} answered HTTP {status} with no JSON-RPC response: {text!r}", retriable=status >= 500) from None
+        raise TransportFailed(f"{where} answered HTTP {status} with no JSON-RPC response: {excerpt(body)!r}", retriable=status >= 500) from None
     if jsonrpc.is_response(envelope) and envelope.error is not msgspec.UNSET:
         return envelope
     if status >= 400 or envelope.id != request_id or not jsonrpc.is_response(envelope):
-        text = body[:200].decode("utf-8", "replace")
-        raise TransportFailed(f"{where} answered HTTP {status} with an unexpected message: {text!r}", retriable=status >= 500)
+        raise TransportFailed(f"{where} answered HTTP {status} with an unexpected message: {excerpt(body)!r}", retriable=status >= 500)
     return envelope
 
 
@@ -90,4 +88,9 @@ def _error_text(body: bytes) -> str:
     try:
         return msgspec.json.decode(body, type=_ErrorBody).error.message
     except msgspec.MsgspecError:
-        return body[:200].decode("utf-8", "replace")
+        return excerpt(body)
+
+
+def excerpt(body: bytes) -> str:
+    """What an error message quotes of a body it could not use: its first 200 bytes, as text."""
+    return body[:200].decode("utf-8", "replace")
