@@ -82,8 +82,8 @@ def check_depth(value: Any, limits: ApiLimits, what: str) -> None:
         raise too_deep(what, limits)
 
 
-def too_deep(what: str, limits: ApiLimits, detail: str | None = None) -> ApiError:
-    detail = detail or f"more than {limits.max_nesting_depth} arrays/objects nested inside each other"
+def too_deep(what: str, limits: ApiLimits) -> ApiError:
+    detail = f"more than {limits.max_nesting_depth} arrays/objects nested inside each other"
     return ApiError(400, f"{what} is nested too deeply: {detail} (limit limits.maxNestingDepth = {limits.max_nesting_depth})", limit="maxNestingDepth")
 
 
@@ -91,8 +91,8 @@ def check_flow_data(data: Any, limits: ApiLimits) -> None:
     """A flow parsed from YAML text: bounded depth, bounded expansion of aliases."""
     try:
         count_values(data, limits.max_nesting_depth, limits.max_flow_values)
-    except TooDeep as error:
-        raise too_deep("The flow", limits, str(error)) from None
+    except TooDeep:
+        raise too_deep("The flow", limits) from None
     except TooMany as error:
         raise ApiError(
             413,
