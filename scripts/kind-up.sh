@@ -9,11 +9,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unknown argument $1 (try --help)" ;;
-esac
+no_arguments "$@"
 
 need docker "Install Docker Engine (docs/deployment.md)."
 need kind "Install kind: https://kind.sigs.k8s.io (a single binary)."

@@ -37,6 +37,14 @@ image_ref() { echo "$REGISTRY/$1:$TAG"; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# For a script that takes no arguments: --help prints its usage, anything else is refused.
+no_arguments() {
+  case "${1:-}" in
+    -h | --help) usage; exit 0 ;;
+    "") ;;
+    *) die "unknown argument $1 (try --help)" ;;
+  esac
+}
 
 # Print a command (shell-quoted), then run it.
 run() {

@@ -12,11 +12,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unknown argument $1 (try --help)" ;;
-esac
+no_arguments "$@"
 
 need limactl "Install Lima: brew install lima (docs/deployment.md)."
 need kubectl "Install kubectl: brew install kubectl."
