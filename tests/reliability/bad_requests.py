@@ -54,7 +54,8 @@ def _steps(*steps: dict[str, Any], output: Any = None) -> dict[str, Any]:
     return {"steps": list(steps), "output": output if output is not None else {"$step": steps[-1]["id"]} if steps else None}
 
 
-def _nested(depth: int) -> Any:
+def nested(depth: int) -> Any:
+    """``depth`` lists inside each other around 1: ``nested(2) == [[1]]``."""
     value: Any = 1
     for _ in range(depth):
         value = [value]
@@ -106,7 +107,7 @@ RUNTIME: list[BadRequest] = [
     BadRequest("YAML flow text of 1 MB", "runtime", "POST", "/api/v1/runs", 413, "maxFlowTextBytes", JSON, _run(flow="steps: []\n" + "# padding\n" * 100_000)),
     BadRequest("YAML nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(flow="steps: []\noutput: " + "[" * 5000 + "]" * 5000)),
     BadRequest("JSON nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, b'{"input": [' + b"[" * 5000 + b"]" * 5000 + b"]}"),
-    BadRequest("input nested past the limit", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(input=[_nested(DEFAULT_MAX_NESTING_DEPTH + 1)])),
+    BadRequest("input nested past the limit", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(input=[nested(DEFAULT_MAX_NESTING_DEPTH + 1)])),
     BadRequest("huge body", "runtime", "POST", "/api/v1/runs", 413, "maxRequestBytes", JSON, _run(input=["x" * DEFAULT_MAX_REQUEST_BYTES])),
     BadRequest(
         "huge chunked body",

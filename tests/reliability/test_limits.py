@@ -21,6 +21,7 @@ import pytest
 
 from runtime_server.config import ApiLimits, ConfigError, settings_from_data
 from tests.e2e.scripted_pod import ScriptedPod
+from tests.reliability.bad_requests import nested
 from tests.reliability.raw_exchange import Answer, exchange
 from tests.support.pods import POD_PORT, start_pod
 from tests.support.processes import ManagedProcess
@@ -102,13 +103,6 @@ def logged(process: ManagedProcess, event: str, fragment: str, seconds: float = 
     return True
 
 
-def _nested(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 def _steps(count: int) -> dict[str, Any]:
     return {"steps": [{"id": f"s{index}", "component": "/put_blob", "input": {"data": index, "blob_type": "data"}} for index in range(count)]}
 
@@ -130,8 +124,8 @@ def test_request_body_over_max_request_bytes_is_413(fleet: LimitsFleet) -> None:
 
 def test_nesting_past_max_nesting_depth_is_400(fleet: LimitsFleet) -> None:
     """The body is an object holding the input list: 2 levels, then the item's own."""
-    assert fleet.api.post("/runs", json={"flow": ECHO, "input": [_nested(6)]}).json()["result"]["result"] == _nested(6)
-    assert_limit_error(fleet.api.post("/runs", json={"flow": ECHO, "input": [_nested(7)]}), 400, "limits.maxNestingDepth")
+    assert fleet.api.post("/runs", json={"flow": ECHO, "input": [nested(6)]}).json()["result"]["result"] == nested(6)
+    assert_limit_error(fleet.api.post("/runs", json={"flow": ECHO, "input": [nested(7)]}), 400, "limits.maxNestingDepth")
 
 
 def test_flow_with_more_steps_than_max_flow_steps_is_413(fleet: LimitsFleet) -> None:
