@@ -10,7 +10,7 @@ import uvloop
 from affinity_proxy.config import load
 from affinity_proxy.log_batching import batch_log_writes
 from affinity_proxy.proxy import Proxy
-from telemetry.logs import configure_logging
+from telemetry.logs import configure_logging, log_event
 
 
 async def _main() -> None:
@@ -21,7 +21,7 @@ async def _main() -> None:
         loop.add_signal_handler(signum, stop.set)
     logs = batch_log_writes(loop)
     try:
-        await Proxy(config).serve(stop)
+        await Proxy(config, log_line=logs.log_event if logs is not None else log_event).serve(stop)
     finally:
         if logs is not None:
             logs.flush_now()

@@ -60,7 +60,11 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: Headers = []
         self._head_bytes = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
+        """Loop time the connection went idle (no request in progress), None while busy."""
+        self._reading_paused = False
         self._closing = False
         self._head_too_large = False
         self._held: list[bytes] | None = None
@@ -68,7 +72,8 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._arm_idle_timer()
+        self._loop = asyncio.get_running_loop()
+        self._mark_idle()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -85,7 +90,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        self._cancel_idle_timer()
+        self._stop_idle_timer()
         for item in [self._current, *self._queue]:
             if isinstance(item, Exchange):
                 item.client_lost()
@@ -116,12 +121,13 @@ class ClientConnection(asyncio.Protocol):
             self.write(b"".join(parts))
 
     def pause_reading(self, paused: bool) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if paused is not self._reading_paused and self._transport is not None and not self._transport.is_closing():
+            self._reading_paused = paused
             (self._transport.pause_reading if paused else self._transport.resume_reading)()
 
     # -- httptools callbacks -------------------------------------------------------
     def on_message_begin(self) -> None:
-        self._cancel_idle_timer()
+        self._idle_since = None
         self._url, self._headers, self._head_bytes = b"", [], 0
 
     def on_url(self, url: bytes) -> None:
@@ -181,13 +187,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if item.head.expects_continue and not item.request_done:
             self.write(CONTINUE)
-        asyncio.get_running_loop().create_task(self._forward(item))
-
-    async def _forward(self, exchange: Exchange) -> None:
-        try:
-            await exchange.run()
-        finally:
-            self._finished(exchange)
+        item.start(self._finished)
 
     def _finished(self, item: Exchange | _Local) -> None:
         self._current = None
@@ -200,7 +200,7 @@ class ClientConnection(asyncio.Protocol):
         if self._queue:
             self._start_next()
         else:
-            self._arm_idle_timer()
+            self._mark_idle()
 
     # -- helpers ---------------------------------------------------------------------
     def _request_framing(self) -> tuple[Framing, int]:
@@ -240,15 +240,30 @@ class ClientConnection(asyncio.Protocol):
     def _close(self) -> None:
         self.hold_output(False)
         self._closing = True
-        self._cancel_idle_timer()
+        self._stop_idle_timer()
         if self._transport is not None:
             self._transport.close()
 
-    def _arm_idle_timer(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._idle_timer = loop.call_later(self._config.client_idle_seconds, self._close)
+    # -- idle close: one timer that re-checks, not a timer set and cancelled per request --
+    def _mark_idle(self) -> None:
+        assert self._loop is not None
+        self._idle_since = self._loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self._loop.call_at(self._idle_since + self._config.client_idle_seconds, self._check_idle)
 
-    def _cancel_idle_timer(self) -> None:
+    def _check_idle(self) -> None:
+        assert self._loop is not None
+        self._idle_timer = None
+        if self._idle_since is None or self._closing:
+            return  # busy: the next _mark_idle sets a timer again
+        due = self._idle_since + self._config.client_idle_seconds
+        if self._loop.time() >= due:
+            self._close()
+        else:
+            self._idle_timer = self._loop.call_at(due, self._check_idle)
+
+    def _stop_idle_timer(self) -> None:
+        self._idle_since = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

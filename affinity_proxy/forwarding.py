@@ -1,8 +1,10 @@
 """One request through the proxy: route it, send it to a pod, stream the answer back.
 
-A task per request runs the attempts (connecting may wait, and an unknown instance
-waits for one rediscovery); everything after the response head is callbacks, so body
-pieces and SSE events go from the pod's socket to the client's with no queue between.
+When the chosen pod has an idle pooled connection (the usual case) the request leaves in
+the same loop turn that parsed it and the exchange runs on callbacks alone; otherwise a
+task runs the attempts (connecting may wait, and an unknown instance waits for one
+rediscovery). Everything after the response head is callbacks, so body pieces and SSE
+events go from the pod's socket to the client's with no queue between.
 Unpinned requests move to another pod when connecting fails or the pod answers 503
 (full), while the request can still be replayed and nothing has reached the client.
 """
@@ -13,6 +15,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from affinity_proxy import answers
@@ -30,7 +33,6 @@ from affinity_proxy.http1 import (
 from affinity_proxy.membership import Member
 from affinity_proxy.selection import Decision, Route
 from affinity_proxy.upstream import UpstreamConnection
-from telemetry.logs import log_event
 
 if TYPE_CHECKING:
     from affinity_proxy.client import ClientConnection
@@ -50,6 +52,9 @@ class Outcome(enum.Enum):
     """The pod or the client went away mid-answer; the client connection is closed."""
     TOO_LARGE = "too_large"
 
+
+NEXT_POD = (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED)
+"""Outcomes after which an unpinned request may go to another pod: nothing reached it or the client."""
 
 class RequestHead:
     __slots__ = ("method", "target", "headers", "instance_id", "framing", "keep_alive", "http_1_0", "request_id", "trace_id", "expects_continue")
@@ -88,6 +93,9 @@ class Exchange:
         self._client_framing = Framing.NONE
         self._head_sent = False
         self._waiter: asyncio.Future[Outcome] | None = None
+        self._immediate: Route | None = None
+        """The route of an attempt started without a task; its outcome arrives by callback."""
+        self._done: Callable[[Exchange], None] = _nothing
         self._aborted: Outcome | None = None
         self._attempt_started = 0.0
 
@@ -112,11 +120,48 @@ class Exchange:
             self._upstream.write(LAST_CHUNK)
 
     # -- the attempts ------------------------------------------------------------------
-    async def run(self) -> None:
-        tried: list[Member] = []
+    def start(self, done: Callable[[Exchange], None]) -> None:
+        """Forward the request; ``done`` is called once the exchange is over (answered or broken).
+
+        With an idle connection to the chosen pod, the request is written now, in the loop
+        turn that parsed it; anything else (connecting, rediscovery, another attempt) runs
+        in a task.
+        """
+        self._done = done
+        route = self.proxy.selector.route(self.head.instance_id)
+        member = route.member
+        if self._aborted is None and member is not None and route.decision is not Decision.INSTANCE_GONE:
+            connection = self.proxy.pool_for(member).take_idle()
+            if connection is not None:
+                self._begin_attempt(member)
+                self._immediate = route
+                self._send_to(connection)
+                return
+        asyncio.get_running_loop().create_task(self._run_then_done([], route))
+
+    async def _run_then_done(self, tried: list[Member], first: Route | None = None) -> None:
+        try:
+            await self.run(tried, first)
+        finally:
+            self._done(self)
+
+    def _immediate_settled(self, route: Route, outcome: Outcome) -> None:
+        """The end of an attempt started without a task: the same bookkeeping ``run`` does."""
+        member = route.member
+        assert member is not None
+        member.release()
+        self._finish_attempt(route, outcome)
+        if outcome in NEXT_POD and route.decision is not Decision.PINNED and self.proxy.config.max_attempts > 1:
+            asyncio.get_running_loop().create_task(self._run_then_done([member]))
+            return
+        self._answer_failure(route, outcome, 1)
+        self._done(self)
+
+    async def run(self, tried: list[Member], first: Route | None = None) -> None:
+        """The attempts; ``tried`` are the pods already tried (and failed), ``first`` the route already chosen."""
         refreshed = False
         while self._aborted is None:
-            route = self.proxy.selector.route(self.head.instance_id, tried)
+            route, first = first or self.proxy.selector.route(self.head.instance_id, tried), None
             if route.decision is Decision.INSTANCE_GONE and route.member is None and not refreshed:
                 refreshed = True
                 await self.proxy.discovery.refresh_after(self.started)
@@ -125,7 +170,7 @@ class Exchange:
                 self._answer_unroutable(route, tried)
                 return
             outcome = await self._attempt(route, route.member)
-            if outcome in (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED) and route.decision is not Decision.PINNED:
+            if outcome in NEXT_POD and route.decision is not Decision.PINNED:
                 tried.append(route.member)
                 if len(tried) < self.proxy.config.max_attempts:
                     continue
@@ -134,9 +179,7 @@ class Exchange:
         self._answer_failure(Route(Decision.NO_BACKENDS), self._aborted, len(tried))
 
     async def _attempt(self, route: Route, member: Member) -> Outcome:
-        member.acquire()
-        self.status = 0
-        self._attempt_started = time.monotonic()
+        self._begin_attempt(member)
         pool = self.proxy.pool_for(member)
         try:
             connection = pool.take_idle()
@@ -156,6 +199,11 @@ class Exchange:
             return self._finish_attempt(route, await self._waiter)
         finally:
             member.release()
+
+    def _begin_attempt(self, member: Member) -> None:
+        member.acquire()
+        self.status = 0
+        self._attempt_started = time.monotonic()
 
     def _send_to(self, connection: UpstreamConnection) -> None:
         self._upstream = connection
@@ -177,7 +225,7 @@ class Exchange:
         now = time.monotonic()
         pod = member.address
         self.proxy.metrics.request_done(route.decision.value, pod, self.status)
-        log_event(
+        self.proxy.log_line(
             logger,
             "routing_decision",
             decision=route.decision.value,
@@ -258,7 +306,10 @@ class Exchange:
         self._settle(Outcome.BROKEN)
 
     def _settle(self, outcome: Outcome) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        if self._immediate is not None:
+            route, self._immediate = self._immediate, None
+            self._immediate_settled(route, outcome)
+        elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(outcome)
 
     def _abort(self, outcome: Outcome) -> None:
@@ -277,7 +328,7 @@ class Exchange:
             message = "no active component-server pod to send the request to" if not tried else f"no pod took the request after {len(tried)} attempts"
             self._answer(503, message, route.decision.value, retryable=True, retry_after=True)
         self.proxy.metrics.request_done(route.decision.value, "", 503)
-        log_event(logger, "routing_decision", decision=route.decision.value, instance_id=route.instance_id, status=503,
+        self.proxy.log_line(logger, "routing_decision", decision=route.decision.value, instance_id=route.instance_id, status=503,
                   duration_ms=round((time.monotonic() - self.started) * 1000, 3), request_id=self.head.request_id, trace_id=self.head.trace_id)
 
     def _answer_failure(self, route: Route, outcome: Outcome, attempts: int) -> None:
@@ -310,3 +361,7 @@ class Exchange:
                 retry_after_seconds=self.proxy.config.retry_after_seconds if retry_after else None, keep_alive=self.keep_alive,
             )
         )
+
+
+def _nothing(exchange: Exchange) -> None:
+    pass
