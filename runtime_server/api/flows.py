@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from runtime_server.api import limits
 from runtime_server.api.responses import ApiError, json_response, read_body
-from runtime_server.flow.model import FlowParseError, load_flow_text
+from runtime_server.flow.model import FlowParseError, FlowTooDeep, load_flow_text
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow_catalog import NotAFlow
 from runtime_server.plugins.builtin import BuiltinPlugin
@@ -40,7 +40,7 @@ def _load_text(text: str, runtime: Runtime) -> Any:
     limits.check_flow_text(text, runtime.settings.limits)
     try:
         data = load_flow_text(text)
-    except RecursionError:
+    except FlowTooDeep:
         raise limits.too_deep("The flow", runtime.settings.limits) from None
     limits.check_flow_data(data, runtime.settings.limits)
     return data

@@ -23,6 +23,10 @@ class FlowParseError(ValueError):
         self.location = location
 
 
+class FlowTooDeep(ValueError):
+    """The text nests deeper than the YAML parser goes (libyaml stops at 1000 levels; the pure-Python one at the recursion limit)."""
+
+
 @dataclass(frozen=True)
 class OnError:
     action: str = "fail"
@@ -104,7 +108,11 @@ def load_flow_text(text: str | bytes) -> Any:
     """YAML or JSON text (JSON is YAML) into plain data."""
     try:
         return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+    except RecursionError:
+        raise FlowTooDeep() from None
     except yaml.YAMLError as error:
+        if getattr(error, "problem", None) == "exceeded maximum nesting depth":
+            raise FlowTooDeep() from None
         raise FlowParseError(f"the flow is not valid YAML or JSON: {error}") from None
 
 
