@@ -7,7 +7,6 @@ left, queues without bound, and stops abruptly on SIGTERM.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,15 +28,12 @@ def short_callback_pod(log_dir: Path) -> Iterator[Pod]:
 def test_an_unanswered_callback_fails_the_component_after_the_timeout(short_callback_pod: Pod) -> None:
     execution = SseExecution.start(short_callback_pod, {"data": {"k": 1}})
     try:
-        started = time.monotonic()
         put = execution.next_message()
         final = execution.next_message()
-        waited = time.monotonic() - started
     finally:
         execution.close()
     assert final["id"] == "sse-1" and final["error"]["code"] == jsonrpc.EXECUTION_ERROR
     assert "blobs/put got no answer from the runtime within 0.5s" in final["error"]["message"]
-    assert 0.5 <= waited < 5
     late = execution.answer(put)
     assert late.status_code == 404 and "no pending request" in late.json()["error"]["message"]
     assert short_callback_pod.metric("component_executions_total", component="/store_and_retrieve_blob", outcome="error") == 1
@@ -127,14 +123,11 @@ def test_executions_still_running_when_the_grace_ends_get_a_retriable_error(impa
     execution = SseExecution.start(impatient_pod, {"data": {"k": 1}})
     try:
         execution.next_message()
-        started = time.monotonic()
         impatient_pod.process.signal(signal.SIGTERM)
         final = execution.next_message()
-        waited = time.monotonic() - started
     finally:
         execution.close()
     assert final["id"] == "sse-1" and final["error"]["code"] == jsonrpc.SERVER_ERROR
     assert final["error"]["data"] == {"reason": "draining", "retriable": True}
     assert "shut down before the component finished (drain grace 0.5s); retry the step" in final["error"]["message"]
-    assert 0.4 <= waited < 5
     assert impatient_pod.process.process is not None and impatient_pod.process.process.wait(5) == 0
