@@ -214,9 +214,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _instance_id_problem(self, head: RequestHead) -> str | None:
         """A pin that can never be honoured: two different ids, or an unknown id that is malformed or an address."""
-        pins = {value for name, value in self._headers if name == b"stepflow-instance-id"}
-        if len(pins) > 1:
-            return f"{len(pins)} different Stepflow-Instance-Id headers: a request is pinned to one instance at most"
+        if len(head.pins) > 1:
+            return f"{len(head.pins)} different Stepflow-Instance-Id headers: a request is pinned to one instance at most"
         if head.instance_id is None or self.proxy.membership.find(head.instance_id) is not None:
             return None
         return instance_ids.problem(head.instance_id)

@@ -53,22 +53,27 @@ class Outcome(enum.Enum):
     TOO_LARGE = "too_large"
 
 
+_NO_PINS: set[bytes] = set()
+
 NEXT_POD = (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED)
 """Outcomes after which an unpinned request may go to another pod: nothing reached it or the client."""
 
 class RequestHead:
-    __slots__ = ("method", "target", "headers", "instance_id", "framing", "keep_alive", "http_1_0", "request_id", "trace_id", "expects_continue")
+    __slots__ = ("method", "target", "headers", "instance_id", "pins", "framing", "keep_alive", "http_1_0", "request_id", "trace_id", "expects_continue")
 
     def __init__(self, method: bytes, target: bytes, headers: Headers, framing: Framing, keep_alive: bool, http_1_0: bool) -> None:
         self.method, self.target, self.headers, self.framing = method, target, headers, framing
         self.keep_alive, self.http_1_0 = keep_alive, http_1_0
         self.instance_id: str | None = None
+        self.pins: set[bytes] = _NO_PINS
+        """Every Stepflow-Instance-Id value the request carries (two different ones are refused)."""
         self.request_id: str | None = None
         self.trace_id: str | None = None
         self.expects_continue = False
         for name, value in headers:
             if name == b"stepflow-instance-id":
                 self.instance_id = value.decode("latin-1").strip() or None
+                self.pins = self.pins | {value}
             elif name == b"x-request-id":
                 self.request_id = value.decode("latin-1")
             elif name == b"traceparent" and len(value) >= 35:
@@ -224,11 +229,12 @@ class Exchange:
         assert member is not None
         now = time.monotonic()
         pod = member.address
-        self.proxy.metrics.request_done(route.decision.value, pod, self.status)
+        decision = route.decision.value
+        self.proxy.metrics.request_done(decision, pod, self.status)
         self.proxy.log_line(
             logger,
             "routing_decision",
-            decision=route.decision.value,
+            decision=decision,
             instance_id=member.instance_id,
             pod_address=pod,
             status=self.status or None,

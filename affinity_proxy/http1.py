@@ -32,15 +32,11 @@ class Framing(enum.Enum):
 
 def end_to_end(headers: Headers) -> Headers:
     """Drop hop-by-hop fields, Proxy-* fields and every field the Connection header names."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
-    return [
-        (name, value)
-        for name, value in headers
-        if name not in HOP_BY_HOP and name not in named and not name.startswith(b"proxy-")
-    ]
+    kept = [field for field in headers if field[0] not in HOP_BY_HOP and not field[0].startswith(b"proxy-")]
+    if len(kept) == len(headers):
+        return kept  # no Connection field, so none it names (the usual case: one pass)
+    named = {token.strip().lower() for name, value in headers if name == b"connection" for token in value.split(b",")}
+    return [field for field in kept if field[0] not in named] if named else kept
 
 
 def header_value(headers: Headers, wanted: bytes) -> bytes | None:
@@ -50,17 +46,18 @@ def header_value(headers: Headers, wanted: bytes) -> bytes | None:
     return None
 
 
+_HEAD_ENDS = {
+    Framing.NONE: b"%s: %s\r\n\r\n" % VIA,
+    Framing.LENGTH: b"%s: %s\r\n\r\n" % VIA,
+    Framing.CHUNKED: b"%s: %s\r\ntransfer-encoding: chunked\r\n\r\n" % VIA,
+    Framing.CLOSE: b"%s: %s\r\nconnection: close\r\n\r\n" % VIA,
+}
+"""Via, this hop's framing field and the blank line, per framing."""
+
+
 def encode_head(start_line: bytes, headers: Headers, framing: Framing) -> bytes:
     """A message head: start line, end-to-end headers, Via, and this hop's framing field."""
-    lines = [start_line]
-    lines.extend(name + b": " + value for name, value in headers)
-    lines.append(VIA[0] + b": " + VIA[1])
-    if framing is Framing.CHUNKED:
-        lines.append(b"transfer-encoding: chunked")
-    elif framing is Framing.CLOSE:
-        lines.append(b"connection: close")
-    lines.append(CRLF)
-    return CRLF.join(lines)
+    return b"".join([start_line, CRLF, *[b"%s: %s\r\n" % field for field in headers], _HEAD_ENDS[framing]])
 
 
 def request_line(method: bytes, target: bytes) -> bytes:
@@ -80,6 +77,17 @@ def response_framing(upstream: Framing, client_http_1_0: bool) -> Framing:
     if upstream in (Framing.LENGTH, Framing.NONE):
         return upstream
     return Framing.CLOSE if client_http_1_0 else Framing.CHUNKED
+
+
+def body_framing(headers: Headers) -> Framing:
+    """How a message with a body delimits it: chunked wins over a length; neither means until close."""
+    framing = Framing.CLOSE
+    for name, _ in headers:
+        if name == b"transfer-encoding":
+            return Framing.CHUNKED
+        if name == b"content-length":
+            framing = Framing.LENGTH
+    return framing
 
 
 def status_has_no_body(status: int) -> bool:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import httptools
 
-from affinity_proxy.http1 import Framing, Headers, status_has_no_body
+from affinity_proxy.http1 import Framing, Headers, body_framing, status_has_no_body
 
 
 class ResponseSink(Protocol):
@@ -113,14 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if not self._parser.should_keep_alive():
             self.reusable = False
-        if self.head_only or status_has_no_body(status):
-            framing = Framing.NONE
-        elif any(name == b"transfer-encoding" for name, _ in self._headers):
-            framing = Framing.CHUNKED
-        elif any(name == b"content-length" for name, _ in self._headers):
-            framing = Framing.LENGTH
-        else:
-            framing = Framing.CLOSE
+        framing = Framing.NONE if self.head_only or status_has_no_body(status) else body_framing(self._headers)
         self.sink.response_head(status, self._reason, self._headers, framing)
         if self.head_only:
             self.reusable = False  # the parser would wait for a body a HEAD answer never has
