@@ -116,10 +116,13 @@ def first_event_ms(host: str, port: int, samples: int) -> tuple[float, float]:
     return quantiles[49], quantiles[98]
 
 
-def median_of_rounds(url: str, target: str, connections: int, args: argparse.Namespace, script: Path) -> Result:
-    """The machine is shared: each row is the median round by req/s of ``--rounds`` runs."""
-    rounds = sorted((run_wrk(url, target, connections, args.seconds, script) for _ in range(args.rounds)), key=lambda r: r.requests_per_second)
-    return rounds[len(rounds) // 2]
+def median_rounds(targets: dict[str, str], connections: int, args: argparse.Namespace, script: Path) -> list[Result]:
+    """The machine is shared: rounds alternate between the targets, and each row is a target's median round by req/s."""
+    rounds: dict[str, list[Result]] = {name: [] for name in targets}
+    for _ in range(args.rounds):
+        for name, url in targets.items():
+            rounds[name].append(run_wrk(url, name, connections, args.seconds, script))
+    return [sorted(results, key=lambda r: r.requests_per_second)[len(results) // 2] for results in rounds.values()]
 
 
 def start_haproxy(workdir: Path) -> ManagedProcess:
@@ -164,7 +167,7 @@ def main() -> None:
         }
         for url in targets.values():
             run_wrk(url, "warm-up", 8, 1, script)
-        results = [median_of_rounds(url, name, c, args, script) for c in map(int, args.connections.split(",")) for name, url in targets.items()]
+        results = [result for c in map(int, args.connections.split(",")) for result in median_rounds(targets, c, args, script)]
         print_table(results, args)
         endpoints = {"direct (1 pod)": (PODS[0], POD_PORT), "haproxy": (HOST, HAPROXY_PORT), "ours": (HOST, OURS_PORT)}
         print(f"\n| SSE first event ({args.sse_samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
@@ -190,7 +193,7 @@ def _wait_members(port: int, count: int) -> None:
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
-    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} runs of {args.seconds}s per row, POST components/execute /double\n")
+    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} alternating runs of {args.seconds}s per row, POST components/execute /double\n")
     print(f"| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
     print("|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
