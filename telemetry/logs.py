@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from typing import Any
 
 import msgspec
+
+from telemetry.clock import utc_second
 
 _encoder = msgspec.json.Encoder()
 _FIELDS = "event_fields"
@@ -26,7 +27,7 @@ class JsonLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{utc_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self._service,
             "event": record.getMessage(),
