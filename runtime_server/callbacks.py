@@ -77,10 +77,19 @@ class RunCallbacks:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: flow with ID '{params.flow_id}'")
         if not params.inputs:
             raise CallbackError(jsonrpc.INVALID_VALUE, "inputs must hold at least one item")
+        self._check_run_capacity()
         record = self._runtime.submit(prepared, params.inputs, overrides=params.overrides, max_concurrency=params.max_concurrency)
         if params.wait:
             await self._runtime.wait(record)
         return run_status(record, include_results=params.wait)
+
+    def _check_run_capacity(self) -> None:
+        """A component's runs count against the same bound as the API's (limits.maxConcurrentRuns)."""
+        in_flight, limit = self._runtime.runs_in_flight, self._runtime.settings.limits.max_concurrent_runs
+        if in_flight >= limit:
+            raise CallbackError(
+                jsonrpc.SERVER_ERROR, f"{in_flight} runs are in flight, the limit of the runtime (limits.maxConcurrentRuns = {limit}); nothing was created, retry later"
+            )
 
     async def _get_run(self, params: GetRunParams) -> RunStatus:
         if not is_run_id(params.run_id):
