@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from runtime_server.plugins.remote.callbacks import answer_callback
 from runtime_server.retry import Backoff, next_delay
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
 from runtime_server.plugins.remote.transport import PodClient, Response, make_client
+from runtime_server.plugins.remote.urls import Rotation, plugin_urls
 from telemetry.logs import log_event
 from wire_protocol import headers, jsonrpc
 from wire_protocol.messages import ComponentInfo, ExecuteParams, InitializeParams, ListComponentsResult
@@ -45,8 +47,9 @@ class _CallbackUndelivered(Exception):
 class _Stream:
     """One SSE answer being read: who sent it and how many callback answers are in flight."""
 
-    def __init__(self, response: Response, execute_id: str, sent_headers: dict[str, str]) -> None:
+    def __init__(self, response: Response, url: str, execute_id: str, sent_headers: dict[str, str]) -> None:
         self.response = response
+        self.url = url
         self.execute_id = execute_id
         self.instance_id = response.headers.get(headers.INSTANCE_ID_LOWER) or None
         self.answers: set[asyncio.Task[None]] = set()
@@ -62,14 +65,16 @@ class _Stream:
         for task in self.answers:
             task.cancel()
 
-    def describe(self, url: str) -> str:
-        return f"pod {self.instance_id or '(no instance id)'} via {url}, request {self.execute_id}"
+    def describe(self) -> str:
+        return f"pod {self.instance_id or '(no instance id)'} via {self.url}, request {self.execute_id}"
 
 
 class StepflowHttpPlugin:
-    def __init__(self, name: str, url: str, settings: RemoteSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, url: str | Sequence[str], settings: RemoteSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = name
-        self.url = url
+        self.urls = (url,) if isinstance(url, str) else tuple(url)
+        self.url = self.urls[0]
+        self._rotation = Rotation(self.urls)
         self._settings = settings
         self._transport = transport
         self._client: PodClient | None = None
@@ -83,7 +88,7 @@ class StepflowHttpPlugin:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = make_client(self._settings, self.url, self._transport)
+        self._client = make_client(self._settings, self.urls, self._transport)
         self._initializer = asyncio.create_task(self._initialize_until_done(), name=f"initialize-{self.name}")
 
     async def close(self) -> None:
@@ -93,7 +98,8 @@ class StepflowHttpPlugin:
             await self._client.aclose()
 
     def health(self) -> PluginHealth:
-        detail: dict[str, Any] = {"url": self.url, "initialized": self._initialized}
+        where: dict[str, Any] = {"url": self.url} if len(self.urls) == 1 else {"urls": list(self.urls)}
+        detail: dict[str, Any] = {**where, "initialized": self._initialized}
         if self._last_error is not None:
             detail["lastError"] = self._last_error
         return PluginHealth(healthy=self._initialized, detail=detail)
@@ -106,36 +112,46 @@ class StepflowHttpPlugin:
             except (httpx.HTTPError, TransportFailed, ComponentFailed) as exc:
                 retry += 1
                 self._last_error = f"initialize failed: {_describe(exc)}"
-                log_event(logger, "plugin_initialize_failed", logging.WARNING, plugin=self.name, url=self.url, error=self._last_error, retry=retry)
+                log_event(logger, "plugin_initialize_failed", logging.WARNING, plugin=self.name, urls=list(self.urls), error=self._last_error, retry=retry)
                 await asyncio.sleep(min(self._settings.initialize_retry_seconds, self._backoff.delay(retry)))
 
     async def _initialize(self) -> None:
-        await self._call(jsonrpc.INITIALIZE, InitializeParams())
+        url, _ = await self._call_first(jsonrpc.INITIALIZE, InitializeParams())
         body = jsonrpc.encode(jsonrpc.Notification(method=jsonrpc.INITIALIZED))
-        response = await self._http.post(self.url, content=body, headers=headers.REQUEST_HEADERS)
+        response = await self._http.post(url, content=body, headers=headers.REQUEST_HEADERS)
         if response.status_code != 202:
-            raise TransportFailed(f"{self.url} answered 'initialized' with HTTP {response.status_code}, not 202")
+            raise TransportFailed(f"{url} answered 'initialized' with HTTP {response.status_code}, not 202")
         self._initialized = True
         self._last_error = None
-        log_event(logger, "plugin_initialized", plugin=self.name, url=self.url)
+        log_event(logger, "plugin_initialized", plugin=self.name, url=url)
 
     # -- plain calls -------------------------------------------------------------------
 
     async def list_components(self) -> list[ComponentInfo]:
-        result = await self._call(jsonrpc.COMPONENTS_LIST, {})
+        _, result = await self._call_first(jsonrpc.COMPONENTS_LIST, {})
         return msgspec.convert(result, ListComponentsResult).components
 
-    async def _call(self, method: str, params: Any) -> Any:
+    async def _call_first(self, method: str, params: Any) -> tuple[str, Any]:
+        """The answer of the first URL, in config order, that answers at all (and which one it was)."""
+        failures: list[str] = []
+        for url in self.urls:
+            try:
+                return url, await self._call(url, method, params)
+            except TransportFailed as exc:
+                failures.append(exc.message)
+        raise TransportFailed("; ".join(failures))
+
+    async def _call(self, url: str, method: str, params: Any) -> Any:
         """A request answered with plain JSON (initialize, components/list), bounded by the total deadline."""
         request_id = self._new_id()
         try:
             async with asyncio.timeout(self._settings.total_timeout_seconds):
-                response = await self._http.post(self.url, content=jsonrpc.request(request_id, method, params), headers=headers.REQUEST_HEADERS)
+                response = await self._http.post(url, content=jsonrpc.request(request_id, method, params), headers=headers.REQUEST_HEADERS)
         except TimeoutError:
-            raise TransportFailed(f"{self.url} did not answer {method} (request {request_id}) within {self._settings.total_timeout_seconds}s") from None
+            raise TransportFailed(f"{url} did not answer {method} (request {request_id}) within {self._settings.total_timeout_seconds}s") from None
         except httpx.HTTPError as exc:
-            raise TransportFailed(f"{method} to {self.url} failed: {_describe(exc)}") from None
-        envelope = read_json_answer(response.status_code, response.content, request_id, self.url)
+            raise TransportFailed(f"{method} to {url} failed: {_describe(exc)}") from None
+        envelope = read_json_answer(response.status_code, response.content, request_id, url)
         if envelope.error is not msgspec.UNSET:
             raise ComponentFailed(f"{method} failed: {envelope.error.message}", envelope.error.code, envelope.error.data)
         return jsonrpc.decode_result(envelope)
@@ -165,9 +181,11 @@ class StepflowHttpPlugin:
         if request.tracestate:
             request_headers[headers.TRACESTATE] = request.tracestate
         retries = 0
+        rotation = self._rotation
+        turn = rotation.take()
         while True:
             try:
-                return await self._exchange(body, request_headers, execute_id, request.callbacks, deadline, total)
+                return await self._exchange(rotation.urls[turn], body, request_headers, execute_id, request.callbacks, deadline, total)
             except _Unreachable as exc:
                 pause = next_delay(self._backoff, retries, self._settings.connect_retries, loop.time(), deadline)
                 if pause is None:
@@ -177,32 +195,33 @@ class StepflowHttpPlugin:
                 log_event(logger, "execute_retry", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id,
                           trace_id=request.observability.trace_id, request_id=execute_id, error=str(exc), retry=retries)
                 await asyncio.sleep(pause)
+                turn = rotation.after(turn)
 
-    async def _exchange(self, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, deadline: float, total: float) -> Any:
+    async def _exchange(self, url: str, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, deadline: float, total: float) -> Any:
         stream: _Stream | None = None
         try:
             async with asyncio.timeout_at(deadline) as timer:
-                response = await self._http.stream(self.url, body, request_headers)
+                response = await self._http.stream(url, body, request_headers)
                 try:
                     if response.status_code == RETRY_ELSEWHERE_STATUS:
                         await response.aread()
-                        raise _Unreachable(f"{self.url} answered HTTP 503: {excerpt(response.content)}")
+                        raise _Unreachable(f"{url} answered HTTP 503: {excerpt(response.content)}")
                     if response.is_success and headers.is_sse(response.headers.get("content-type")):
-                        stream = _Stream(response, execute_id, request_headers)
+                        stream = _Stream(response, url, execute_id, request_headers)
                         return (await self._read_stream(stream, callbacks, timer, deadline)).unwrap()
                     await response.aread()
                 finally:
                     await response.aclose()
-            return outcome_of(read_json_answer(response.status_code, response.content, execute_id, self.url)).unwrap()
+            return outcome_of(read_json_answer(response.status_code, response.content, execute_id, url)).unwrap()
         except TimeoutError:
-            where = stream.describe(self.url) if stream else f"{self.url}, request {execute_id}"
+            where = stream.describe() if stream else f"{url}, request {execute_id}"
             if asyncio.get_running_loop().time() >= deadline:
                 raise TransportFailed(f"no final answer from {where} within the {total}s deadline") from None
             raise TransportFailed(f"stream from {where} was silent for {self._settings.idle_timeout_seconds}s") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _Unreachable(f"cannot reach {self.url}: {_describe(exc)}") from None
+            raise _Unreachable(f"cannot reach {url}: {_describe(exc)}") from None
         except httpx.HTTPError as exc:
-            where = stream.describe(self.url) if stream else f"{self.url}, request {execute_id}"
+            where = stream.describe() if stream else f"{url}, request {execute_id}"
             raise TransportFailed(f"connection to {where} broke: {_describe(exc)}") from None
         except _CallbackUndelivered as exc:
             raise TransportFailed(str(exc)) from None
@@ -225,7 +244,7 @@ class StepflowHttpPlugin:
                     return outcome
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
-        raise TransportFailed(f"stream from {stream.describe(self.url)} ended without a final response")
+        raise TransportFailed(f"stream from {stream.describe()} ended without a final response")
 
     def _take_events(
         self, events: list[str], stream: _Stream, answering: asyncio.TaskGroup, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float
@@ -255,9 +274,9 @@ class StepflowHttpPlugin:
             answer_headers = {**headers.REQUEST_HEADERS, **stream.trace_headers()}
             if stream.instance_id:
                 answer_headers[headers.INSTANCE_ID] = stream.instance_id
-            what = f"answer to {call.method} {call.request_id!r} for {stream.describe(self.url)}"
+            what = f"answer to {call.method} {call.request_id!r} for {stream.describe()}"
             try:
-                response = await self._http.post(self.url, content=answer, headers=answer_headers, timeout=self._settings.callback_timeout_seconds)
+                response = await self._http.post(stream.url, content=answer, headers=answer_headers, timeout=self._settings.callback_timeout_seconds)
             except httpx.HTTPError as exc:
                 metrics.CALLBACKS.labels(_method_label(call.method), "undelivered").inc()
                 raise _CallbackUndelivered(f"could not deliver the {what}: {_describe(exc)}") from None
@@ -302,7 +321,4 @@ def create_plugin(name: str, options: dict[str, Any], settings: Any) -> Stepflow
     """The registry's factory for ``type: stepflow`` (config.md §2.2, remote form only)."""
     if "command" in options:
         raise SettingsError(f"plugin {name!r}: subprocess plugins ('command') are not supported; run the component server and give its 'url'")
-    url = options.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise SettingsError(f"plugin {name!r}: 'url' must be an http:// or https:// URL, got {url!r}")
-    return StepflowHttpPlugin(name, url, remote_settings(name, options))
+    return StepflowHttpPlugin(name, plugin_urls(name, options), remote_settings(name, options))

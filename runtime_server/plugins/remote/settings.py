@@ -28,7 +28,7 @@ class RemoteSettings(msgspec.Struct, frozen=True, rename="camel", forbid_unknown
 
 
 _OPTION_KEYS = frozenset(field.encode_name for field in msgspec.structs.fields(RemoteSettings))
-_PLUGIN_KEYS = frozenset({"type", "url", "command", "args", "env", "healthCheck", "workingDirectory"})
+_PLUGIN_KEYS = frozenset({"type", "url", "urls", "command", "args", "env", "healthCheck", "workingDirectory"})
 
 
 class SettingsError(ValueError):

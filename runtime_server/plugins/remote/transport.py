@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -58,9 +58,9 @@ class PodClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_client(settings: RemoteSettings, url: str, transport: httpx.AsyncBaseTransport | None = None) -> PodClient:
+def make_client(settings: RemoteSettings, urls: str | Sequence[str], transport: httpx.AsyncBaseTransport | None = None) -> PodClient:
     """Reads are unbounded here unless a call says otherwise: the plugin bounds them itself (idle and total deadlines)."""
-    if transport is None and url.startswith("http://"):
+    if transport is None and all(url.startswith("http://") for url in ((urls,) if isinstance(urls, str) else urls)):
         return HttptoolsClient(settings.connect_timeout_seconds)
     timeout = httpx.Timeout(connect=settings.connect_timeout_seconds, read=None, write=settings.callback_timeout_seconds, pool=settings.connect_timeout_seconds)
     if transport is None:
