@@ -24,13 +24,14 @@ logger = logging.getLogger("local_fleet")
 
 
 def runtime_config(proxy_urls: list[str]) -> str:
-    """The demo config (config.md §6) with the fleet reached through the proxies."""
+    """The demo config (config.md §6) with the fleet reached through every proxy (``urls``: no Service spreads the load here)."""
     return (
         "plugins:\n"
         "  builtin:\n    type: builtin\n"
         "  k8s_components:\n    type: stepflow\n"
-        f"    url: \"{proxy_urls[0]}\"\n"
-        "routes:\n"
+        "    urls:\n"
+        + "".join(f"      - \"{url}\"\n" for url in proxy_urls)
+        + "routes:\n"
         "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
         "  \"/builtin/{*component}\":\n    - plugin: builtin\n"
         "  \"/{*component}\":\n    - plugin: builtin\n"
