@@ -139,14 +139,19 @@ def check_affinity(metrics: FleetMetrics, report: DemoReport) -> None:
     report.check("no request for an unknown instance", metrics.instance_gone == 0, f"instance_gone {metrics.instance_gone}")
 
 
+def print_counts(title: str, what: str, counted: str, counts: dict[str, float]) -> None:
+    print(f"\n{title}")
+    print(f"  {what:<32} {counted:>10}")
+    for name, count in sorted(counts.items()):
+        print(f"  {name:<32} {count:>10.0f}")
+
+
 def print_report(report: DemoReport, metrics: FleetMetrics | None) -> None:
     elapsed = time.monotonic() - report.started
     print(f"\nDemo: {report.runs} runs in {elapsed:.1f}s")
     if metrics is not None and metrics.executions_by_pod:
-        print("\nExecutions per pod")
-        print(f"  {'pod':<32} {'executions':>10}")
-        for pod, count in sorted(metrics.executions_by_pod.items()):
-            print(f"  {pod:<32} {count:>10.0f}")
+        print_counts("Executions per pod", "pod", "executions", metrics.executions_by_pod)
+        print_counts("Requests per proxy", "proxy", "requests", metrics.requests_by_proxy)
         print(f"\nAffinity: {metrics.pinned_ok:.0f} callbacks pinned to their pod, {metrics.pinned_failed:.0f} refused, "
               f"{metrics.instance_gone:.0f} for unknown instances; {metrics.round_robin:.0f} new requests round-robin")
     print("\nChecks")

@@ -19,6 +19,7 @@ PROXY_REQUESTS = "affinity_proxy_requests_total"
 @dataclass
 class FleetMetrics:
     executions_by_pod: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    requests_by_proxy: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     pinned_ok: float = 0.0
     pinned_failed: float = 0.0
     instance_gone: float = 0.0
@@ -27,7 +28,8 @@ class FleetMetrics:
     def add_pod_sample(self, pod: str, value: float) -> None:
         self.executions_by_pod[pod] += value
 
-    def add_proxy_sample(self, labels: dict[str, str], value: float) -> None:
+    def add_proxy_sample(self, proxy: str, labels: dict[str, str], value: float) -> None:
+        self.requests_by_proxy[proxy] += value
         decision, status = labels.get("decision", ""), labels.get("status", "")
         if decision == "pinned":
             if status.startswith("2"):
@@ -57,6 +59,7 @@ def scrape(proxy_urls: list[str], pod_urls: list[str]) -> FleetMetrics:
             for _, value in samples(http.get(url).text, POD_EXECUTIONS):
                 metrics.add_pod_sample(pod, value)
         for url in proxy_urls:
+            proxy = httpx.URL(url).host
             for labels, value in samples(http.get(url).text, PROXY_REQUESTS):
-                metrics.add_proxy_sample(labels, value)
+                metrics.add_proxy_sample(proxy, labels, value)
     return metrics

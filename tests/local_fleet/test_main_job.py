@@ -87,6 +87,9 @@ def test_run_brings_the_fleet_up_runs_the_demo_reports_and_cleans_up(tmp_path: P
     executions = [line.split() for line in report.splitlines() if line.strip().startswith("127.0.0.1")]
     assert sorted(row[0] for row in executions) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
     assert all(float(row[1]) > 0 for row in executions), "every pod took part"
+    proxies = [line.split() for line in report.splitlines() if line.strip().startswith("127.0.0.2")]
+    assert sorted(row[0] for row in proxies) == ["127.0.0.21", "127.0.0.22"]
+    assert all(float(row[1]) > 0 for row in proxies), "the runtime used both proxies"
     assert "[ok] every callback pinned to its pod" in report
     assert wait_until_quiet() == []
 
