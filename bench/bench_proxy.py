@@ -194,7 +194,7 @@ def _wait_members(port: int, count: int) -> None:
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} alternating runs of {args.seconds}s per row, POST components/execute /double\n")
-    print(f"| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
+    print("| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
     print("|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
     for r in results:

@@ -24,10 +24,10 @@ from runtime_server import metrics
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
 from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, excerpt, outcome_of, read_event, read_json_answer
 from runtime_server.plugins.remote.callbacks import answer_callback
-from runtime_server.retry import Backoff, next_delay
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
 from runtime_server.plugins.remote.transport import PodClient, Response, make_client
 from runtime_server.plugins.remote.urls import Rotation, plugin_urls
+from runtime_server.retry import Backoff, next_delay
 from telemetry.logs import log_event
 from wire_protocol import headers, jsonrpc
 from wire_protocol.messages import ComponentInfo, ExecuteParams, InitializeParams, ListComponentsResult
