@@ -76,6 +76,7 @@ class ClientConnection(asyncio.Protocol):
         self._mark_idle()
 
     def data_received(self, data: bytes) -> None:
+        """A request starts once this read is parsed, so a head and the body that came with it leave in one write."""
         if self._closing:
             return
         try:
@@ -87,6 +88,8 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
+        if self._current is None:
+            self._start_next()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -158,9 +161,7 @@ class ClientConnection(asyncio.Protocol):
             item = Exchange(self.proxy, self, head)
         self._parsing = item
         self._queue.append(item)
-        if self._current is None:
-            self._start_next()
-        else:
+        if self._current is not None or len(self._queue) > 1:
             self.pause_reading(True)
 
     def on_body(self, body: bytes) -> None:
