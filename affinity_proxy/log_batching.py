@@ -5,9 +5,9 @@ per line costs more than the forwarding itself. Lines are still one JSON object 
 in order, at most ``FLUSH_SECONDS`` late; they are flushed on shutdown too.
 
 Per-request lines also skip the ``logging`` machinery (``BatchedStream.log_event``): a
-full LogRecord, the logger's and handler's filters and the handler's lock cost more than
+LogRecord, the logger's and handler's filters and the handler's lock cost more than
 formatting the line, ~6 µs a request (docs/decisions.md). The line is the same: the
-handler's own formatter makes it, and the logger's level is honoured.
+handler's own formatter makes it from the event and fields, and the logger's level is honoured.
 """
 
 from __future__ import annotations
@@ -17,29 +17,16 @@ import logging
 import time
 from typing import Any, TextIO
 
-from telemetry.logs import _FIELDS as EVENT_FIELDS  # the record attribute JsonLineFormatter reads the fields from
-from telemetry.logs import skip_unused_record_fields
+from telemetry.logs import JsonLineFormatter, skip_unused_record_fields
 
 FLUSH_SECONDS = 0.05
 
 
-class _LightRecord(logging.LogRecord):
-    """The fields a formatter reads, set directly: no caller, thread, process or relative time."""
-
-    def __init__(self, name: str, level: int, event: str, fields: dict[str, Any]) -> None:  # LogRecord.__init__ skipped on purpose
-        self.name, self.msg, self.args = name, event, None
-        self.levelno, self.levelname = level, logging.getLevelName(level)
-        self.created = created = time.time()
-        self.msecs = int((created - int(created)) * 1000) + 0.0
-        self.exc_info = self.exc_text = self.stack_info = None
-        setattr(self, EVENT_FIELDS, fields)
-
-
 class BatchedStream:
-    def __init__(self, target: TextIO, loop: asyncio.AbstractEventLoop, formatter: logging.Formatter | None = None) -> None:
+    def __init__(self, target: TextIO, loop: asyncio.AbstractEventLoop, formatter: JsonLineFormatter) -> None:
         self._target = target
         self._loop = loop
-        self._formatter = formatter or logging.Formatter()
+        self._formatter = formatter
         self._parts: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -52,7 +39,7 @@ class BatchedStream:
         """``telemetry.logs.log_event`` for the hot path: the same line, straight into the batch."""
         if logger.isEnabledFor(level):
             present = {key: value for key, value in fields.items() if value is not None}
-            self.write(self._formatter.format(_LightRecord(logger.name, level, event, present)) + "\n")
+            self.write(self._formatter.event_line(time.time(), logging.getLevelName(level), event, present) + "\n")
 
     def flush(self) -> None:
         """Called by the handler after every line: the batch goes out on its timer instead."""
@@ -72,7 +59,7 @@ def batch_log_writes(loop: asyncio.AbstractEventLoop) -> BatchedStream | None:
     """
     skip_unused_record_fields()
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
+        if isinstance(handler, logging.StreamHandler) and isinstance(handler.formatter, JsonLineFormatter):
             stream = BatchedStream(handler.stream, loop, handler.formatter)
             handler.setStream(stream)  # type: ignore[arg-type]
             return stream
