@@ -8,7 +8,7 @@ import signal
 import uvloop
 
 from affinity_proxy.config import load
-from affinity_proxy.log_batching import batch_log_writes
+from telemetry.log_batching import batch_log_writes
 from affinity_proxy.proxy import Proxy
 from telemetry.logs import configure_logging, log_event
 
@@ -19,12 +19,12 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    logs = batch_log_writes(loop)
+    logs = batch_log_writes()
     try:
         await Proxy(config, log_line=logs.log_event if logs is not None else log_event).serve(stop)
     finally:
         if logs is not None:
-            logs.flush_now()
+            logs.detach()
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from prometheus_client import start_http_server
 
 from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
 from runtime_server.routing import RouteConfigError
+from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
+from wire_protocol.one_write import OneWritePerTurnProtocol
 
 logger = logging.getLogger("runtime_server")
 
@@ -54,7 +56,12 @@ def serve(argv: list[str]) -> int:
     log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins))
     app = create_app(runtime)
     tune_gc()
-    uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on")
+    logs = batch_log_writes()
+    try:
+        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=OneWritePerTurnProtocol)
+    finally:
+        if logs is not None:
+            logs.detach()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The proxy's batched log lines: the same JSON line as telemetry's log_event, in order, levels honoured."""
+"""Batched log lines (the proxy's and the runtime's): the same JSON line as log_event, in order, levels honoured, none lost."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from affinity_proxy.log_batching import batch_log_writes
+from telemetry.log_batching import FLUSH_SECONDS, batch_log_writes
 from telemetry.logs import configure_logging, log_event
 
 FIELDS = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
@@ -37,22 +37,45 @@ def _lines(out: io.StringIO) -> list[dict[str, object]]:
 
 def test_hot_path_lines_match_log_event_and_wait_for_the_flush(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
     out, loop = captured
-    stream = batch_log_writes(loop)
+    stream = batch_log_writes()
     assert stream is not None
     route = logging.getLogger("affinity_proxy.route")
-    log_event(route, "routing_decision", **FIELDS)
-    stream.log_event(route, "routing_decision", **FIELDS)
-    assert out.getvalue() == ""  # batched: nothing written before the flush
-    stream.flush_now()
+
+    async def log_both_then_wait() -> None:
+        log_event(route, "routing_decision", **FIELDS)
+        stream.log_event(route, "routing_decision", **FIELDS)
+        assert out.getvalue() == ""  # batched: nothing written before the flush
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+
+    loop.run_until_complete(log_both_then_wait())
     slow, fast = _lines(out)
     for line in (slow, fast):
         del line["ts"]
     assert fast == slow == {"level": "info", "service": "affinity-proxy", "event": "routing_decision", **{k: v for k, v in FIELDS.items() if v is not None}}
 
 
+def test_lines_outside_the_event_loop_and_after_detach_go_straight_out(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
+    out, loop = captured
+    stream = batch_log_writes()
+    assert stream is not None
+    runtime = logging.getLogger("runtime_server")
+    log_event(runtime, "runtime_starting")
+    assert [line["event"] for line in _lines(out)] == ["runtime_starting"]
+
+    async def log_while_serving() -> None:
+        log_event(runtime, "run_finished")
+
+    loop.run_until_complete(log_while_serving())
+    assert len(_lines(out)) == 1  # waiting for a timer of a loop that has stopped
+    stream.detach()
+    log_event(runtime, "runtime_stopped")
+    assert [line["event"] for line in _lines(out)] == ["runtime_starting", "run_finished", "runtime_stopped"]
+    assert logging.getLogger().handlers[0].stream is out  # type: ignore[attr-defined]
+
+
 def test_hot_path_lines_honour_the_logger_level(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
     out, loop = captured
-    stream = batch_log_writes(loop)
+    stream = batch_log_writes()
     assert stream is not None
     route = logging.getLogger("affinity_proxy.route")
     stream.log_event(route, "debug_only", logging.DEBUG, a=1)

@@ -1,8 +1,8 @@
-"""Log lines leave in batches: one write per 50 ms instead of one per routing decision.
+"""Log lines leave in batches: one write per 50 ms instead of one per line.
 
-The proxy logs a line per request; at thousands of requests a second a write syscall
-per line costs more than the forwarding itself. Lines are still one JSON object each,
-in order, at most ``FLUSH_SECONDS`` late; they are flushed on shutdown too.
+The proxy logs a line per request and the runtime one per run; at thousands a second a
+write syscall per line costs more than the work it reports. Lines are still one JSON
+object each, in order, at most ``FLUSH_SECONDS`` late; ``detach`` flushes them on shutdown.
 
 Per-request lines also skip the ``logging`` machinery (``BatchedStream.log_event``): a
 LogRecord, the logger's and handler's filters and the handler's lock cost more than
@@ -23,9 +23,9 @@ FLUSH_SECONDS = 0.05
 
 
 class BatchedStream:
-    def __init__(self, target: TextIO, loop: asyncio.AbstractEventLoop, formatter: JsonLineFormatter) -> None:
-        self._target = target
-        self._loop = loop
+    def __init__(self, handler: logging.StreamHandler[TextIO], formatter: JsonLineFormatter) -> None:
+        self._handler = handler
+        self._target = handler.stream
         self._formatter = formatter
         self._parts: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -33,7 +33,12 @@ class BatchedStream:
     def write(self, text: str) -> None:
         self._parts.append(text)
         if self._timer is None:
-            self._timer = self._loop.call_later(FLUSH_SECONDS, self.flush_now)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # before or after the event loop runs: nothing would flush later
+                self.flush_now()
+                return
+            self._timer = loop.call_later(FLUSH_SECONDS, self.flush_now)
 
     def log_event(self, logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
         """``telemetry.logs.log_event`` for the hot path: the same line, straight into the batch."""
@@ -51,8 +56,15 @@ class BatchedStream:
             self._target.write("".join(parts))
             self._target.flush()
 
+    def detach(self) -> None:
+        """Flush, and give the handler its own stream back: lines logged after the loop stops are not lost."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self.flush_now()
+        self._handler.setStream(self._target)
 
-def batch_log_writes(loop: asyncio.AbstractEventLoop) -> BatchedStream | None:
+
+def batch_log_writes() -> BatchedStream | None:
     """Point the JSON-lines handler configure_logging installed at a batched stream.
 
     Also drops the record fields no JSON line uses (caller frame, thread, process).
@@ -60,7 +72,7 @@ def batch_log_writes(loop: asyncio.AbstractEventLoop) -> BatchedStream | None:
     skip_unused_record_fields()
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and isinstance(handler.formatter, JsonLineFormatter):
-            stream = BatchedStream(handler.stream, loop, handler.formatter)
+            stream = BatchedStream(handler, handler.formatter)
             handler.setStream(stream)  # type: ignore[arg-type]
             return stream
     return None
