@@ -26,16 +26,12 @@ from runtime_server.routing import Router, RoutingError
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.record import RunRecord
 from telemetry.logs import log_event
-from telemetry.metrics import Children
 from telemetry.trace import TraceContext
 from wire_protocol.messages import Observability
 
 logger = logging.getLogger(__name__)
 RERUN_BACKOFF = Backoff(first=0.05, factor=2.0, longest=0.5)
 """Pause before re-running a step whose execution was lost in transport (50 ms, 100 ms, ...)."""
-_STEP_DURATION = Children(metrics.STEP_DURATION)
-_COMPONENT_CALLS = Children(metrics.COMPONENT_CALLS)
-_COMPONENT_CALL_DURATION = Children(metrics.COMPONENT_CALL_DURATION)
 
 
 @dataclass
@@ -121,7 +117,7 @@ class Engine:
         is_failed = isinstance(outcome, Failed)
         state.status = "failed" if is_failed else "completed"
         state.outcome = outcome
-        _STEP_DURATION["failed" if is_failed else "success",].observe(time.perf_counter() - started)
+        metrics.STEP_DURATION.labels("failed" if is_failed else "success").observe(time.perf_counter() - started)
         if is_failed:
             record.record_event("step_failed", item_index=item_index, step_id=step.id, error=_error_json(outcome))
             log_event(logger, "step_failed", logging.WARNING, run_id=record.run_id, step_id=step.id, trace_id=run.trace.trace_id, item_index=item_index, error=outcome.error.message)
@@ -184,8 +180,8 @@ class Engine:
                 log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
-        _COMPONENT_CALLS[plugin.name, label].inc()
-        _COMPONENT_CALL_DURATION[plugin.name,].observe(time.perf_counter() - started)
+        metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
+        metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
         return outcome, retriable
 
 

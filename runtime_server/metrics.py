@@ -1,18 +1,21 @@
 """Every Prometheus metric the runtime exports.
 
 The engine counts component calls, durations and retries for every plugin (so plugins
-must not count them again); ``runtime_server.callbacks`` counts callbacks.
+must not count them again); ``runtime_server.callbacks`` counts callbacks. Those updated
+per run, step or call are ``OneThread*`` metrics: only the event loop touches them.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
+
+from telemetry.metrics import OneThreadCounter, OneThreadHistogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-RUNS = Counter("runtime_runs_total", "Runs finished, by status and flow name", ["status", "flow"])
-RUN_DURATION = Histogram("runtime_run_duration_seconds", "Run wall time from creation to terminal status", buckets=_LATENCY_BUCKETS)
-STEP_DURATION = Histogram("runtime_step_duration_seconds", "Step wall time including retries, by outcome", ["outcome"], buckets=_LATENCY_BUCKETS)
+RUNS = OneThreadCounter("runtime_runs_total", "Runs finished, by status and flow name", ["status", "flow"])
+RUN_DURATION = OneThreadHistogram("runtime_run_duration_seconds", "Run wall time from creation to terminal status", buckets=_LATENCY_BUCKETS)
+STEP_DURATION = OneThreadHistogram("runtime_step_duration_seconds", "Step wall time including retries, by outcome", ["outcome"], buckets=_LATENCY_BUCKETS)
 RUNS_IN_FLIGHT = Gauge("runtime_runs_in_flight", "Runs not yet terminal")
 STEPS_IN_FLIGHT = Gauge("runtime_steps_in_flight", "Step executions in progress")
 BLOB_STORE_BYTES = Gauge("runtime_blob_store_bytes", "Bytes of JSON held in the blob store")
@@ -20,7 +23,7 @@ BLOB_STORE_BLOBS = Gauge("runtime_blob_store_blobs", "Blobs held in the blob sto
 RUN_STORE_RUNS = Gauge("runtime_run_store_runs", "Runs held in the run store")
 RUN_STORE_EVICTIONS = Counter("runtime_run_store_evictions_total", "Finished runs evicted by the retention bound")
 
-COMPONENT_CALLS = Counter("runtime_component_calls_total", "Component executions by plugin and outcome (success, failed, transport_error)", ["plugin", "outcome"])
-COMPONENT_CALL_DURATION = Histogram("runtime_component_call_duration_seconds", "One component execution, by plugin", ["plugin"], buckets=_LATENCY_BUCKETS)
+COMPONENT_CALLS = OneThreadCounter("runtime_component_calls_total", "Component executions by plugin and outcome (success, failed, transport_error)", ["plugin", "outcome"])
+COMPONENT_CALL_DURATION = OneThreadHistogram("runtime_component_call_duration_seconds", "One component execution, by plugin", ["plugin"], buckets=_LATENCY_BUCKETS)
 RETRIES = Counter("runtime_retries_total", "Step re-executions by reason: on_error_retry, transport (re-run after a broken call), unreachable (connect retried)", ["reason"])
 CALLBACKS = Counter("runtime_callbacks_total", "Callbacks from components, by method and outcome", ["method", "outcome"])

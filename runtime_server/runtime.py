@@ -29,11 +29,9 @@ from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.sqlite_store import SqliteRunStore, sqlite_path
 from runtime_server.runs.store import MemoryRunStore, RunQuery, RunStore
 from telemetry.logs import log_event
-from telemetry.metrics import Children
 from telemetry.trace import run_trace
 
 logger = logging.getLogger(__name__)
-_RUNS = Children(metrics.RUNS)
 
 
 class RunConflict(Exception):
@@ -147,7 +145,7 @@ class Runtime:
         self.runs.put(record)
         if self._live.pop(record.run_id, None) is not None and record.parent_run_id is None:
             self._top_level_live -= 1
-        _RUNS[record.status, record.flow_name or ""].inc()
+        metrics.RUNS.labels(record.status, record.flow_name or "").inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
         if self.runs.evictions > self._evictions_seen:
             metrics.RUN_STORE_EVICTIONS.inc(self.runs.evictions - self._evictions_seen)
