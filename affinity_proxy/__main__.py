@@ -10,7 +10,7 @@ import uvloop
 from affinity_proxy.config import load
 from telemetry.log_batching import batch_log_writes
 from affinity_proxy.proxy import Proxy
-from telemetry.logs import configure_logging, log_event
+from telemetry.logs import configure_logging
 
 
 async def _main() -> None:
@@ -21,7 +21,7 @@ async def _main() -> None:
         loop.add_signal_handler(signum, stop.set)
     logs = batch_log_writes()
     try:
-        await Proxy(config, log_line=logs.log_event if logs is not None else log_event).serve(stop)
+        await Proxy(config).serve(stop)
     finally:
         if logs is not None:
             logs.detach()

@@ -33,6 +33,7 @@ from affinity_proxy.http1 import (
 from affinity_proxy.membership import Member
 from affinity_proxy.selection import Decision, Route
 from affinity_proxy.upstream import UpstreamConnection
+from telemetry.logs import log_event
 
 if TYPE_CHECKING:
     from affinity_proxy.client import ClientConnection
@@ -231,7 +232,7 @@ class Exchange:
         pod = member.address
         decision = route.decision.value
         self.proxy.metrics.request_done(decision, pod, self.status)
-        self.proxy.log_line(
+        log_event(
             logger,
             "routing_decision",
             decision=decision,
@@ -334,7 +335,7 @@ class Exchange:
             message = "no active component-server pod to send the request to" if not tried else f"no pod took the request after {len(tried)} attempts"
             self._answer(503, message, route.decision.value, retryable=True, retry_after=True)
         self.proxy.metrics.request_done(route.decision.value, "", 503)
-        self.proxy.log_line(logger, "routing_decision", decision=route.decision.value, instance_id=route.instance_id, status=503,
+        log_event(logger, "routing_decision", decision=route.decision.value, instance_id=route.instance_id, status=503,
                   duration_ms=round((time.monotonic() - self.started) * 1000, 3), request_id=self.head.request_id, trace_id=self.head.trace_id)
 
     def _answer_failure(self, route: Route, outcome: Outcome, attempts: int) -> None:

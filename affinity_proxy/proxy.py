@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from affinity_proxy import answers
 from affinity_proxy.client import ClientConnection, LocalAnswer
@@ -20,17 +19,13 @@ from telemetry.logs import log_event
 
 logger = logging.getLogger("affinity_proxy")
 
-LogLine = Callable[..., Any]
-"""``(logger, event, level=INFO, **fields)``, as ``telemetry.logs.log_event``."""
 PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class Proxy:
-    def __init__(self, config: ProxyConfig, clock: Callable[[], float] = time.monotonic, log_line: LogLine = log_event) -> None:
+    def __init__(self, config: ProxyConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
-        self.log_line = log_line
-        """How per-request lines are logged: ``log_event``, or the batched stream's cheaper twin."""
         self.membership = Membership(config.probe_failures, clock=clock)
         self.selector = Selector(self.membership)
         self.pools: dict[str, PodPool] = {}

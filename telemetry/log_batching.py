@@ -4,10 +4,11 @@ The proxy logs a line per request and the runtime one per run; at thousands a se
 write syscall per line costs more than the work it reports. Lines are still one JSON
 object each, in order, at most ``FLUSH_SECONDS`` late; ``detach`` flushes them on shutdown.
 
-Per-request lines also skip the ``logging`` machinery (``BatchedStream.log_event``): a
+While batching, ``telemetry.logs.log_event`` lines also skip the ``logging`` machinery: a
 LogRecord, the logger's and handler's filters and the handler's lock cost more than
-formatting the line, ~6 µs a request (docs/decisions.md). The line is the same: the
-handler's own formatter makes it from the event and fields, and the logger's level is honoured.
+formatting the line, ~6 µs a line (docs/decisions.md). The line is the same: the
+handler's own formatter makes it from the event and fields, and the logger's level is
+honoured. Lines with a traceback, and other libraries' lines, go through ``logging``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import time
 from typing import Any, TextIO
 
-from telemetry.logs import JsonLineFormatter, skip_unused_record_fields
+from telemetry.logs import JsonLineFormatter, send_events_to, skip_unused_record_fields
 
 FLUSH_SECONDS = 0.05
 
@@ -40,11 +41,9 @@ class BatchedStream:
                 return
             self._timer = loop.call_later(FLUSH_SECONDS, self.flush_now)
 
-    def log_event(self, logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-        """``telemetry.logs.log_event`` for the hot path: the same line, straight into the batch."""
-        if logger.isEnabledFor(level):
-            present = {key: value for key, value in fields.items() if value is not None}
-            self.write(self._formatter.event_line(time.time(), logging.getLevelName(level), event, present) + "\n")
+    def event(self, logger: logging.Logger, event: str, level: int, fields: dict[str, Any]) -> None:
+        """What ``telemetry.logs.log_event`` calls while batching: the same line, straight into the batch."""
+        self.write(self._formatter.event_line(time.time(), logging.getLevelName(level), event, fields) + "\n")
 
     def flush(self) -> None:
         """Called by the handler after every line: the batch goes out on its timer instead."""
@@ -58,6 +57,7 @@ class BatchedStream:
 
     def detach(self) -> None:
         """Flush, and give the handler its own stream back: lines logged after the loop stops are not lost."""
+        send_events_to(None)
         if self._timer is not None:
             self._timer.cancel()
         self.flush_now()
@@ -74,5 +74,6 @@ def batch_log_writes() -> BatchedStream | None:
         if isinstance(handler, logging.StreamHandler) and isinstance(handler.formatter, JsonLineFormatter):
             stream = BatchedStream(handler, handler.formatter)
             handler.setStream(stream)  # type: ignore[arg-type]
+            send_events_to(stream.event)
             return stream
     return None

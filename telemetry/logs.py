@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -79,7 +80,20 @@ def skip_unused_record_fields() -> None:
     logging.logMultiprocessing = False
 
 
+EventSink = Callable[[logging.Logger, str, int, dict[str, Any]], None]
+_direct_sink: EventSink | None = None
+"""Where lines go without the ``logging`` machinery, once ``telemetry.log_batching`` batches them."""
+
+
+def send_events_to(sink: EventSink | None) -> None:
+    global _direct_sink
+    _direct_sink = sink
+
+
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         present = {key: value for key, value in fields.items() if value is not None}
-        logger.log(level, event, extra={_FIELDS: present}, exc_info=exc_info)
+        if _direct_sink is not None and not exc_info:
+            _direct_sink(logger, event, level, present)
+        else:
+            logger.log(level, event, extra={_FIELDS: present}, exc_info=exc_info)

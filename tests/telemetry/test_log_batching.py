@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from telemetry.log_batching import FLUSH_SECONDS, batch_log_writes
-from telemetry.logs import configure_logging, log_event
+from telemetry.logs import configure_logging, log_event, send_events_to
 
 FIELDS = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
 
@@ -26,6 +26,7 @@ def captured() -> Iterator[tuple[io.StringIO, asyncio.AbstractEventLoop]]:
     try:
         yield out, loop
     finally:
+        send_events_to(None)
         loop.close()
         logging.getLogger().handlers[:], _ = saved
         logging.getLogger().setLevel(saved[1])
@@ -35,15 +36,15 @@ def _lines(out: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def test_hot_path_lines_match_log_event_and_wait_for_the_flush(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
+def test_lines_past_logging_match_lines_through_it_and_wait_for_the_flush(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
     out, loop = captured
     stream = batch_log_writes()
     assert stream is not None
     route = logging.getLogger("affinity_proxy.route")
 
     async def log_both_then_wait() -> None:
-        log_event(route, "routing_decision", **FIELDS)
-        stream.log_event(route, "routing_decision", **FIELDS)
+        route.info("routing_decision", extra={"event_fields": {k: v for k, v in FIELDS.items() if v is not None}})  # through logging's handler
+        log_event(route, "routing_decision", **FIELDS)  # past it, into the batch
         assert out.getvalue() == ""  # batched: nothing written before the flush
         await asyncio.sleep(FLUSH_SECONDS * 3)
 
@@ -78,7 +79,7 @@ def test_hot_path_lines_honour_the_logger_level(captured: tuple[io.StringIO, asy
     stream = batch_log_writes()
     assert stream is not None
     route = logging.getLogger("affinity_proxy.route")
-    stream.log_event(route, "debug_only", logging.DEBUG, a=1)
-    stream.log_event(route, "refused", logging.WARNING, a=2)
+    log_event(route, "debug_only", logging.DEBUG, a=1)
+    log_event(route, "refused", logging.WARNING, a=2)
     stream.flush_now()
     assert [(line["event"], line["level"]) for line in _lines(out)] == [("refused", "warning")]
