@@ -16,7 +16,7 @@ import uvicorn
 
 from component_server.app import ComponentApp
 from component_server.metrics import PodMetrics
-from wire_protocol.one_write import OneWritePerTurnProtocol
+from serving.one_write import OneWritePerTurnProtocol
 from component_server.registry import ComponentServer
 from component_server.settings import Settings, new_instance_id
 from telemetry.logs import configure_logging, log_event, skip_unused_record_fields

@@ -16,7 +16,7 @@ from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigErro
 from runtime_server.routing import RouteConfigError
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
-from wire_protocol.one_write import OneWritePerTurnProtocol
+from serving.one_write import OneWritePerTurnProtocol
 
 logger = logging.getLogger("runtime_server")
 

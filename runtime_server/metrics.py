@@ -26,4 +26,4 @@ RUN_STORE_EVICTIONS = Counter("runtime_run_store_evictions_total", "Finished run
 COMPONENT_CALLS = OneThreadCounter("runtime_component_calls_total", "Component executions by plugin and outcome (success, failed, transport_error)", ["plugin", "outcome"])
 COMPONENT_CALL_DURATION = OneThreadHistogram("runtime_component_call_duration_seconds", "One component execution, by plugin", ["plugin"], buckets=_LATENCY_BUCKETS)
 RETRIES = Counter("runtime_retries_total", "Step re-executions by reason: on_error_retry, transport (re-run after a broken call), unreachable (connect retried)", ["reason"])
-CALLBACKS = Counter("runtime_callbacks_total", "Callbacks from components, by method and outcome", ["method", "outcome"])
+CALLBACKS = OneThreadCounter("runtime_callbacks_total", "Callbacks from components, by method and outcome", ["method", "outcome"])

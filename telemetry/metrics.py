@@ -1,10 +1,5 @@
-"""Prometheus metrics for the services' hot paths.
-
-``Children``: label children looked up once (``metric.labels(...)`` validates and looks up
-its arguments on every call, which costs more than the ``inc()`` that follows it).
-``OneThreadCounter``/``OneThreadHistogram``: the same metrics without a lock per update,
-for those only an event loop touches.
-"""
+"""Prometheus counters and histograms for the services' hot paths: only an event loop
+updates them, so they need no lock per update (docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -17,19 +12,6 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-
-
-class Children(dict[tuple[str, ...], Any]):
-    """A labelled metric's children by their label values: ``children["ok", "x"].inc()``;
-    each child is made by ``labels()`` the first time its values are asked for."""
-
-    def __init__(self, metric: Any) -> None:
-        super().__init__()
-        self._metric = metric
-
-    def __missing__(self, values: tuple[str, ...]) -> Any:
-        child = self[values] = self._metric.labels(*values)
-        return child
 
 
 class _CountChild:

@@ -24,12 +24,7 @@ from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
 
-ROUTES: list[tuple[str, str, Any, str]] = [
-    ("GET", "/health", misc.health, "Liveness, with each plugin's health"),
-    ("GET", "/components", misc.list_components, "Components of every plugin"),
-    ("POST", "/flows", flows.store_flow, "Validate and store a flow; its id is its content hash"),
-    ("GET", "/flows/{flow_id}", flows.get_flow, "A stored flow in normalised form"),
-    ("DELETE", "/flows/{flow_id}", flows.delete_flow, "Delete a stored flow"),
+ROUTES: list[tuple[str, str, Any, str]] = [  # the router tries them in order: the busiest first
     ("POST", "/runs", runs.create_run, "Run a stored (flowId) or inline (flow) flow; wait=false answers 202 at once"),
     ("GET", "/runs", runs.list_runs, "Run summaries, newest first, paged (limit default 100)"),
     ("GET", "/runs/{run_id}", runs.get_run, "Run details"),
@@ -39,6 +34,11 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/runs/{run_id}/flow", runs.get_run_flow, "The flow of a run"),
     ("GET", "/runs/{run_id}/events", runs.get_events, "The run's event journal; SSE with Accept: text/event-stream"),
     ("POST", "/runs/{run_id}/cancel", runs.cancel_run, "Cancel a running run (execution really stops)"),
+    ("GET", "/health", misc.health, "Liveness, with each plugin's health"),
+    ("GET", "/components", misc.list_components, "Components of every plugin"),
+    ("POST", "/flows", flows.store_flow, "Validate and store a flow; its id is its content hash"),
+    ("GET", "/flows/{flow_id}", flows.get_flow, "A stored flow in normalised form"),
+    ("DELETE", "/flows/{flow_id}", flows.delete_flow, "Delete a stored flow"),
 ]
 
 
