@@ -1,6 +1,6 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 3] [--connections 1,16,64]
+    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 3] [--connections 1,16,64] [--floor]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
 metrics on, as shipped) and HAProxy (Debian package, round-robin over the same pods,
@@ -8,8 +8,9 @@ config written to a temp dir), then drives each with ``wrk`` posting the same
 ``components/execute`` of ``/double``. Prints req/s, p50 and p99 per target and
 connection count, the throughput ratio ours/HAProxy and the p50 each proxy adds; then
 the SSE first-event latency (a new connection per stream, as the runtime makes, POST of
-``store_and_retrieve_blob`` until its first event arrives) for each target.
-Needs the ``haproxy`` and ``wrk`` Debian packages.
+``store_and_retrieve_blob`` until its first event arrives) for each target. ``--floor`` adds a
+byte pass-through on uvloop (``passthrough_proxy.py``): what an asyncio proxy costs before
+it parses anything. Needs the ``haproxy`` and ``wrk`` Debian packages.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from tests.support.processes import ManagedProcess, python_process  # noqa: E402
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
 HOST = "127.0.0.40"
-DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT = 15440, 18440, 19440, 18441
+DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT, FLOOR_PORT = 15440, 18440, 19440, 18441, 18442
+FLOOR = "uvloop pass-through (floor)"
 BODY = '{"jsonrpc":"2.0","id":"bench","method":"components/execute","params":{"component":"/double","input":{"value":3},"attempt":1,"observability":{}}}'
 WRK_SCRIPT = f"""
 wrk.method = "POST"
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--sse-samples", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--floor", action="store_true", help="also measure a byte pass-through on uvloop (no parsing, routing, logs or metrics)")
     args = parser.parse_args()
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
@@ -158,6 +161,9 @@ def main() -> None:
                                         "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{OURS_METRICS_PORT}"], workdir)
         processes.append(ours.start())
         processes.append(start_haproxy(workdir))
+        if args.floor:
+            pods = [f"{address}:{POD_PORT}" for address in PODS]
+            processes.append(python_process("floor", [str(Path(__file__).with_name("passthrough_proxy.py")), f"{HOST}:{FLOOR_PORT}", *pods], workdir).start())
         ours.wait_healthy(f"http://{HOST}:{OURS_PORT}/health")
         _wait_members(OURS_PORT, len(PODS))
         targets = {
@@ -165,6 +171,9 @@ def main() -> None:
             "haproxy": f"http://{HOST}:{HAPROXY_PORT}/",
             "ours": f"http://{HOST}:{OURS_PORT}/",
         }
+        if args.floor:
+            _wait_listening(HOST, FLOOR_PORT)
+            targets[FLOOR] = f"http://{HOST}:{FLOOR_PORT}/"
         for url in targets.values():
             run_wrk(url, "warm-up", 8, 1, script)
         results = [result for c in map(int, args.connections.split(",")) for result in median_rounds(targets, c, args, script)]
@@ -177,6 +186,17 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def _wait_listening(host: str, port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {host}:{port}")
 
 
 def _wait_members(port: int, count: int) -> None:
@@ -194,13 +214,13 @@ def _wait_members(port: int, count: int) -> None:
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} alternating runs of {args.seconds}s per row, POST components/execute /double\n")
-    print("| connections | target | req/s | p50 ms | p99 ms | errors | ours/haproxy req/s | p50 added vs direct ms |")
+    print("| connections | target | req/s | p50 ms | p99 ms | errors | vs haproxy req/s | p50 added vs direct ms |")
     print("|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
     for r in results:
         haproxy = by_key[("haproxy", r.connections)]
         direct = by_key[("direct (1 pod)", r.connections)]
-        ratio = f"{r.requests_per_second / haproxy.requests_per_second:.2f}x" if r.target == "ours" else ""
+        ratio = f"{r.requests_per_second / haproxy.requests_per_second:.2f}x" if r.target in ("ours", FLOOR) else ""
         added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r.target != "direct (1 pod)" else ""
         print(f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {ratio} | {added} |")
 
