@@ -1,6 +1,6 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 3] [--connections 1,16,64] [--floor]
+    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
 metrics on, as shipped) and HAProxy (Debian package, round-robin over the same pods,
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--sse-samples", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--floor", action="store_true", help="also measure a byte pass-through on uvloop (no parsing, routing, logs or metrics)")
     args = parser.parse_args()
     for tool in ("wrk", "haproxy"):
