@@ -37,12 +37,16 @@ def _level(code: int) -> str:
     return "fatal" if code >= 3000 else "error" if code >= 2000 else "warning"
 
 
+OUTPUT = "workflow_output"
+"""What upstream calls the flow's output when a diagnostic names where a reference is made."""
+
+
 def _diagnostic(kind: str, code: int, formatted: str, path: str, **data: Any) -> Diagnostic:
     return Diagnostic(kind, code, _level(code), formatted, path, data or None)
 
 
 def validate(flow: Flow) -> Diagnostics:
-    found = _flow_warnings(flow) + _step_checks(flow) + _output_checks(flow)
+    found = _flow_warnings(flow) + _step_checks(flow) + _output_checks(flow) + _reachability_warnings(flow)
     counts = {level: sum(1 for d in found if d.level == level) for level in ("fatal", "error", "warning")}
     return Diagnostics(found, counts["fatal"], counts["error"], counts["warning"])
 
@@ -50,9 +54,9 @@ def validate(flow: Flow) -> Diagnostics:
 def _flow_warnings(flow: Flow) -> list[Diagnostic]:
     found = []
     if not flow.name:
-        found.append(_diagnostic("missingFlowName", 1001, "Flow has no name", "$.name"))
+        found.append(_diagnostic("missingFlowName", 1001, "Workflow has no name", "$.name"))
     if not flow.description:
-        found.append(_diagnostic("missingFlowDescription", 1002, "Flow has no description", "$.description"))
+        found.append(_diagnostic("missingFlowDescription", 1002, "Workflow has no description", "$.description"))
     return found
 
 
@@ -64,25 +68,44 @@ def _step_checks(flow: Flow) -> list[Diagnostic]:
         if not step.id:
             found.append(_diagnostic("emptyStepId", 3001, f"Step {index} has an empty id", f"{location}.id"))
         elif step.id in seen:
-            found.append(_diagnostic("duplicateStepId", 3000, f"Duplicate step id '{step.id}' (first used by step {seen[step.id]})", f"{location}.id", stepId=step.id))
+            found.append(_diagnostic("duplicateStepId", 3000, f"Duplicate step ID '{step.id}'", f"{location}.id", step_id=step.id))
         else:
             seen[step.id] = index
-        if not step.component:
-            found.append(_diagnostic("emptyComponentName", 2001, f"Step '{step.id}' has an empty component", f"{location}.component", stepId=step.id))
+        if not step.component.startswith("/"):
+            problem = "Component path must start with '/'"
+            found.append(_diagnostic("invalidComponent", 2500, f"Invalid component '{step.component}' in step '{step.id}': {problem}", f"{location}.component",
+                                     step_id=step.id, component=step.component, error=problem))
         for referenced, ref_location in step.input.step_refs():
             if referenced == step.id:
-                found.append(_diagnostic("selfReference", 3002, f"Step '{step.id}' references itself", ref_location, stepId=step.id))
+                found.append(_diagnostic("selfReference", 3002, f"Step '{step.id}' references itself", ref_location, step_id=step.id))
             elif referenced not in seen:
                 later = " (it is defined later; a step may only use earlier steps)" if referenced in flow.step_index else ""
-                found.append(_diagnostic("undefinedStepReference", 3003, f"Step '{step.id}' references undefined step '{referenced}'{later}", ref_location, stepId=step.id, referencedStep=referenced))
+                found.append(_diagnostic("undefinedStepReference", 3003, f"Step '{step.id}' references undefined step '{referenced}'{later}", ref_location, from_step=step.id, referenced_step=referenced))
     return found
 
 
 def _output_checks(flow: Flow) -> list[Diagnostic]:
     return [
-        _diagnostic("undefinedStepReference", 3003, f"Flow output references undefined step '{referenced}'", location, referencedStep=referenced)
+        _diagnostic("undefinedStepReference", 3003, f"Step '{OUTPUT}' references undefined step '{referenced}'", location, from_step=OUTPUT, referenced_step=referenced)
         for referenced, location in flow.output.step_refs()
         if referenced not in flow.step_index
+    ]
+
+
+def _reachability_warnings(flow: Flow) -> list[Diagnostic]:
+    """Steps neither the output nor a ``mustExecute`` step needs: they would never run."""
+    needs = dependencies(flow)
+    pending = [referenced for referenced, _ in flow.output.step_refs()] + [step.id for step in flow.steps if step.must_execute]
+    reached: set[str] = set()
+    while pending:
+        step_id = pending.pop()
+        if step_id not in reached:
+            reached.add(step_id)
+            pending.extend(needs.get(step_id, ()))
+    return [
+        _diagnostic("unreachableStep", 1000, f"Step '{step.id}' is not reachable from the output", f"$.steps[{index}]", step_id=step.id)
+        for index, step in enumerate(flow.steps)
+        if step.id not in reached
     ]
 
 

@@ -16,9 +16,9 @@ A run that never ends (its step is a scripted pod's ``/silent``) covers the endp
 running run: neither server answers its ``POST /runs`` within 2 s.
 
 Components' JSON Schemas are their own content, not the API's shape: compared as objects.
-Flow diagnostics are compared entry by entry where both servers report the same kind at
-the same place; our validation does not report every kind upstream's does (see
-docs/runtime-fleet.md), and never one upstream does not.
+Flow diagnostics are compared entry by entry, values and all (code, level, message, data),
+where both servers report the same kind at the same place; our validation does not report
+every kind upstream's does (see docs/runtime-fleet.md), and never one upstream does not.
 """
 
 from __future__ import annotations
@@ -38,6 +38,17 @@ from tests.support.upstream_server import BINARY, CORPUS, both_servers, corpus_c
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
 
 FLOW = yaml.safe_load((CORPUS / "builtins" / "blob_test.yaml").read_text())
+BROKEN_REFERENCES = {
+    "name": "broken", "description": "references nothing",
+    "steps": [{"id": "a", "component": "/put_blob", "input": {"$step": "nowhere"}}, {"id": "b", "component": "", "input": {}}],
+    "output": {"x": {"$step": "missing"}},
+}
+UNUSED_STEPS = {
+    "name": "unused", "description": "b is never needed, c runs anyway",
+    "steps": [{"id": s, "component": "/put_blob", "input": {"data": 1}, **({"mustExecute": True} if s == "c" else {})} for s in ("a", "b", "c")],
+    "output": {"x": {"$step": "a"}},
+}
+DUPLICATE_STEP = {"name": "dup", "description": "two steps a", "steps": [{"id": "a", "component": "/put_blob", "input": {}}, {"id": "a", "component": "/put_blob", "input": {}}], "output": {}}
 ENDLESS_FLOW = {"name": "endless", "description": "its one step never answers", "steps": [{"id": "wait", "component": "/python/silent", "input": {}}], "output": {"$step": "wait"}}
 POD = "127.0.0.1"
 POD_PORT = 8089
@@ -90,6 +101,9 @@ def exchanges(ids: Ids) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("store flow", "POST", "/flows", {"json": {"flow": FLOW}}),
         ("store flow dry run", "POST", "/flows", {"json": {"flow": FLOW, "dryRun": True}}),
         ("store flow with a fatal diagnostic", "POST", "/flows", {"json": {"flow": {"steps": [{"id": "a", "component": "/put_blob", "input": {"$step": "a"}}], "output": {"$step": "a"}}}}),
+        ("store flow with broken references", "POST", "/flows", {"json": {"flow": BROKEN_REFERENCES}}),
+        ("store flow with a duplicate step", "POST", "/flows", {"json": {"flow": DUPLICATE_STEP}}),
+        ("store flow with unused steps", "POST", "/flows", {"json": {"flow": UNUSED_STEPS}}),
         ("get flow", "GET", f"/flows/{ids.flow}", {}),
         ("run", "POST", "/runs", {"json": run_request}),
         ("batch run", "POST", "/runs", {"json": {"flowId": ids.flow, "input": [DATA, DATA], "maxConcurrency": 1}}),
@@ -198,8 +212,8 @@ def _schemas_as_objects(component: dict[str, Any]) -> dict[str, Any]:
 
 
 def diagnostics_by_place(body: dict[str, Any]) -> dict[str, Any]:
-    """Each diagnostic by ``kind at path``; its kind-specific ``data`` as an object."""
-    return {f"{d['kind']} at {d.get('path')}": shape({**d, "data": {}} if "data" in d else d) for d in body["diagnostics"]["diagnostics"]}
+    """Each diagnostic by ``kind at path``: code, level, message and kind-specific ``data``, as they are."""
+    return {f"{d['kind']} at {d.get('path')}": d for d in body["diagnostics"]["diagnostics"]}
 
 
 NAMES = [name for name, _, _, _ in exchanges(Ids())]
@@ -226,7 +240,7 @@ def test_every_error_is_json_with_code_and_message(answers: dict[str, dict[str, 
         assert answer.body["code"] == answer.status and isinstance(answer.body["message"], str) and answer.body["message"], name
 
 @pytest.mark.parametrize("name", [name for name in NAMES if name.startswith("store flow")])
-def test_diagnostics_have_upstreams_fields(answers: dict[str, dict[str, Answer]], name: str) -> None:
+def test_diagnostics_say_what_upstreams_say(answers: dict[str, dict[str, Answer]], name: str) -> None:
     upstream, ours = (diagnostics_by_place(answers[side][name].body) for side in ("upstream", "ours"))
     assert ours.keys() <= upstream.keys()
     assert {place: ours[place] for place in ours} == {place: upstream[place] for place in ours}

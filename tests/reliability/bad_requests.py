@@ -136,7 +136,7 @@ RUNTIME: list[BadRequest] = [
     ),
     BadRequest("step references itself", "runtime", "POST", "/api/v1/runs", 400, "references itself", JSON, _run(flow=_steps({"id": "a", "component": "/eval", "input": {"$step": "a"}}))),
     BadRequest("reference to an unknown step", "runtime", "POST", "/api/v1/runs", 400, "undefined step 'ghost'", JSON, _run(flow=_steps(STEP, output={"$step": "ghost"}))),
-    BadRequest("duplicate step ids", "runtime", "POST", "/api/v1/runs", 400, "Duplicate step id 'a'", JSON, _run(flow=_steps(STEP, STEP))),
+    BadRequest("duplicate step ids", "runtime", "POST", "/api/v1/runs", 400, "Duplicate step ID 'a'", JSON, _run(flow=_steps(STEP, STEP))),
     BadRequest("bad path in an expression", "runtime", "POST", "/api/v1/runs", 422, "invalid path", JSON, _run(flow=_steps(STEP, output={"$input": "$$$[[["}))),
     BadRequest("unknown onError action", "runtime", "POST", "/api/v1/runs", 422, "unknown onError action 'explode'", JSON, _run(flow=_steps({**STEP, "onError": {"action": "explode"}}))),
     BadRequest("unknown builtin component", "runtime", "POST", "/api/v1/runs", 400, "'/no_such_builtin'", JSON, _run(flow=_steps({"id": "a", "component": "/no_such_builtin", "input": {}}))),

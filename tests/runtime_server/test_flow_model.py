@@ -78,6 +78,23 @@ def test_fatal_diagnostics_name_the_step_and_path(name: str, data: Any, kind: st
     assert diagnostics.num_fatal == 1
 
 
+NON_FATAL = [
+    ("step nothing needs", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x"}], {"$step": "a"}),
+     [("unreachableStep", 1000, "warning", "$.steps[1]", {"step_id": "b"})]),
+    ("needed through another step", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x", "input": {"$step": "a"}}], {"$step": "b"}), []),
+    ("mustExecute step nothing needs", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x", "mustExecute": True}], {"$step": "a"}), []),
+    ("component without a leading slash", _flow([{"id": "a", "component": "x"}], {"$step": "a"}),
+     [("invalidComponent", 2500, "error", "$.steps[0].component", {"step_id": "a", "component": "x", "error": "Component path must start with '/'"})]),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), NON_FATAL, ids=[row[0] for row in NON_FATAL])
+def test_non_fatal_diagnostics_match_upstreams(name: str, data: Any, expected: list[tuple[str, int, str, str, dict[str, str]]]) -> None:
+    """Kinds, codes and ``data`` keys as stepflow-server 0.9.0 reports them (tests/interop compares the rest live)."""
+    found = [(d.kind, d.code, d.level, d.path, d.data) for d in validate(parse_flow(data)).diagnostics if not d.kind.startswith("missingFlow")]
+    assert found == expected
+
+
 def test_warnings_for_missing_name_and_description_do_not_block() -> None:
     diagnostics = validate(parse_flow({"steps": []}))
     assert {d.kind for d in diagnostics.diagnostics} == {"missingFlowName", "missingFlowDescription"}
