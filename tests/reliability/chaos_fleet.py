@@ -1,4 +1,4 @@
-"""A fleet to break on purpose: DNS, chaos pods, one affinity proxy, the runtime, and the verdicts.
+"""A fleet to break on purpose: DNS, chaos pods, affinity proxies (one by default), the runtime, and the verdicts.
 
 Built from the shared test parts (tests/support/) on this suite's own addresses:
 DNS, proxy and runtime on 127.0.0.100, pods on 127.0.0.101 and up (port 8080). Pods are
@@ -53,13 +53,14 @@ def one_step_flow(component: str, step_input: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class ChaosFleet:
     work_dir: Path
-    proxy_port: int = 8080
+    proxy_ports: tuple[int, ...] = (8080,)
+    """One proxy per port on the hub address; the runtime is given all of their URLs."""
     runtime_port: int = 8180
     dns_listen: str = DNS_LISTEN
     deadlines: dict[str, Any] = field(default_factory=lambda: dict(FAST_DEADLINES))
     extra_config: str = ""
     dns: ManagedProcess | None = None
-    proxy: ManagedProcess | None = None
+    proxies: dict[int, ManagedProcess] = field(default_factory=dict)
     runtime: ManagedProcess | None = None
     pods: dict[str, ManagedProcess] = field(default_factory=dict)
     published: list[str] = field(default_factory=list)
@@ -82,8 +83,10 @@ class ChaosFleet:
             self.dns, _ = start_dns(self.work_dir, self.dns_listen, {SERVICE: self.published})
             for address in pod_addresses:
                 self.add_pod(address, **pod_options)
-            self._start_proxy()
-            config = remote_plugin_config(f"http://{HUB}:{self.proxy_port}", **self.deadlines) + self.extra_config
+            for port in self.proxy_ports:
+                self._start_proxy(port)
+            urls = [f"http://{HUB}:{port}" for port in self.proxy_ports]
+            config = remote_plugin_config(urls[0] if len(urls) == 1 else urls, **self.deadlines) + self.extra_config
             self.runtime, api = start_runtime_with_text(config, HUB, self.work_dir, self.runtime_port)
             wait_plugins_healthy(api, self.runtime)
         except BaseException:
@@ -94,7 +97,7 @@ class ChaosFleet:
     def stop(self) -> None:
         for pod in self.pods.values():
             pod.signal(signal.SIGCONT)
-        for process in [self.runtime, self.proxy, *self.pods.values(), self.dns]:
+        for process in [self.runtime, *self.proxies.values(), *self.pods.values(), self.dns]:
             if process is not None:
                 process.stop(grace=2)
 
@@ -132,14 +135,17 @@ class ChaosFleet:
     # -- proxy and DNS ------------------------------------------------------------------
 
     def restart_proxy(self, down_seconds: float = 0.0) -> None:
-        """SIGKILL the proxy, wait, start it again on the same address (the runtime has one URL)."""
-        assert self.proxy is not None
-        self.proxy.kill()
+        """SIGKILL the first proxy, wait, start it again on the same address."""
+        self.kill_proxy()
         time.sleep(down_seconds)
-        self._start_proxy()
+        self._start_proxy(self.proxy_ports[0])
 
-    def _start_proxy(self) -> None:
-        self.proxy = start_proxy(f"{HUB}:{self.proxy_port}", f"{SERVICE}:8080", self.dns_listen, self.work_dir)
+    def kill_proxy(self, port: int | None = None) -> None:
+        """SIGKILL the proxy on ``port`` (the first one by default)."""
+        self.proxies[port or self.proxy_ports[0]].kill()
+
+    def _start_proxy(self, port: int) -> None:
+        self.proxies[port] = start_proxy(f"{HUB}:{port}", f"{SERVICE}:8080", self.dns_listen, self.work_dir)
 
     def dns_down(self) -> None:
         assert self.dns is not None
@@ -163,7 +169,7 @@ class ChaosFleet:
         return [json.loads(line) for line in self.ledger_path.read_text().splitlines() if line.strip()]
 
     def logs(self) -> str:
-        processes = [self.runtime, self.proxy, *self.pods.values()]
+        processes = [self.runtime, *self.proxies.values(), *self.pods.values()]
         return "\n".join(f"--- {p.name}\n{p.log(1500)}" for p in processes if p is not None)
 
 

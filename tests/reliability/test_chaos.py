@@ -180,6 +180,22 @@ def test_proxy_killed_and_restarted_on_its_address(fleet: ChaosFleet) -> None:
     assert set(verdict.retried()) & set(plain) and set(verdict.retried()) & set(bidirectional), "no step was in flight through the proxy when it died"
 
 
+def test_a_killed_proxy_is_failed_over_to_the_other(tmp_path: Path) -> None:
+    """Two proxies (the runtime's plugin has both URLs): one dies for good mid-stream; its calls
+    in flight run again through the other, new calls skip it, and every run completes."""
+    fleet = ChaosFleet(tmp_path, proxy_ports=(8080, 8081))
+    try:
+        fleet.start([POD_A, POD_B, POD_C])
+        plain = stream_runs(fleet, WORK, work_input(0.5), 4.0, {1.5: fleet.kill_proxy})
+        after = stream_runs(fleet, TALK, lambda n: talk_input(3, 2, 0.15)(len(plain) + n), 2.0, {})
+        verdict = check_verdict(fleet, plain + after)
+        assert verdict.with_status("completed") == plain + after, verdict.errors
+        assert set(verdict.retried()) & set(plain), "no step was in flight through the proxy when it died"
+        assert not fleet.proxies[8080].alive()
+    finally:
+        fleet.stop()
+
+
 # -- pods misbehaving -----------------------------------------------------------------
 
 

@@ -11,14 +11,16 @@ import httpx
 from tests.support.processes import ManagedProcess, python_process
 
 
-def remote_plugin_config(url: str, **plugin_options: Any) -> str:
-    """The k8s demo's config (config.md §6): the fleet at ``url`` as plugin ``k8s_components``
-    (with ``plugin_options``, e.g. ``idleTimeoutSeconds=5``) for ``/python/...``, builtins for the rest."""
+def remote_plugin_config(url: str | list[str], **plugin_options: Any) -> str:
+    """The k8s demo's config (config.md §6): the fleet at ``url`` (or at several proxies' ``urls``)
+    as plugin ``k8s_components`` (with ``plugin_options``, e.g. ``idleTimeoutSeconds=5``) for
+    ``/python/...``, builtins for the rest."""
     options = "".join(f"    {key}: {value}\n" for key, value in plugin_options.items())
+    where = f"url: \"{url}\"" if isinstance(url, str) else "urls: [" + ", ".join(f'"{each}"' for each in url) + "]"
     return (
         "plugins:\n"
         "  builtin:\n    type: builtin\n"
-        f"  k8s_components:\n    type: stepflow\n    url: \"{url}\"\n{options}"
+        f"  k8s_components:\n    type: stepflow\n    {where}\n{options}"
         "routes:\n"
         "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
         "  \"/{*component}\":\n    - plugin: builtin\n"
