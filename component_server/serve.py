@@ -12,16 +12,24 @@ import logging
 import socket
 from types import FrameType
 
+import msgspec
 import uvicorn
 
 from component_server.app import ComponentApp
 from component_server.metrics import PodMetrics
-from serving.one_write import OneWritePerTurnProtocol
 from component_server.registry import ComponentServer
 from component_server.settings import Settings, new_instance_id
+from serving.protocol import ServerProtocol
 from telemetry.logs import configure_logging, log_event, skip_unused_record_fields
+from wire_protocol import jsonrpc
 
 logger = logging.getLogger("component_server")
+
+
+class PodProtocol(ServerProtocol):
+    def malformed_request_body(self, message: str) -> bytes:
+        """The pod's error shape for requests that are not JSON-RPC at all (as its 404 and 405)."""
+        return msgspec.json.encode({"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}})
 
 
 class DrainingServer(uvicorn.Server):
@@ -68,7 +76,7 @@ def serve(server: ComponentServer, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=OneWritePerTurnProtocol,
+        http=PodProtocol,
         lifespan="off",
         access_log=False,
         proxy_headers=False,

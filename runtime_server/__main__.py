@@ -16,7 +16,7 @@ from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigErro
 from runtime_server.routing import RouteConfigError
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
-from serving.one_write import OneWritePerTurnProtocol
+from serving.protocol import ServerProtocol
 
 logger = logging.getLogger("runtime_server")
 
@@ -58,7 +58,7 @@ def serve(argv: list[str]) -> int:
     tune_gc()
     logs = batch_log_writes()
     try:
-        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=OneWritePerTurnProtocol)
+        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol)
     finally:
         if logs is not None:
             logs.detach()

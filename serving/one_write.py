@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class TurnWriteTransport:
@@ -44,10 +43,3 @@ class TurnWriteTransport:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
-
-
-class OneWritePerTurnProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a ``TurnWriteTransport``."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(TurnWriteTransport(transport, self.loop))  # type: ignore[arg-type]

@@ -1,0 +1,35 @@
+"""uvicorn's httptools protocol as our servers run it.
+
+Two changes, both on the wire only: what a connection is sent in one loop turn leaves in
+one write (``TurnWriteTransport``: uvicorn writes a response's head and body apart), and a
+request too malformed to parse gets a JSON answer like every other error, where uvicorn
+answers ``Invalid HTTP request received.`` in text/plain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from serving.one_write import TurnWriteTransport
+
+
+class ServerProtocol(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(TurnWriteTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def malformed_request_body(self, message: str) -> bytes:
+        """The JSON body of the 400; the runtime API's error shape unless a server says otherwise."""
+        return msgspec.json.encode({"code": 400, "message": message})
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this when httptools cannot parse the request; the connection then closes."""
+        body = self.malformed_request_body(f"malformed HTTP request: {msg}")
+        head = [STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join([*head, body]))
+        self.transport.close()
