@@ -1,6 +1,6 @@
 """Our runtime against upstream ``stepflow-server`` 0.9.0 on the demo's fleet, in one run.
 
-    python bench/bench_runtime_vs_upstream.py [--seconds 3] [--rounds 3] [--pod ours|upstream]
+    python bench/bench_runtime_vs_upstream.py [--seconds 3] [--rounds 3] [--pod ours|upstream] [--topology demo|one-pod]
 
 Needs root: upstream binds every interface, so everything runs inside a fresh network
 namespace (``perf-*``) with only loopback (tests/support/netns.py). The demo's topology:
@@ -9,7 +9,9 @@ upstream's both use the demo config pointing at that proxy. The same raw keep-al
 (bench/raw_http.py) posts ``POST /api/v1/runs`` (wait) in closed loops at concurrency 8 and
 32 and checks every result. Rounds alternate between the runtimes; each side's median
 round is reported, with the CPU per run (user + system) of the runtime process and of the
-fleet (proxy and pods) while that runtime drove it.
+fleet (proxy and pods) while that runtime drove it. ``--topology one-pod``: one pod and no
+proxy, both runtimes configured with the pod's URL (the setup the issue's reference figure
+for upstream was taken in).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.raw_http import RawConnection  # noqa: E402
 from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet  # noqa: E402
 from tests.support.netns import inside_new_netns  # noqa: E402
+from tests.support.pods import start_pod  # noqa: E402
 from tests.support.processes import ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config  # noqa: E402
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy  # noqa: E402
 from tests.support.services import start_dns  # noqa: E402
 from tests.support.upstream_server import start_upstream_server  # noqa: E402
 
@@ -131,18 +134,45 @@ def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, roun
     return f"| {flow} | {concurrency} | {cells(results['ours'])} | {cells(results['upstream'])} | {ratio} |"
 
 
-def run(seconds: float, rounds: int, pod_kind: str, log_dir: Path) -> None:
+def start_demo_fleet(pod_kind: str, log_dir: Path) -> tuple[list[ManagedProcess], ManagedProcess, str]:
+    """DNS, three pods behind one proxy, our runtime on the proxy: (the fleet, our runtime, the URL both runtimes use)."""
     dns, records = start_dns(log_dir, DNS_LISTEN)
     fleet = Fleet(pod_kind, PODS, PROXY_PORT, OURS_PORT, log_dir)
-    upstream: ManagedProcess | None = None
     try:
         fleet.start(records)
-        upstream = start_upstream_server(remote_plugin_config(f"http://{HUB}:{PROXY_PORT}"), THEIRS_PORT, log_dir)
-        shared = fleet.processes[:-1]
-        sides = [Side("ours", (HUB, OURS_PORT), fleet.processes[-1], shared, {}), Side("upstream", ("127.0.0.1", THEIRS_PORT), upstream, shared, {})]
+    except BaseException:
+        dns.stop()
+        raise
+    return [dns, *fleet.processes[:-1]], fleet.processes[-1], f"http://{HUB}:{PROXY_PORT}"
+
+
+def start_one_pod(pod_kind: str, log_dir: Path) -> tuple[list[ManagedProcess], ManagedProcess, str]:
+    """One pod, both runtimes straight at it (the issue's reference setup): as ``start_demo_fleet``."""
+    pod = start_pod(pod_kind, PODS[0], log_dir)
+    url = f"http://{PODS[0]}:8080"
+    try:
+        ours, api = start_runtime_with_text(remote_plugin_config(url, idleTimeoutSeconds=5, totalTimeoutSeconds=20), HUB, log_dir, OURS_PORT)
+        wait_plugins_healthy(api, ours)
+    except BaseException:
+        pod.stop()
+        raise
+    return [pod], ours, url
+
+
+TOPOLOGIES = {"demo": (start_demo_fleet, "{n} {kind} pods behind one affinity proxy"), "one-pod": (start_one_pod, "one {kind} pod, both runtimes straight at it")}
+
+
+def run(seconds: float, rounds: int, pod_kind: str, topology: str, log_dir: Path) -> None:
+    start, description = TOPOLOGIES[topology]
+    fleet, ours, url = start(pod_kind, log_dir)
+    upstream: ManagedProcess | None = None
+    try:
+        upstream = start_upstream_server(remote_plugin_config(url), THEIRS_PORT, log_dir)
+        shared = [process for process in fleet if process.name != "dns"]
+        sides = [Side("ours", (HUB, OURS_PORT), ours, shared, {}), Side("upstream", ("127.0.0.1", THEIRS_PORT), upstream, shared, {})]
         for side in sides:
             side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
-        print(f"{len(PODS)} {pod_kind} pods behind one affinity proxy; {rounds} alternating rounds of {seconds}s per cell, median round\n")
+        print(f"{description.format(n=len(PODS), kind=pod_kind)}; {rounds} alternating rounds of {seconds}s per cell, median round\n")
         print("CPU µs/run: the runtime process's; fleet: the proxy's and pods' for that runtime's runs\n")
         print("| flow | conc | ours runs/s | p50 ms | p99 ms | CPU µs/run | fleet | upstream runs/s | p50 ms | p99 ms | CPU µs/run | fleet | ours/upstream |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -150,10 +180,9 @@ def run(seconds: float, rounds: int, pod_kind: str, log_dir: Path) -> None:
             for concurrency in (8, 32):
                 print(compare(sides, flow, concurrency, seconds, rounds), flush=True)
     finally:
-        if upstream is not None:
-            upstream.stop()
-        fleet.stop()
-        dns.stop()
+        for process in [upstream, ours, *reversed(fleet)]:
+            if process is not None:
+                process.stop()
 
 
 def main() -> None:
@@ -161,9 +190,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round (at most 30)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side and cell (at most 9)")
     parser.add_argument("--pod", choices=["ours", "upstream"], default="ours")
+    parser.add_argument("--topology", choices=sorted(TOPOLOGIES), default="demo", help="demo: three pods behind a proxy; one-pod: one pod, no proxy")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs, inside_new_netns("perf-bench"):
-        run(min(args.seconds, 30.0), min(max(args.rounds, 1), 9), args.pod, Path(logs))
+        run(min(args.seconds, 30.0), min(max(args.rounds, 1), 9), args.pod, args.topology, Path(logs))
 
 
 if __name__ == "__main__":
