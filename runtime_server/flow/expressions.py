@@ -39,6 +39,11 @@ class Expr:
     def demand(self, scope: Scope) -> list[str]:
         return []
 
+    def static_steps(self) -> tuple[str, ...] | None:
+        """The steps this always needs, whatever the values: None when what it needs depends on
+        them (``$if``, ``$coalesce``, a ``$variable`` with a default). Lets the scheduler skip demand."""
+        return ()
+
     def step_refs(self) -> list[tuple[str, str]]:
         """(step id, location) of every ``$step`` anywhere inside."""
         return []
@@ -99,6 +104,9 @@ class StepRef(Expr):
     def demand(self, scope: Scope) -> list[str]:
         return [] if self.step_id in scope.outcomes else [self.step_id]
 
+    def static_steps(self) -> tuple[str, ...] | None:
+        return (self.step_id,)
+
     def step_refs(self) -> list[tuple[str, str]]:
         return [(self.step_id, self.location)]
 
@@ -136,6 +144,9 @@ class VariableRef(Expr):
             return []
         return self.default.demand(scope)
 
+    def static_steps(self) -> tuple[str, ...] | None:
+        return () if self.default is None else None
+
     def step_refs(self) -> list[tuple[str, str]]:
         return self.default.step_refs() if self.default else []
 
@@ -144,6 +155,16 @@ class VariableRef(Expr):
         if self.default is not None:
             out["default"] = self.default.to_json()
         return out
+
+
+def _all_static(exprs: list[Expr]) -> tuple[str, ...] | None:
+    steps: list[str] = []
+    for expr in exprs:
+        needed = expr.static_steps()
+        if needed is None:
+            return None
+        steps.extend(needed)
+    return tuple(steps)
 
 
 def _truthy(value: Any) -> bool:
@@ -171,6 +192,9 @@ class If(Expr):
             return needed
         branch = self._branch(scope)
         return [] if branch is None else branch.demand(scope)
+
+    def static_steps(self) -> tuple[str, ...] | None:
+        return None
 
     def step_refs(self) -> list[tuple[str, str]]:
         refs = self.condition.step_refs() + self.then.step_refs()
@@ -205,6 +229,9 @@ class Coalesce(Expr):
                 return []
         return []
 
+    def static_steps(self) -> tuple[str, ...] | None:
+        return None
+
     def step_refs(self) -> list[tuple[str, str]]:
         return [ref for option in self.options for ref in option.step_refs()]
 
@@ -230,6 +257,9 @@ class ObjectTemplate(Expr):
     def demand(self, scope: Scope) -> list[str]:
         return [step for _, expr in self.fields for step in expr.demand(scope)]
 
+    def static_steps(self) -> tuple[str, ...] | None:
+        return _all_static([expr for _, expr in self.fields])
+
     def step_refs(self) -> list[tuple[str, str]]:
         return [ref for _, expr in self.fields for ref in expr.step_refs()]
 
@@ -254,6 +284,9 @@ class ArrayTemplate(Expr):
 
     def demand(self, scope: Scope) -> list[str]:
         return [step for expr in self.items for step in expr.demand(scope)]
+
+    def static_steps(self) -> tuple[str, ...] | None:
+        return _all_static(self.items)
 
     def step_refs(self) -> list[tuple[str, str]]:
         return [ref for expr in self.items for ref in expr.step_refs()]

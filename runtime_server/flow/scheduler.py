@@ -2,7 +2,9 @@
 
 Starting from the item's roots, follow what each expression needs *now* (``$if`` and
 ``$coalesce`` reveal their needs one decision at a time); a needed step whose own input
-needs nothing unfinished is ready. Pure: the engine calls it after every completion.
+needs nothing unfinished is ready. A flow without such expressions needs the same steps
+whatever the values, so its plan is worked out once (``PreparedFlow.static_plan``) and only
+checked here. Pure: the engine calls it after every completion.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ class ItemScope:
 
 def ready_steps(prepared: PreparedFlow, scope: Scope, started: set[int]) -> list[int]:
     """Indexes of needed steps, not yet started, whose inputs are complete; ascending."""
+    if prepared.static_plan is not None:
+        outcomes = scope.outcomes
+        return [index for index, needs in prepared.static_plan if index not in started and all(step_id in outcomes for step_id in needs)]
+    return demanded_ready_steps(prepared, scope, started)
+
+
+def demanded_ready_steps(prepared: PreparedFlow, scope: Scope, started: set[int]) -> list[int]:
+    """``ready_steps`` by following what each expression needs now (any flow)."""
     flow = prepared.flow
     ready: set[int] = set()
     seen: set[str] = set()

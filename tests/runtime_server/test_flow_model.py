@@ -11,7 +11,7 @@ import yaml
 from runtime_server.flow.model import FlowParseError, parse_flow
 from runtime_server.flow.overrides import OverrideError, apply_overrides
 from runtime_server.flow.prepared import prepare
-from runtime_server.flow.scheduler import ItemScope, ready_steps
+from runtime_server.flow.scheduler import ItemScope, demanded_ready_steps, ready_steps
 from runtime_server.flow.validation import dependencies, validate
 from runtime_server.routing import RouteConfigError, Router, RoutingError
 
@@ -150,6 +150,43 @@ SCHEDULING = [
 @pytest.mark.parametrize(("name", "flow", "outcomes", "started", "ready"), SCHEDULING, ids=[row[0] for row in SCHEDULING])
 def test_only_needed_steps_become_ready(name: str, flow: dict[str, Any], outcomes: dict[str, Any], started: set[int], ready: list[int]) -> None:
     assert _ready(flow, {}, outcomes, started) == ready
+
+
+def _plan_flows() -> list[tuple[str, dict[str, Any]]]:
+    """Every flow at hand: the demo's, upstream's conformance corpus, and the tables above."""
+    files = sorted(DEMO.glob("*.yaml")) + sorted((Path(__file__).resolve().parents[1] / "conformance" / "corpus").rglob("*.yaml"))
+    flows = [(path.name, yaml.safe_load(path.read_text())) for path in files]
+    return [(name, flow) for name, flow in flows if isinstance(flow, dict) and "steps" in flow] + [("chain", CHAIN), ("branches", BRANCHES)]
+
+
+@pytest.mark.parametrize(("name", "flow_data"), _plan_flows(), ids=[name for name, _ in _plan_flows()])
+def test_a_static_plan_offers_the_steps_demand_would(name: str, flow_data: dict[str, Any]) -> None:
+    """Run each flow's schedule to the end (a step at a time, last ready first), comparing the
+    plan's answer with the demand walk's at every point."""
+    prepared = prepare("id", parse_flow(flow_data), flow_data)
+    scope, started = ItemScope({}, {}), set()
+    while True:
+        ready = demanded_ready_steps(prepared, scope, started)
+        assert ready_steps(prepared, scope, started) == ready
+        if not ready:
+            break
+        started.add(ready[-1])
+        scope.outcomes[prepared.flow.steps[ready[-1]].id] = {"result": 1}
+
+
+PLANS = [
+    ("chain: needed steps and their needs, unused left out", CHAIN, ((0, ()), (1, ("a",)), (3, ()))),
+    ("$if decides at run time", BRANCHES, None),
+    ("$coalesce decides at run time", _flow([{"id": "a", "component": "/x"}], {"$coalesce": [{"$step": "a"}, 1]}), None),
+    ("a $variable default may need a step", _flow([{"id": "a", "component": "/x"}], {"$variable": "v", "default": {"$step": "a"}}), None),
+    ("a $variable without default needs nothing", _flow([{"id": "a", "component": "/x", "input": {"$variable": "v"}}], [{"$step": "a"}]), ((0, ()),)),
+    ("a missing step is left to the demand walk", _flow([], {"$step": "ghost"}), None),
+]
+
+
+@pytest.mark.parametrize(("name", "flow_data", "plan"), PLANS, ids=[row[0] for row in PLANS])
+def test_static_plan(name: str, flow_data: dict[str, Any], plan: Any) -> None:
+    assert prepare("id", parse_flow(flow_data), flow_data).static_plan == plan
 
 
 DEMO_ROUTES = {
