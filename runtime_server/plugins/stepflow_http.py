@@ -24,6 +24,7 @@ from runtime_server import metrics
 from runtime_server.plugins.base import Callbacks, ComponentFailed, ExecuteRequest, PluginHealth, TransportFailed
 from runtime_server.plugins.remote.answers import RETRY_ELSEWHERE_STATUS, Callback, Outcome, excerpt, outcome_of, read_event, read_json_answer
 from runtime_server.plugins.remote.callbacks import answer_callback
+from runtime_server.plugins.remote.deadlines import TICK_SECONDS, Watch, overdue
 from runtime_server.plugins.remote.settings import RemoteSettings, SettingsError, remote_settings
 from runtime_server.plugins.remote.transport import PodClient, Response, make_client
 from runtime_server.plugins.remote.urls import Rotation, plugin_urls
@@ -84,16 +85,20 @@ class StepflowHttpPlugin:
         self._initialized = False
         self._last_error: str | None = None
         self._initializer: asyncio.Task[None] | None = None
+        self._watches: set[Watch] = set()
+        self._deadline_ticker: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._client = make_client(self._settings, self.urls, self._transport)
         self._initializer = asyncio.create_task(self._initialize_until_done(), name=f"initialize-{self.name}")
+        self._deadline_ticker = asyncio.create_task(self._cancel_overdue_executions(), name=f"deadlines-{self.name}")
 
     async def close(self) -> None:
-        if self._initializer is not None:
-            self._initializer.cancel()
+        for task in (self._initializer, self._deadline_ticker):
+            if task is not None:
+                task.cancel()
         if self._client is not None:
             await self._client.aclose()
 
@@ -199,23 +204,27 @@ class StepflowHttpPlugin:
 
     async def _exchange(self, url: str, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, deadline: float, total: float) -> Any:
         stream: _Stream | None = None
+        task = asyncio.current_task()
+        watch = Watch(deadline, self._settings.idle_timeout_seconds, task)
+        self._watches.add(watch)
         try:
-            async with asyncio.timeout_at(deadline) as timer:
-                response = await self._http.stream(url, body, request_headers)
-                try:
-                    if response.status_code == RETRY_ELSEWHERE_STATUS:
-                        await response.aread()
-                        raise _Unreachable(f"{url} answered HTTP 503: {excerpt(response.content)}")
-                    if response.is_success and headers.is_sse(response.headers.get("content-type")):
-                        stream = _Stream(response, url, execute_id, request_headers)
-                        return (await self._read_stream(stream, callbacks, timer, deadline)).unwrap()
+            response = await self._http.stream(url, body, request_headers)
+            try:
+                if response.status_code == RETRY_ELSEWHERE_STATUS:
                     await response.aread()
-                finally:
-                    await response.aclose()
+                    raise _Unreachable(f"{url} answered HTTP 503: {excerpt(response.content)}")
+                if response.is_success and headers.is_sse(response.headers.get("content-type")):
+                    stream = _Stream(response, url, execute_id, request_headers)
+                    return (await self._read_stream(stream, callbacks, watch)).unwrap()
+                await response.aread()
+            finally:
+                await response.aclose()
             return outcome_of(read_json_answer(response.status_code, response.content, execute_id, url)).unwrap()
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if watch.expired is None or task is None or task.uncancel() > watch.cancelling:
+                raise
             where = stream.describe() if stream else f"{url}, request {execute_id}"
-            if asyncio.get_running_loop().time() >= deadline:
+            if watch.expired == "total":
                 raise TransportFailed(f"no final answer from {where} within the {total}s deadline") from None
             raise TransportFailed(f"stream from {where} was silent for {self._settings.idle_timeout_seconds}s") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -225,30 +234,39 @@ class StepflowHttpPlugin:
             raise TransportFailed(f"connection to {where} broke: {_describe(exc)}") from None
         except _CallbackUndelivered as exc:
             raise TransportFailed(str(exc)) from None
+        finally:
+            self._watches.discard(watch)
 
-    async def _read_stream(self, stream: _Stream, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float) -> Outcome:
+    async def _cancel_overdue_executions(self) -> None:
+        """The plugin's one deadline timer (remote/deadlines.py): cancel each execution past a limit."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for watch, reason in overdue(self._watches, loop.time()):
+                watch.expired = reason
+                if watch.task is not None:
+                    watch.task.cancel()
+
+    async def _read_stream(self, stream: _Stream, callbacks: Callbacks, watch: Watch) -> Outcome:
         """Read events until the final response; callback answers go out concurrently."""
         loop = asyncio.get_running_loop()
-        idle = self._settings.idle_timeout_seconds
         decoder = EventStreamDecoder()
         try:
             async with asyncio.TaskGroup() as answering:
-                timer.reschedule(min(deadline, loop.time() + idle))
+                watch.heard(loop.time())
                 async for chunk in stream.response.aiter_raw():
-                    outcome = self._take_events(decoder.feed(chunk), stream, answering, callbacks, timer, deadline)
+                    watch.heard(loop.time())
+                    outcome = self._take_events(decoder.feed(chunk), stream, answering, callbacks, watch)
                     if outcome is not None:
                         return outcome
-                    timer.reschedule(deadline if stream.answers else min(deadline, loop.time() + idle))
-                outcome = self._take_events(decoder.close(), stream, answering, callbacks, timer, deadline)
+                outcome = self._take_events(decoder.close(), stream, answering, callbacks, watch)
                 if outcome is not None:
                     return outcome
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
         raise TransportFailed(f"stream from {stream.describe()} ended without a final response")
 
-    def _take_events(
-        self, events: list[str], stream: _Stream, answering: asyncio.TaskGroup, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float
-    ) -> Outcome | None:
+    def _take_events(self, events: list[str], stream: _Stream, answering: asyncio.TaskGroup, callbacks: Callbacks, watch: Watch) -> Outcome | None:
         """Start answering each callback among the events; return the final response if it came."""
         for data in events:
             event = self._read_event(data, stream)
@@ -256,7 +274,8 @@ class StepflowHttpPlugin:
                 stream.cancel_answers()
                 return event
             if isinstance(event, Callback):
-                stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, timer, deadline)))
+                stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, watch)))
+                watch.answering += 1  # the task starts on a later turn, so its ``finally`` always comes after this
         return None
 
     def _read_event(self, data: str, stream: _Stream) -> Callback | Outcome | None:
@@ -267,7 +286,7 @@ class StepflowHttpPlugin:
             return None
         return event
 
-    async def _answer(self, call: Callback, stream: _Stream, callbacks: Callbacks, timer: asyncio.Timeout, deadline: float) -> None:
+    async def _answer(self, call: Callback, stream: _Stream, callbacks: Callbacks, watch: Watch) -> None:
         """Answer one callback and deliver the answer to the pod that asked (202 or the step is lost)."""
         try:
             answer = await answer_callback(callbacks, call)
@@ -285,8 +304,8 @@ class StepflowHttpPlugin:
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {excerpt(response.content)}")
         finally:
             stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if not stream.answers and not timer.expired():
-                timer.reschedule(min(deadline, asyncio.get_running_loop().time() + self._settings.idle_timeout_seconds))
+            watch.answering -= 1
+            watch.heard(asyncio.get_running_loop().time())
 
     # -- helpers -----------------------------------------------------------------------
 
