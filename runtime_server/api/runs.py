@@ -164,16 +164,17 @@ async def get_events(request: Request) -> Response:
     record = _record(request)
     if headers.SSE in request.headers.get("accept", ""):
         return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
-    return json_response({"runId": record.run_id, "status": record.status, "events": record.events})
+    return json_response({"runId": record.run_id, "status": record.status, "events": record.events()})
 
 
 async def _event_stream(record: RunRecord) -> AsyncIterator[bytes]:
     sent = 0
     while True:
         change = record.next_change()
-        for event in record.events[sent:]:
+        events = record.events(sent)
+        sent += len(events)  # entries recorded while these are sent go out on the next round
+        for event in events:
             yield encode_event(_encoder.encode(event))
-        sent = len(record.events)
-        if record.finished and record.events and record.events[-1].kind == "run_completed":
+        if record.journal_complete and sent == len(record.journal):
             return
         await change.wait()

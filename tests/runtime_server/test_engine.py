@@ -97,7 +97,7 @@ async def test_retry_really_retries_with_rising_attempt_numbers(tmp_path: Path) 
     record = await run_flow(runtime, flow, [{}])
     assert record.item_outcomes[0] == {"echo": {"succeed_on": 3}, "attempt": 3}
     assert [call.attempt for call in plugin.calls] == [1, 2, 3]
-    assert [event.kind for event in record.events if event.step_id] == ["step_started", "step_retried", "step_retried", "step_succeeded"]
+    assert [event.kind for event in record.events() if event.step_id] == ["step_started", "step_retried", "step_retried", "step_succeeded"]
 
 
 @pytest.mark.anyio
