@@ -58,7 +58,8 @@ def serve(argv: list[str]) -> int:
     tune_gc()
     logs = batch_log_writes()
     try:
-        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol)
+        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol,
+                    proxy_headers=False, server_header=False)  # as the pods: no client address is used, no server name given away
     finally:
         if logs is not None:
             logs.detach()

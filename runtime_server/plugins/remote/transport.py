@@ -86,7 +86,8 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, str] = {}
+        """Names lower-cased; a repeated header keeps its last value (pods send none twice)."""
         self.headers_done = False
         self.keep_alive = False
         self.complete = False
@@ -112,7 +113,7 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -177,7 +178,7 @@ class Answer:
 
     def __init__(self, connection: _Connection, pool: _Pool) -> None:
         self.status_code = connection.status
-        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in connection.headers}
+        self.headers = connection.headers
         self.content = b""
         self._connection = connection
         self._pool = pool
