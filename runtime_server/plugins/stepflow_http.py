@@ -253,6 +253,7 @@ class StepflowHttpPlugin:
         decoder = EventStreamDecoder()
         try:
             async with asyncio.TaskGroup() as answering:
+                watch.answers = stream.answers
                 watch.heard(loop.time())
                 async for chunk in stream.response.aiter_raw():
                     watch.heard(loop.time())
@@ -275,7 +276,6 @@ class StepflowHttpPlugin:
                 return event
             if isinstance(event, Callback):
                 stream.answers.add(answering.create_task(self._answer(event, stream, callbacks, watch)))
-                watch.answering += 1  # the task starts on a later turn, so its ``finally`` always comes after this
         return None
 
     def _read_event(self, data: str, stream: _Stream) -> Callback | Outcome | None:
@@ -304,7 +304,6 @@ class StepflowHttpPlugin:
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {excerpt(response.content)}")
         finally:
             stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
-            watch.answering -= 1
             watch.heard(asyncio.get_running_loop().time())
 
     # -- helpers -----------------------------------------------------------------------

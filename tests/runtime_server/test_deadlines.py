@@ -8,11 +8,11 @@ from runtime_server.plugins.remote.deadlines import Watch, overdue
 
 
 def _watch(heard_at: float | None = None, answering: int = 0) -> Watch:
-    """Total deadline at t=10, idle limit 2 s."""
+    """Total deadline at t=10, idle limit 2 s; ``answering`` callback answers of ours in flight."""
     watch = Watch(deadline=10.0, idle=2.0)
     if heard_at is not None:
         watch.heard(heard_at)
-    watch.answering = answering
+    watch.answers = {object() for _ in range(answering)}
     return watch
 
 

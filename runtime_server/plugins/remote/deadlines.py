@@ -11,7 +11,7 @@ comes in as numbers; the plugin's ticker cancels what ``overdue`` names.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 TICK_SECONDS = 0.1
 
@@ -19,15 +19,15 @@ TICK_SECONDS = 0.1
 class Watch:
     """One execution's limits and what its stream has done so far."""
 
-    __slots__ = ("deadline", "idle", "quiet_since", "answering", "task", "cancelling", "expired")
+    __slots__ = ("deadline", "idle", "quiet_since", "answers", "task", "cancelling", "expired")
 
     def __init__(self, deadline: float, idle: float, task: asyncio.Task[object] | None = None) -> None:
         self.deadline = deadline
         self.idle = idle
         self.quiet_since: float | None = None
         """Since when the stream has been silent; None while silence does not count (no stream yet)."""
-        self.answering = 0
-        """Callback answers of ours in flight: the pod waits for them, so its silence is expected."""
+        self.answers: Collection[object] = ()
+        """The stream's callback answers of ours in flight: the pod waits for them, so its silence is expected."""
         self.task = task
         self.cancelling = task.cancelling() if task is not None else 0
         """Cancellations already requested when the watch began: only a later one of ours is a timeout."""
@@ -41,7 +41,7 @@ class Watch:
     def overdue(self, now: float) -> str | None:
         if now >= self.deadline:
             return "total"
-        if self.quiet_since is not None and not self.answering and now >= self.quiet_since + self.idle:
+        if self.quiet_since is not None and not self.answers and now >= self.quiet_since + self.idle:
             return "idle"
         return None
 
