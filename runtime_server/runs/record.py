@@ -35,8 +35,9 @@ class RunEvent(msgspec.Struct, omit_defaults=True, rename="camel"):
 
 JournalEntry = tuple[int | str, str, int | None, str | None, int | None, str | None, dict[str, Any] | None]
 """(time, kind, item_index, step_id, attempt, status, error): time in ns as recorded, or the
-formatted time of a run read back from storage. A run records ~10 entries for every one read:
-a tuple and a clock reading cost a fraction of a ``RunEvent`` with its formatted time."""
+formatted time of a run read back from storage. Every run writes them on its hot path and
+few are ever read: a tuple and a clock reading cost a fifth of a ``RunEvent`` with its time
+formatted, which ``events()`` makes when asked."""
 
 
 @dataclass
