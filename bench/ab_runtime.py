@@ -38,7 +38,9 @@ BASE_PORT = 7873
 def worktree(revision: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as parent:
         path = Path(parent) / "base"
-        subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--quiet", str(path), revision], check=True)
+        added = subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "--quiet", str(path), revision], capture_output=True, text=True)
+        if added.returncode != 0:
+            raise SystemExit(f"ab_runtime: cannot check out {revision!r}: {added.stderr.strip()}")
         try:
             yield path
         finally:
