@@ -10,13 +10,13 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from runtime_server.api import flows, misc, runs
 from runtime_server.api.auth import BearerTokenMiddleware
+from runtime_server.api.cors import PermissiveCors
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
 from runtime_server.runtime import Runtime
@@ -77,7 +77,7 @@ def create_app(runtime: Runtime) -> Starlette:
         finally:
             await runtime.close()
 
-    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])]
+    middleware = [Middleware(PermissiveCors)]
     token = os.environ.get("STEPFLOW_API_TOKEN")
     if token:
         middleware.append(Middleware(BearerTokenMiddleware, token=token))

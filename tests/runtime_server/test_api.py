@@ -242,3 +242,15 @@ def test_a_bad_config_stops_startup_with_a_clear_message(tmp_path: Path) -> None
         time.sleep(0.05)
     assert not process.alive() and process.process is not None and process.process.returncode == 2
     assert "names plugin 'ghost', which is not configured" in process.log()
+
+
+def test_cors_is_permissive_for_browsers_and_answers_to_other_clients_vary_with_origin(api: httpx.Client) -> None:
+    preflight = api.options("/runs", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"] and preflight.headers["access-control-allow-headers"] == "content-type"
+    from_browser = api.get("/health", headers={"Origin": "https://ui.example"})
+    assert from_browser.headers["access-control-allow-origin"] == "*"
+    for response in (api.get("/health"), api.get("/no-such-endpoint")):
+        assert "access-control-allow-origin" not in response.headers
+        assert response.headers.get_list("vary") == ["Origin"], response.headers
