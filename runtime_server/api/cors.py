@@ -12,15 +12,10 @@ from __future__ import annotations
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime_server.api.request_headers import header
+
 VARY_ORIGIN = (b"vary", b"Origin")
 """The answer to a request without ``Origin`` still varies with it: a cache must not give it to a browser."""
-
-
-def has_origin(scope: Scope) -> bool:
-    for name, _ in scope["headers"]:  # ASGI servers give header names in lower case
-        if name == b"origin":
-            return True
-    return False
 
 
 class PermissiveCors:
@@ -29,7 +24,7 @@ class PermissiveCors:
         self._for_browsers = CORSMiddleware(app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or has_origin(scope):
+        if scope["type"] != "http" or header(scope, b"origin") is not None:
             await self._for_browsers(scope, receive, send)
             return
 

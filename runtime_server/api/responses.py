@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from runtime_server.api import limits
 from runtime_server.api.errors import ApiError
+from runtime_server.api.request_headers import header
 from runtime_server.config import ApiLimits
 from wire_protocol import headers
 
@@ -30,7 +31,7 @@ def error_response(status: int, message: str, extra_headers: dict[str, str] | No
 async def read_body(request: Request, body_type: type[T]) -> T:
     """Decode a JSON body into ``body_type``: 415 without JSON content type, 413 too large,
     400 bad JSON or nested too deeply, 422 wrong shape (unknown fields included)."""
-    if not headers.is_json(request.headers.get("content-type")):
+    if not headers.is_json(header(request.scope, b"content-type")):
         raise ApiError(415, "Expected request with `Content-Type: application/json`")
     api_limits: ApiLimits = request.app.state.runtime.settings.limits
     raw = await _read_limited(request, api_limits)
@@ -49,7 +50,7 @@ async def read_body(request: Request, body_type: type[T]) -> T:
 
 async def _read_limited(request: Request, api_limits: ApiLimits) -> bytes:
     """The body, refused with 413 by its Content-Length or as soon as it grows past the limit."""
-    limits.check_body_size(request.headers.get("content-length"), api_limits)
+    limits.check_body_size(header(request.scope, b"content-length"), api_limits)
     parts: list[bytes] = []
     size = 0
     async for chunk in request.stream():

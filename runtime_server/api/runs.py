@@ -10,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from runtime_server.api import limits
 from runtime_server.api.flows import check_components, fetch_flow, prepare_submitted
+from runtime_server.api.request_headers import header
 from runtime_server.api.responses import ApiError, json_response, query_int, read_body
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow.results import to_wire
@@ -68,7 +69,7 @@ async def create_run(request: Request) -> Response:
     _check_runnable(runtime, prepared, overrides)
     if body.flow is not None:
         runtime.flows.store(prepared)
-    caller = parse_traceparent(request.headers.get("traceparent"))
+    caller = parse_traceparent(header(request.scope, b"traceparent"))
     record = runtime.submit(
         prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency, trace_id=caller.trace_id if caller else None
     )
@@ -162,7 +163,7 @@ async def delete_run(request: Request) -> Response:
 async def get_events(request: Request) -> Response:
     """The run's journal: JSON, or an SSE stream that follows a live run to its end."""
     record = _record(request)
-    if headers.SSE in request.headers.get("accept", ""):
+    if headers.SSE in (header(request.scope, b"accept") or ""):
         return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
     return json_response({"runId": record.run_id, "status": record.status, "events": record.events()})
 
