@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from wire_protocol.messages import ComponentInfo, Observability
 
 
@@ -31,8 +33,9 @@ class CallbackError(Exception):
         self.data = data
 
 
-@dataclass(frozen=True)
-class ExecuteRequest:
+class ExecuteRequest(msgspec.Struct, frozen=True):
+    """A Struct, not a frozen dataclass: one is made per step, and that ``__init__`` costs 0.9 µs against 0.1."""
+
     component: str
     """The name after routing, e.g. ``/double`` for step component ``/python/double``."""
     input: Any

@@ -7,7 +7,6 @@ one of: ``Callback`` (answer it), ``Outcome`` (the end), or None (ignore it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -22,8 +21,7 @@ GATEWAY_FAILURES = frozenset({502, 504})
 """A proxy lost the pod mid-request: whatever its body says, the step may succeed elsewhere."""
 
 
-@dataclass(frozen=True)
-class Callback:
+class Callback(msgspec.Struct, frozen=True):
     """A request from the pod inside the stream; it waits for our answer."""
 
     request_id: jsonrpc.RequestId
@@ -31,8 +29,7 @@ class Callback:
     envelope: jsonrpc.Envelope
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """The final response to ``components/execute``: an output or a component error."""
 
     output: Any = None
