@@ -1,14 +1,15 @@
 """uvicorn's httptools protocol as our servers run it.
 
 Two changes, both on the wire only: what a connection is sent in one loop turn leaves in
-one write (``TurnWriteTransport``: uvicorn writes a response's head and body apart), and a
-request too malformed to parse gets a JSON answer like every other error, where uvicorn
-answers ``Invalid HTTP request received.`` in text/plain.
+one write (``TurnWriteTransport``: uvicorn writes a response's head and body apart), a
+complete response at once, and a request too malformed to parse gets a JSON answer like
+every other error, where uvicorn answers ``Invalid HTTP request received.`` in text/plain.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -19,6 +20,12 @@ from serving.one_write import TurnWriteTransport
 class ServerProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(TurnWriteTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def on_response_complete(self) -> None:
+        """A finished answer leaves now rather than at the end of the loop turn: the peer's next
+        step waits for it, and its head and body are both written by this point."""
+        cast(TurnWriteTransport, self.transport).flush()
+        super().on_response_complete()
 
     def malformed_request_body(self, message: str) -> bytes:
         """The JSON body of the 400; the runtime API's error shape unless a server says otherwise."""
