@@ -45,6 +45,32 @@ def _stores(settings: RuntimeSettings) -> tuple[BlobStore, RunStore]:
     return MemoryBlobStore(), MemoryRunStore(settings.max_runs, settings.max_age_seconds)
 
 
+class LiveRun:
+    """A run in progress: its task, and a future for each caller waiting for its end.
+
+    The run wakes its waiters itself as it finishes: a waiter resumes in the next loop turn,
+    where awaiting the task through ``asyncio.shield`` took two (the task's end, then the
+    shield's). Each waiter has its own future, so cancelling one never touches the run.
+    """
+
+    __slots__ = ("record", "task", "_waiters")
+
+    def __init__(self, record: RunRecord, task: asyncio.Task[None]) -> None:
+        self.record = record
+        self.task = task
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def finished(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def wake_waiters(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class Runtime:
     def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
@@ -53,7 +79,7 @@ class Runtime:
         self.plugins: dict[str, Plugin] = create_plugins(settings, self)
         self.router = Router(settings.routes, set(self.plugins))
         self.engine = Engine(self.router, self.plugins, settings.step_attempts)
-        self._live: dict[str, tuple[RunRecord, asyncio.Task[None]]] = {}
+        self._live: dict[str, LiveRun] = {}
         self._top_level_live = 0
         self._evictions_seen = 0
         metrics.RUNS_IN_FLIGHT.set_function(lambda: len(self._live))
@@ -67,8 +93,8 @@ class Runtime:
             await plugin.start()
 
     async def close(self) -> None:
-        for _, task in list(self._live.values()):
-            task.cancel()
+        for live in list(self._live.values()):
+            live.task.cancel()
         for plugin in self.plugins.values():
             await plugin.close()
         self.runs.close()
@@ -105,7 +131,7 @@ class Runtime:
         if parent is None:
             self._top_level_live += 1
         record.record_event("run_started")
-        self._live[run_id] = (record, asyncio.create_task(self._drive(run, problem)))
+        self._live[run_id] = LiveRun(record, asyncio.create_task(self._drive(run, problem)))
         return record
 
     def effective_flow(self, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> tuple[PreparedFlow, str | None]:
@@ -143,7 +169,8 @@ class Runtime:
         record.completed_ns = record.completed_ns or now_ns()
         record.record_event("run_completed", status=record.status)
         self.runs.put(record)
-        if self._live.pop(record.run_id, None) is not None and record.parent_run_id is None:
+        live = self._live.pop(record.run_id, None)
+        if live is not None and record.parent_run_id is None:
             self._top_level_live -= 1
         metrics.RUNS.labels(record.status, record.flow_name or "").inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
@@ -151,11 +178,13 @@ class Runtime:
             metrics.RUN_STORE_EVICTIONS.inc(self.runs.evictions - self._evictions_seen)
             self._evictions_seen = self.runs.evictions
         log_event(logger, "run_finished", run_id=record.run_id, trace_id=record.trace_id, flow=record.flow_name, status=record.status, items=len(record.inputs), parent_run_id=record.parent_run_id)
+        if live is not None:
+            live.wake_waiters()
 
     async def wait(self, record: RunRecord) -> RunRecord:
         live = self._live.get(record.run_id)
         if live is not None:
-            await asyncio.shield(live[1])
+            await live.finished()
         return record
 
     async def run_subflow(self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None) -> RunRecord:
@@ -169,7 +198,7 @@ class Runtime:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)
-        return live[0] if live is not None else self.runs.get(run_id)
+        return live.record if live is not None else self.runs.get(run_id)
 
     def list_runs(self, query: RunQuery) -> list[RunRecord]:
         return self.runs.list(query)
@@ -180,7 +209,7 @@ class Runtime:
             raise RunConflict(f"Run '{record.run_id}' cannot be cancelled (status: {record.status.capitalize()})")
         record.status = "cancelled"
         record.completed_ns = now_ns()
-        live[1].cancel()
+        live.task.cancel()
         return record
 
     def delete(self, record: RunRecord) -> None:

@@ -104,3 +104,20 @@ async def test_a_cancelled_run_leaves_the_counts() -> None:
     assert runtime.runs_in_flight == 0
     assert sample("runtime_runs_in_flight") == 0 and sample("runtime_steps_in_flight") == 0
     await runtime.close()
+
+
+@pytest.mark.anyio
+async def test_a_waiter_given_up_leaves_the_run_and_the_other_waiters_alone() -> None:
+    runtime = Runtime(load_settings(None))
+    plugin = GatedPlugin()
+    runtime.plugins["builtin"] = plugin
+    record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
+    impatient, patient = asyncio.create_task(runtime.wait(record)), asyncio.create_task(runtime.wait(record))
+    await wait_until(lambda: plugin.waiting == 2)
+    impatient.cancel()  # a client that went away, or a callback's deadline
+    await asyncio.gather(impatient, return_exceptions=True)
+    assert impatient.cancelled() and not patient.done() and record.status == "running"
+    plugin.gate.set()
+    assert await asyncio.wait_for(patient, 5) is record and record.status == "completed"
+    assert await runtime.wait(record) is record  # after the end, at once
+    await runtime.close()
