@@ -4,7 +4,8 @@ uvicorn writes a response's head and its body separately, so every JSON answer c
 loopback as two TCP segments: two write syscalls in the pod, and at the reader (proxy or
 runtime) often two reads and, at the proxy, two writes on (docs/benchmarks.md, "Runtime to
 fleet"). Writes made in the same turn (head and body, events queued together) are joined
-and sent when the turn ends; nothing waits for a later turn, so SSE events still leave
+and sent when the turn ends, or at once when the server says the response is complete
+(``flush``, serving/protocol.py); nothing waits for a later turn, so SSE events still leave
 one by one as they are made.
 """
 
