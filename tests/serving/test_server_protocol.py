@@ -22,11 +22,13 @@ class BlockingAfterAnswer:
     def __init__(self) -> None:
         self.client_has_answer = threading.Event()
         self.seen_before_returning: list[bool] = []
+        self.returned = threading.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
         self.seen_before_returning.append(self.client_has_answer.wait(5))
+        self.returned.set()
 
 
 @pytest.fixture
@@ -56,4 +58,4 @@ def test_a_complete_answer_leaves_before_the_app_returns(served: tuple[BlockingA
             answer += client.recv(4096)
         app.client_has_answer.set()
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 2\r\n" in answer
-    assert app.seen_before_returning == [True]
+    assert app.returned.wait(10) and app.seen_before_returning == [True]
