@@ -61,6 +61,8 @@ class LiveRun:
         self._waiters: list[asyncio.Future[None]] = []
 
     async def finished(self) -> None:
+        if self.task.done():  # it ended without recording its end (a store error): nothing will wake us
+            return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         await waiter
@@ -166,11 +168,18 @@ class Runtime:
             self._finish(record)
 
     def _finish(self, record: RunRecord) -> None:
+        live = self._live.get(record.run_id)
+        try:
+            self._record_end(record)
+        finally:  # even if recording the end failed (a store error): a waiter must never hang
+            if live is not None:
+                live.wake_waiters()
+
+    def _record_end(self, record: RunRecord) -> None:
         record.completed_ns = record.completed_ns or now_ns()
         record.record_event("run_completed", status=record.status)
         self.runs.put(record)
-        live = self._live.pop(record.run_id, None)
-        if live is not None and record.parent_run_id is None:
+        if self._live.pop(record.run_id, None) is not None and record.parent_run_id is None:
             self._top_level_live -= 1
         metrics.RUNS.labels(record.status, record.flow_name or "").inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
@@ -178,8 +187,6 @@ class Runtime:
             metrics.RUN_STORE_EVICTIONS.inc(self.runs.evictions - self._evictions_seen)
             self._evictions_seen = self.runs.evictions
         log_event(logger, "run_finished", run_id=record.run_id, trace_id=record.trace_id, flow=record.flow_name, status=record.status, items=len(record.inputs), parent_run_id=record.parent_run_id)
-        if live is not None:
-            live.wake_waiters()
 
     async def wait(self, record: RunRecord) -> RunRecord:
         live = self._live.get(record.run_id)

@@ -14,6 +14,8 @@ from prometheus_client import REGISTRY
 
 from runtime_server.config import load_settings
 from runtime_server.plugins.base import ExecuteRequest, PluginHealth
+from runtime_server.runs.record import RunRecord
+from runtime_server.runs.store import MemoryRunStore
 from runtime_server.runtime import Runtime
 
 FLOW = {
@@ -120,4 +122,28 @@ async def test_a_waiter_given_up_leaves_the_run_and_the_other_waiters_alone() ->
     plugin.gate.set()
     assert await asyncio.wait_for(patient, 5) is record and record.status == "completed"
     assert await runtime.wait(record) is record  # after the end, at once
+    await runtime.close()
+
+
+class FailingAtTheEnd(MemoryRunStore):
+    """A run store that cannot keep a finished run (a full disk, a locked database)."""
+
+    def put(self, record: RunRecord) -> None:
+        if record.finished:
+            raise OSError("disk full")
+        super().put(record)
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_end_cannot_be_stored_still_releases_its_waiters() -> None:
+    runtime = Runtime(load_settings(None))
+    plugin = GatedPlugin()
+    runtime.plugins["builtin"] = plugin
+    runtime.runs = FailingAtTheEnd()
+    record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
+    waiting = asyncio.create_task(runtime.wait(record))
+    await wait_until(lambda: plugin.waiting == 2)
+    plugin.gate.set()
+    assert await asyncio.wait_for(waiting, 5) is record and record.status == "completed"
+    assert await asyncio.wait_for(runtime.wait(record), 5) is record  # a later waiter too
     await runtime.close()
