@@ -57,6 +57,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def gated_runtime() -> tuple[Runtime, GatedPlugin]:
+    """A runtime whose builtin plugin holds every execution at its gate."""
+    runtime = Runtime(load_settings(None))
+    plugin = GatedPlugin()
+    runtime.plugins["builtin"] = plugin
+    return runtime, plugin
+
+
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -71,9 +79,7 @@ async def wait_until(condition: Any) -> None:
 
 @pytest.mark.anyio
 async def test_gauges_and_budget_follow_live_runs_and_steps_then_return_to_zero() -> None:
-    runtime = Runtime(load_settings(None))
-    plugin = GatedPlugin()
-    runtime.plugins["builtin"] = plugin
+    runtime, plugin = gated_runtime()
     prepared = runtime.flows.prepare(FLOW)
     completed_before = sample("runtime_runs_total", status="completed", flow="counted")
 
@@ -95,9 +101,7 @@ async def test_gauges_and_budget_follow_live_runs_and_steps_then_return_to_zero(
 
 @pytest.mark.anyio
 async def test_a_cancelled_run_leaves_the_counts() -> None:
-    runtime = Runtime(load_settings(None))
-    plugin = GatedPlugin()
-    runtime.plugins["builtin"] = plugin
+    runtime, plugin = gated_runtime()
     record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
     await wait_until(lambda: plugin.waiting == 2)
     runtime.cancel(record)
@@ -110,9 +114,7 @@ async def test_a_cancelled_run_leaves_the_counts() -> None:
 
 @pytest.mark.anyio
 async def test_a_waiter_given_up_leaves_the_run_and_the_other_waiters_alone() -> None:
-    runtime = Runtime(load_settings(None))
-    plugin = GatedPlugin()
-    runtime.plugins["builtin"] = plugin
+    runtime, plugin = gated_runtime()
     record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
     impatient, patient = asyncio.create_task(runtime.wait(record)), asyncio.create_task(runtime.wait(record))
     await wait_until(lambda: plugin.waiting == 2)
@@ -136,9 +138,7 @@ class FailingAtTheEnd(MemoryRunStore):
 
 @pytest.mark.anyio
 async def test_a_run_whose_end_cannot_be_stored_still_releases_its_waiters() -> None:
-    runtime = Runtime(load_settings(None))
-    plugin = GatedPlugin()
-    runtime.plugins["builtin"] = plugin
+    runtime, plugin = gated_runtime()
     runtime.runs = FailingAtTheEnd()
     record = runtime.submit(runtime.flows.prepare(FLOW), [{"n": 1}])
     waiting = asyncio.create_task(runtime.wait(record))
