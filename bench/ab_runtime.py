@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, Side, drive, store  # noqa: E402
+from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, drive, sides_on, stop_all  # noqa: E402
 from tests.support.netns import inside_new_netns  # noqa: E402
 from tests.support.processes import REPO_ROOT, ManagedProcess  # noqa: E402
 from tests.support.runtime import remote_plugin_config, wait_plugins_healthy  # noqa: E402
@@ -72,10 +72,7 @@ def run(base: str, flow: str, concurrency: int, rounds: int, topology: str, log_
         theirs: ManagedProcess | None = None
         try:
             theirs = start_base_runtime(tree, url, log_dir)
-            shared = [process for process in fleet if process.name != "dns"]
-            sides = [Side("work tree", (HUB, OURS_PORT), ours, shared, {}), Side(f"base {base}", (HUB, BASE_PORT), theirs, shared, {})]
-            for side in sides:
-                side.flow_ids = {name: store(side, flow_file) for name, (flow_file, _, _) in FLOWS.items()}
+            sides = sides_on(fleet, [("work tree", (HUB, OURS_PORT), ours), (f"base {base}", (HUB, BASE_PORT), theirs)])
             results: dict[str, list[Round]] = {side.name: [] for side in sides}
             for index in range(rounds):
                 for side in sides if index % 2 == 0 else sides[::-1]:
@@ -88,9 +85,7 @@ def run(base: str, flow: str, concurrency: int, rounds: int, topology: str, log_
             ours_rate, base_rate = (statistics.median(r.runs_per_second for r in results[side.name]) for side in sides)
             print(f"\nwork tree / base: {ours_rate / base_rate:.3f}x runs/s")
         finally:
-            for process in [theirs, ours, *reversed(fleet)]:
-                if process is not None:
-                    process.stop()
+            stop_all([theirs, ours, *reversed(fleet)])
 
 
 def main() -> None:

@@ -108,6 +108,21 @@ async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Roun
     return Round(len(latencies) / elapsed, latencies, (cpu_after[0] - cpu_before[0]) / runs * 1e6, (cpu_after[1] - cpu_before[1]) / runs * 1e6)
 
 
+def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]]) -> list[Side]:
+    """One side per (name, address, process), all measured on the same proxy and pods, each with the bench's flows stored."""
+    shared = [process for process in fleet if process.name != "dns"]
+    sides = [Side(name, address, process, shared, {}) for name, address, process in runtimes]
+    for side in sides:
+        side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
+    return sides
+
+
+def stop_all(processes: list[ManagedProcess | None]) -> None:
+    for process in processes:
+        if process is not None:
+            process.stop()
+
+
 def store(side: Side, flow_file: str) -> str:
     flow = yaml.safe_load((WORKFLOWS / flow_file).read_text())
     return httpx.post(f"http://{side.address[0]}:{side.address[1]}/api/v1/flows", json={"flow": flow}, timeout=10).json()["flowId"]
@@ -168,10 +183,7 @@ def run(seconds: float, rounds: int, pod_kind: str, topology: str, log_dir: Path
     upstream: ManagedProcess | None = None
     try:
         upstream = start_upstream_server(remote_plugin_config(url), THEIRS_PORT, log_dir)
-        shared = [process for process in fleet if process.name != "dns"]
-        sides = [Side("ours", (HUB, OURS_PORT), ours, shared, {}), Side("upstream", ("127.0.0.1", THEIRS_PORT), upstream, shared, {})]
-        for side in sides:
-            side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
+        sides = sides_on(fleet, [("ours", (HUB, OURS_PORT), ours), ("upstream", ("127.0.0.1", THEIRS_PORT), upstream)])
         print(f"{description.format(n=len(PODS), kind=pod_kind)}; {rounds} alternating rounds of {seconds}s per cell, median round\n")
         print("CPU µs/run: the runtime process's; fleet: the proxy's and pods' for that runtime's runs\n")
         print("| flow | conc | ours runs/s | p50 ms | p99 ms | CPU µs/run | fleet | upstream runs/s | p50 ms | p99 ms | CPU µs/run | fleet | ours/upstream |")
@@ -180,9 +192,7 @@ def run(seconds: float, rounds: int, pod_kind: str, topology: str, log_dir: Path
             for concurrency in (8, 32):
                 print(compare(sides, flow, concurrency, seconds, rounds), flush=True)
     finally:
-        for process in [upstream, ours, *reversed(fleet)]:
-            if process is not None:
-                process.stop()
+        stop_all([upstream, ours, *reversed(fleet)])
 
 
 def main() -> None:
