@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -37,10 +38,11 @@ def served() -> Iterator[tuple[BlockingAfterAnswer, int]]:
     server = uvicorn.Server(uvicorn.Config(app, host=ADDRESS, port=0, http=ServerProtocol, lifespan="off", log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(500):
+    for _ in range(500):  # at most 5 s
         if server.started:
             break
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield app, port
