@@ -156,6 +156,10 @@ class PostgresServer:
         assert self._process is not None
         return self._process.pid
 
+    def processes(self) -> list[int]:
+        """The postmaster and its children (backends, workers): whose CPU a benchmark counts."""
+        return [self.pid, *_children(self.pid)] if self.alive() else []
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
