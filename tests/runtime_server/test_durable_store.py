@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -35,7 +34,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'store.db'}?mode=rwc"
     server = request.getfixturevalue("postgres")
-    return server.create_database(f"store_{uuid.uuid4().hex[:12]}")
+    return server.create_database()
 
 
 def backend_for(url: str, auto_migrate: bool = True) -> Any:
