@@ -337,9 +337,16 @@ class Runtime:
             pass
         return live.record
 
-    async def run_subflow(self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None) -> RunRecord:
+    async def run_subflow(
+        self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None, submit_key: str | None = None
+    ) -> RunRecord:
+        """A child run, waited for; with ``submit_key`` (the asking execution's), the child it
+        already started before a restart is waited for instead of starting another."""
+        existing = await self.submitted_run(submit_key) if submit_key is not None else None
+        if existing is not None:
+            return await self.wait(existing)
         parent = await self.get_run(parent_run_id) if parent_run_id else None
-        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent))
+        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent, submit_key=submit_key))
 
     @property
     def runs_in_flight(self) -> int:

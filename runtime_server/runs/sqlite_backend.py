@@ -1,4 +1,4 @@
-"""The durable store on SQLite (WAL, ``synchronous=FULL``): the embedded choice for one machine.
+"""The durable store on SQLite (WAL, ``synchronous=NORMAL``): the embedded choice for one machine.
 
 One connection, used from one thread of its own, so the event loop never waits for a
 commit's fsync and statements never interleave; the group-commit writer (``group_commit.py``)
@@ -52,7 +52,7 @@ class SqliteBackend:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process (kill, OOM), not a power cut (decisions.md)
         db.execute("PRAGMA busy_timeout=5000")
         db.execute(VERSION_TABLE)
         current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
