@@ -152,7 +152,7 @@ class DurableRunStore:
         error = msgspec.json.encode({"error": {"code": 500, "message": message}})
         entry = JournalRow(row.run_id, seq, now_ns(), "run_completed", None, None, None, "failed", None, error)
         counts = msgspec.json.encode(record.item_counts())
-        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd(row.run_id, "failed", entry.at_ns, counts)]))
+        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd("failed", entry.at_ns, counts, row.run_id)]))
         log_event(logger, "run_unreadable", logging.ERROR, run_id=row.run_id, error=message)
 
     def __len__(self) -> int:

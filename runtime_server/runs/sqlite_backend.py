@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.durable_store import StoreUnavailable
@@ -128,22 +128,15 @@ def _commit(db: sqlite3.Connection, batch: Batch) -> None:
         if batch.blobs:
             _insert_blobs(db, batch.blobs)
         if batch.runs:
-            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_run_values(row) for row in batch.runs]).rowcount
+            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.runs).rowcount
             db.execute("UPDATE store_sizes SET runs = runs + ?", (inserted,))
         if batch.entries:
-            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_entry_values(entry) for entry in batch.entries])
+            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.entries)
         if batch.ends:
-            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", [(end.status, end.completed_ns, end.counts, end.run_id) for end in batch.ends])
+            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", batch.ends)
 
     _transaction(db, work)
 
-
-def _run_values(row: RunRow) -> tuple[Any, ...]:
-    return (row.run_id, row.created_ns, row.status, row.flow_id, row.flow_name, row.root_run_id, row.parent_run_id, row.owner, row.submit_key, row.spec, row.completed_ns, row.counts)
-
-
-def _entry_values(entry: JournalRow) -> tuple[Any, ...]:
-    return (entry.run_id, entry.seq, entry.at_ns, entry.kind, entry.item_index, entry.step_id, entry.attempt, entry.status, entry.instance_id, entry.detail)
 
 
 def _insert_blobs(db: sqlite3.Connection, blobs: list[tuple[str, str, bytes]]) -> None:
