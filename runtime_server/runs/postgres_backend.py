@@ -33,6 +33,10 @@ _INSERT_BLOB = """INSERT INTO blobs VALUES ($1, $2, $3)
     RETURNING (xmax = 0) AS inserted"""
 
 
+_LASTING = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError, SchemaError, ValueError)
+"""Errors that waiting does not cure: wrong password or user, no such database, a newer schema, a malformed URL."""
+
+
 class PostgresBackend:
     name = "postgres"
 
@@ -53,7 +57,9 @@ class PostgresBackend:
             pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=30)
             async with pool.acquire() as connection:
                 await self._migrate(connection)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SchemaError, asyncio.TimeoutError, ValueError) as error:
+        except _LASTING as error:
+            raise StoreUnavailable(self.describe(error), lasting=True) from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as error:
             raise StoreUnavailable(self.describe(error)) from None
         self._pool = pool
 

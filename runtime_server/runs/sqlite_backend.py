@@ -44,7 +44,9 @@ class SqliteBackend:
     async def open(self) -> None:
         try:
             self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
-        except (sqlite3.Error, OSError, SchemaError) as error:
+        except SchemaError as error:
+            raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}", lasting=True) from None
+        except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}") from None
 
     def _connect(self) -> sqlite3.Connection:
