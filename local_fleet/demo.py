@@ -4,9 +4,11 @@ It speaks only the upstream REST API (store each flow, then ``POST /runs`` with 
 input list), so it runs unchanged against Stepflow 0.9.0 too. It checks every output,
 then reports how executions spread over pods and whether every callback reached the
 pod that asked, from the proxies' and pods' metrics when their URLs are given.
+Given several runtime URLs (replicas on one database) it sends its runs to them in turn,
+reads each run back from another replica, and reports which replica ran what.
 Exit status: 0 only if every check held.
 
-Run: ``python -m local_fleet.demo --runtime-url http://127.0.0.3:7840 [--proxy-metrics URL ...] [--pod-metrics URL ...]``
+Run: ``python -m local_fleet.demo --runtime-url http://127.0.0.3:7840 [--runtime-url URL ...] [--proxy-metrics URL ...] [--pod-metrics URL ...]``
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class DemoReport:
 class RuntimeClient:
     def __init__(self, url: str, token: str | None) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=RUN_TIMEOUT_SECONDS)
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=RUN_TIMEOUT_SECONDS)
 
     def store_flow(self, name: str) -> str:
         flow = yaml.safe_load((WORKFLOWS / f"{name}.yaml").read_text())
@@ -78,13 +81,52 @@ class RuntimeClient:
         answer.raise_for_status()
         return answer.json()["items"]
 
+    def details(self, run_id: str) -> dict[str, Any]:
+        answer = self._http.get(f"/runs/{run_id}")
+        answer.raise_for_status()
+        return answer.json()
+
+
+class RuntimePool:
+    """The runtimes the demo spreads its runs over (replicas sharing one database, or one runtime): each run goes
+    to the next in turn, and is read back from the one after it, so every replica must answer for every run."""
+
+    def __init__(self, urls: list[str], token: str | None) -> None:
+        self.clients = [RuntimeClient(url, token) for url in urls]
+        self._turn = 0
+        self.sent_to: dict[str, int] = {}
+        """Run id -> the index of the client it was sent to."""
+
+    def store_flow(self, name: str) -> str:
+        """Stored through every runtime: each answers the same content-addressed id."""
+        flow_ids = {client.store_flow(name) for client in self.clients}
+        if len(flow_ids) != 1:
+            raise ValueError(f"the runtimes gave flow {name} different ids: {sorted(flow_ids)}")
+        return flow_ids.pop()
+
+    def run(self, flow_id: str, inputs: list[Any], max_concurrency: int | None = None) -> dict[str, Any]:
+        index = self._turn % len(self.clients)
+        self._turn += 1
+        run = self.clients[index].run(flow_id, inputs, max_concurrency)
+        self.sent_to[run["runId"]] = index
+        return run
+
+    def reader(self, run_id: str) -> RuntimeClient:
+        """Another runtime than the one the run was sent to (the same one when there is only one)."""
+        return self.clients[(self.sent_to[run_id] + 1) % len(self.clients)]
+
+    def replica_of(self, run_id: str) -> str:
+        """The replica that ran the run: its ``orchestratorId`` in the run's details, read from another replica;
+        the URL the run was sent to if the runtime does not say (Stepflow 0.9.0)."""
+        return str(self.reader(run_id).details(run_id).get("orchestratorId") or self.clients[self.sent_to[run_id]].url)
+
 
 def output_of(run: dict[str, Any]) -> Any:
     result = run.get("result") or {}
     return result.get("result") if result.get("outcome") == "success" else result
 
 
-def run_simple(client: RuntimeClient, report: DemoReport) -> None:
+def run_simple(client: RuntimePool, report: DemoReport) -> None:
     flow_id = client.store_flow("simple-test-workflow")
     for value in range(1, 11):
         run = client.run(flow_id, [{"value": value}])
@@ -93,7 +135,7 @@ def run_simple(client: RuntimeClient, report: DemoReport) -> None:
         report.check(f"simple value={value}", got == simple_expected(value), f"got {got}")
 
 
-def run_bidirectional(client: RuntimeClient, report: DemoReport) -> None:
+def run_bidirectional(client: RuntimePool, report: DemoReport) -> None:
     flow_id = client.store_flow("bidirectional-test-workflow")
     for index in range(1, 6):
         data = {"test": f"value{index}", "number": index, "timestamp": "1700000000"}
@@ -104,7 +146,7 @@ def run_bidirectional(client: RuntimeClient, report: DemoReport) -> None:
         report.check(f"bidirectional #{index}", got == expected, f"got {got}")
 
 
-def run_parallel(client: RuntimeClient, report: DemoReport) -> None:
+def run_parallel(client: RuntimePool, report: DemoReport) -> None:
     flow_id = client.store_flow("parallel-bidirectional-test")
     for index in range(1, 6):
         data = {"workflow_id": index}
@@ -115,13 +157,13 @@ def run_parallel(client: RuntimeClient, report: DemoReport) -> None:
         report.check(f"parallel #{index}", got == expected, f"got {got}")
 
 
-def run_batch(client: RuntimeClient, report: DemoReport) -> None:
+def run_batch(client: RuntimePool, report: DemoReport) -> None:
     flow_id = client.store_flow("simple-test-workflow")
     values = list(range(1, 21))
     run = client.run(flow_id, [{"value": value} for value in values], max_concurrency=5)
     report.runs += len(values)
     report.check("batch of 20 (max 5 at a time) completed", run.get("status") == "completed", f"status {run.get('status')}")
-    items = sorted(client.items(run["runId"]), key=lambda item: item["itemIndex"])
+    items = sorted(client.reader(run["runId"]).items(run["runId"]), key=lambda item: item["itemIndex"])
     outputs = [(item.get("result") or {}).get("result") for item in items]
     report.check("batch outputs", outputs == [simple_expected(value) for value in values], f"{len(outputs)} items")
 
@@ -139,6 +181,23 @@ def check_affinity(metrics: FleetMetrics, report: DemoReport) -> None:
     report.check("no request for an unknown instance", metrics.instance_gone == 0, f"instance_gone {metrics.instance_gone}")
 
 
+def runs_by_replica(pool: RuntimePool, report: DemoReport) -> dict[str, float]:
+    """How many runs each replica ran; with several runtimes, each ran some and every run was read from a peer."""
+    counts: dict[str, float] = {}
+    unread = []
+    for run_id in pool.sent_to:
+        try:
+            replica = pool.replica_of(run_id)
+        except httpx.HTTPError as error:
+            unread.append(f"{run_id}: {error}")
+            continue
+        counts[replica] = counts.get(replica, 0) + 1
+    if len(pool.clients) > 1:
+        report.check(f"every run read back from another replica ({len(pool.sent_to)} runs)", not unread, "; ".join(unread[:3]))
+        report.check(f"every replica ran runs ({len(counts)} of {len(pool.clients)})", len(counts) == len(pool.clients), f"runs per replica {counts}")
+    return counts
+
+
 def print_counts(title: str, what: str, counted: str, counts: dict[str, float]) -> None:
     print(f"\n{title}")
     print(f"  {what:<32} {counted:>10}")
@@ -146,9 +205,11 @@ def print_counts(title: str, what: str, counted: str, counts: dict[str, float]) 
         print(f"  {name:<32} {count:>10.0f}")
 
 
-def print_report(report: DemoReport, metrics: FleetMetrics | None) -> None:
+def print_report(report: DemoReport, metrics: FleetMetrics | None, replicas: dict[str, float]) -> None:
     elapsed = time.monotonic() - report.started
     print(f"\nDemo: {report.runs} runs in {elapsed:.1f}s")
+    if replicas:
+        print_counts("Runs per runtime replica", "replica (orchestratorId)", "runs", replicas)
     if metrics is not None and metrics.executions_by_pod:
         print_counts("Executions per pod", "pod", "executions", metrics.executions_by_pod)
         print_counts("Requests per proxy", "proxy", "requests", metrics.requests_by_proxy)
@@ -161,28 +222,29 @@ def print_report(report: DemoReport, metrics: FleetMetrics | None) -> None:
     print(f"\n{len(report.checks) - len(report.failed)} passed, {len(report.failed)} failed: demo {verdict}")
 
 
-def run_demo(runtime_url: str, proxy_metrics: list[str], pod_metrics: list[str], token: str | None) -> bool:
-    client = RuntimeClient(runtime_url, token)
+def run_demo(runtime_urls: list[str], proxy_metrics: list[str], pod_metrics: list[str], token: str | None) -> bool:
+    pool = RuntimePool(runtime_urls, token)
     report = DemoReport()
     for stage in (run_simple, run_bidirectional, run_parallel, run_batch):
         try:
-            stage(client, report)
+            stage(pool, report)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:  # an unexpected answer fails the stage, not the report
             report.check(stage.__name__, False, f"{type(error).__name__}: {error}")
+    replicas = runs_by_replica(pool, report)
     metrics = scrape(proxy_metrics, pod_metrics) if proxy_metrics or pod_metrics else None
     if metrics is not None and proxy_metrics:
         check_affinity(metrics, report)
-    print_report(report, metrics)
+    print_report(report, metrics, replicas)
     return not report.failed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the demo of demo.md against a runtime.")
-    parser.add_argument("--runtime-url", default="http://127.0.0.1:7840")
+    parser.add_argument("--runtime-url", action="append", default=[], help="a runtime's URL (repeatable: replicas take the runs in turn; default http://127.0.0.1:7840)")
     parser.add_argument("--proxy-metrics", action="append", default=[], help="a proxy's /metrics URL (repeatable)")
     parser.add_argument("--pod-metrics", action="append", default=[], help="a pod's /metrics URL (repeatable)")
     args = parser.parse_args(argv)
-    ok = run_demo(args.runtime_url, args.proxy_metrics, args.pod_metrics, os.environ.get("STEPFLOW_API_TOKEN"))
+    ok = run_demo(args.runtime_url or ["http://127.0.0.1:7840"], args.proxy_metrics, args.pod_metrics, os.environ.get("STEPFLOW_API_TOKEN"))
     return 0 if ok else 1
 
 

@@ -1,7 +1,8 @@
 """Where each part of the local fleet listens: the cluster's topology on loopback.
 
 Pods get distinct loopback addresses on the same port, as pods get distinct IPs in a
-cluster; a DNS server on loopback answers the headless service name with them.
+cluster; a DNS server on loopback answers the headless service name with them. Runtime
+replicas do the same: runtime 0 on 127.0.0.3, runtime 1 on 127.0.0.4, ..., same ports.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ SERVICE_NAME = "component-server.stepflow-demo.svc.cluster.local"
 POD_PORT = 8080
 METRICS_PORT = 9090
 MAX_PODS = 10
+MAX_RUNTIMES = 8
+"""Runtimes take 127.0.0.3 to 127.0.0.10, the addresses below the first pod's."""
 
 
 @dataclass(frozen=True)
 class Topology:
     pods: int = 3
     proxies: int = 2
+    runtimes: int = 1
     dns_address: str = "127.0.0.2"
     dns_port: int = 5353
     runtime_address: str = "127.0.0.3"
@@ -45,13 +49,30 @@ class Topology:
     def pod_metrics_url(self, index: int) -> str:
         return f"http://{self.pod_address(index)}:{METRICS_PORT}/metrics"
 
+    def runtime_address_of(self, index: int) -> str:
+        """Runtime 0 is ``runtime_address`` (127.0.0.3), runtime 1 the next address (127.0.0.4), ..."""
+        if not 0 <= index < MAX_RUNTIMES:
+            raise ValueError(f"runtime index {index} out of range 0..{MAX_RUNTIMES - 1}")
+        prefix, last = self.runtime_address.rsplit(".", 1)
+        return f"{prefix}.{int(last) + index}"
+
+    def runtime_url_of(self, index: int) -> str:
+        return f"http://{self.runtime_address_of(index)}:{self.runtime_port}"
+
+    def runtime_metrics_url_of(self, index: int) -> str:
+        return f"http://{self.runtime_address_of(index)}:{METRICS_PORT}/metrics"
+
+    @property
+    def runtime_urls(self) -> list[str]:
+        return [self.runtime_url_of(index) for index in range(self.runtimes)]
+
     @property
     def runtime_url(self) -> str:
-        return f"http://{self.runtime_address}:{self.runtime_port}"
+        return self.runtime_url_of(0)
 
     @property
     def runtime_metrics_url(self) -> str:
-        return f"http://{self.runtime_address}:{METRICS_PORT}/metrics"
+        return self.runtime_metrics_url_of(0)
 
     @property
     def dns_server(self) -> str:

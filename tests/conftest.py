@@ -1,4 +1,4 @@
-"""Fixtures every test directory can use: a throwaway PostgreSQL server (tests/support/postgres.py)."""
+"""Fixtures every test directory can use: a throwaway PostgreSQL server (local_fleet/postgres.py, re-exported by tests/support/postgres.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL server the durable-store tests run on (tests/support/postgres.py), checked itself."""
+"""The throwaway PostgreSQL server the durable-store tests run on (local_fleet/postgres.py, re-exported by tests/support/postgres.py), checked itself."""
 
 from __future__ import annotations
 
