@@ -20,8 +20,8 @@ from local_fleet.supervisor import LocalFleet
 from local_fleet.topology import MAX_RUNTIMES, Topology
 from telemetry.logs import configure_logging
 
-HELP = """commands: scale N | kill I (SIGKILL pod I) | stop I (graceful) | start I
-  | kill-runtime I (SIGKILL runtime I) | stop-runtime I (graceful) | start-runtime I | demo | urls | quit"""
+HELP = ("commands: scale N | kill I (SIGKILL pod I) | stop I (graceful) | start I"
+        " | kill-runtime I (SIGKILL runtime I) | stop-runtime I (graceful) | start-runtime I | demo | urls | quit")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

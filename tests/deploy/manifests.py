@@ -385,10 +385,22 @@ def env_value(container: dict, name: str) -> str | None:
     return None
 
 
+RUNTIME_SHUTDOWN_GRACE_SECONDS = 20
+"""The runtime's SHUTDOWN_GRACE_SECONDS when it is not set: how long it goes on with its runs after SIGTERM."""
+
+
+def drain_seconds(service: str, container: dict) -> int:
+    """How long the service works on after SIGTERM: a component pod's DRAIN_GRACE_SECONDS, the runtime's shutdown grace."""
+    if service == "runtime":
+        return int(env_value(container, "SHUTDOWN_GRACE_SECONDS") or RUNTIME_SHUTDOWN_GRACE_SECONDS)
+    return int(env_value(container, "DRAIN_GRACE_SECONDS") or 0)
+
+
 def check_shutdown(objects: list[dict]) -> list[str]:
     """Every pod sleeps in preStop (so it leaves Service endpoints and DNS before it stops
     taking work), and the grace period covers that sleep plus the drain: for component
-    pods, DRAIN_GRACE_SECONDS of in-flight executions and pinned callbacks, during which
+    pods, DRAIN_GRACE_SECONDS of in-flight executions and pinned callbacks, for the runtime
+    SHUTDOWN_GRACE_SECONDS of its runs (then it releases the rest to a peer), during which
     the liveness probe must not give up on them."""
     fleet = Fleet(objects)
     problems = []
@@ -398,7 +410,7 @@ def check_shutdown(objects: list[dict]) -> list[str]:
         sleep = prestop_sleep(container)
         if sleep <= 0:
             problems.append(f"{service}: no preStop sleep")
-        drain = int(env_value(container, "DRAIN_GRACE_SECONDS") or 0)
+        drain = drain_seconds(service, container)
         if service == "component-server" and drain <= 0:
             problems.append("component-server: DRAIN_GRACE_SECONDS is not set")
         liveness = container.get("livenessProbe", {})
@@ -418,15 +430,14 @@ def check_shutdown(objects: list[dict]) -> list[str]:
 
 
 def check_scaling(objects: list[dict]) -> list[str]:
-    """Replica counts, the PodDisruptionBudget and the HorizontalPodAutoscaler of the
-    component-server pods fit together."""
+    """Replica counts of the proxies and the component-server pods, and the pods'
+    PodDisruptionBudget and HorizontalPodAutoscaler, fit together (the runtime's:
+    check_runtime_replicas)."""
     fleet = Fleet(objects)
     problems = []
-    replicas = {service: fleet.deployment(service)["spec"].get("replicas", 1) for service in DEPLOYMENTS}
-    if replicas != {"runtime": 1, "proxy": 2, "component-server": 3}:
+    replicas = {service: fleet.deployment(service)["spec"].get("replicas", 1) for service in DEPLOYMENTS if service != "runtime"}
+    if replicas != {"proxy": 2, "component-server": 3}:
         problems.append(f"replicas are {replicas}")
-    if fleet.deployment("runtime")["spec"].get("strategy", {}).get("type") != "Recreate":
-        problems.append("the single in-memory runtime must update with strategy Recreate")
     pods = pod_labels(fleet.deployment("component-server"))
     budgets = [b for b in fleet.of_kind("PodDisruptionBudget") if selects(b["spec"]["selector"], pods)]
     if len(budgets) != 1:
@@ -478,6 +489,37 @@ def check_metrics_annotations(objects: list[dict]) -> list[str]:
         served = flag_value(argv(fleet.container(service)), METRICS_FLAGS[service])
         if served is None or not port.isdigit() or host_port(served if ":" in served else f":{served}")[1] != int(port):
             problems.append(f"{service}: serves metrics at {METRICS_FLAGS[service]} {served}, not on the annotated port {port!r}")
+    return problems
+
+
+def check_runtime_replicas(objects: list[dict]) -> list[str]:
+    """The runtime keeping runs in memory is one replica, updated with Recreate. On PostgreSQL it runs
+    as replicas (docs/operations.md, "Replicas"): at least two, each with its own orchestrator id (its
+    pod's name), recovery not turned off, updated one at a time with the new one ready first, and one
+    PodDisruptionBudget that keeps one up during a drain while letting the other go."""
+    fleet = Fleet(objects)
+    deployment = fleet.deployment("runtime")
+    replicas = deployment["spec"].get("replicas", 1)
+    strategy = deployment["spec"].get("strategy", {})
+    budgets = [b for b in fleet.of_kind("PodDisruptionBudget") if selects(b["spec"]["selector"], pod_labels(deployment))]
+    if database(objects) is None:
+        problems = [] if replicas == 1 else [f"the in-memory runtime runs {replicas} replicas: each would know only its own runs"]
+        if strategy.get("type") != "Recreate":
+            problems.append("the single in-memory runtime must update with strategy Recreate")
+        return problems + ([f"{len(budgets)} PodDisruptionBudgets select the single runtime"] if budgets else [])
+    problems = [] if replicas >= 2 else [f"the runtime on PostgreSQL runs {replicas} replica: nothing takes its runs over when it dies"]
+    orchestrator_id = env_var(fleet.container("runtime"), "STEPFLOW_ORCHESTRATOR_ID") or {}
+    if orchestrator_id.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+        problems.append("STEPFLOW_ORCHESTRATOR_ID is not the pod's metadata.name: replicas with one id would each think they own the same runs")
+    config, _ = runtime_config(objects)
+    if ((config or {}).get("recovery") or {}).get("enabled", True) is not True:
+        problems.append("recovery is not enabled: a dead replica's runs would wait for it forever")
+    if strategy.get("type") != "RollingUpdate" or strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+        problems.append("the replicas must update with RollingUpdate and maxUnavailable 0 (one at a time, its successor ready first)")
+    if len(budgets) != 1:
+        problems.append(f"{len(budgets)} PodDisruptionBudgets select the runtime replicas, not 1")
+    elif budgets[0]["spec"].get("minAvailable") != 1:
+        problems.append(f"the runtime's PodDisruptionBudget must keep minAvailable 1 of its {replicas} replicas, not {budgets[0]['spec'].get('minAvailable')}")
     return problems
 
 
@@ -641,8 +683,7 @@ def check_database_storage(objects: list[dict]) -> list[str]:
 def check_database_probes(objects: list[dict]) -> list[str]:
     """PostgreSQL has readiness and liveness probes; the runtime's readiness asks its
     health (503 while the database is away) and its liveness does not (a restart would not
-    bring the database back); the runtime's orchestrator id stays the same across pods, so
-    a restarted runtime resumes the runs the previous pod owned."""
+    bring the database back)."""
     db = database(objects)
     if db is None or db.statefulset is None:
         return []
@@ -654,8 +695,6 @@ def check_database_probes(objects: list[dict]) -> list[str]:
         problems.append(f"the runtime's readinessProbe does not GET {health}")
     if runtime.get("livenessProbe", {}).get("httpGet", {}).get("path") == health:
         problems.append(f"the runtime's livenessProbe GETs {health}, which fails while the database is away: it would restart a runtime that is only waiting")
-    if not (env_var(runtime, "STEPFLOW_ORCHESTRATOR_ID") or {}).get("value"):
-        problems.append("the runtime has no fixed STEPFLOW_ORCHESTRATOR_ID (the default, the pod's name, changes with every new pod)")
     return problems
 
 
@@ -680,6 +719,7 @@ ALL_CHECKS = [
     check_pod_security,
     check_shutdown,
     check_scaling,
+    check_runtime_replicas,
     check_resources,
     check_metrics_annotations,
     check_pod_env,

@@ -29,7 +29,7 @@ def test_every_object_is_valid_kubernetes(rendered):
 
 
 # What an overlay adds to the base's objects.
-ADDED_KINDS = {"overlays/postgres": ["Secret", "StatefulSet", "Service", "NetworkPolicy"]}
+ADDED_KINDS = {"overlays/postgres": ["Secret", "StatefulSet", "Service", "NetworkPolicy", "PodDisruptionBudget"]}
 
 
 def test_the_fleet_is_all_there(request, rendered):
@@ -51,7 +51,8 @@ def test_the_configmap_holds_config_stepflow_config_yml(request, rendered):
     assert problems == []
     expected = yaml.safe_load((REPO_ROOT / "config" / "stepflow-config.yml").read_text())
     if request.node.callspec.params["rendered"] == "overlays/postgres":
-        expected = {**{key: value for key, value in expected.items() if key != "stateStore"}, "storageConfig": config.get("storageConfig")}
+        kept = {key: value for key, value in expected.items() if key != "stateStore"}
+        expected = {**kept, "storageConfig": config.get("storageConfig"), "recovery": config.get("recovery")}
     assert config == expected
     assert (REPO_ROOT / "k8s/base/stepflow-config.yml").read_text() == (
         REPO_ROOT / "config/stepflow-config.yml"
@@ -84,6 +85,7 @@ def test_the_postgres_overlay_keeps_runs_in_the_statefulset(kubectl):
     objects = render(kubectl, "overlays/postgres")
     config, _ = manifests.runtime_config(objects)
     assert config["storageConfig"] == {"type": "postgres", "databaseUrl": "postgresql://stepflow:${POSTGRES_PASSWORD}@stepflow-postgres:5432/stepflow"}
+    assert config["recovery"] == {"enabled": True, "leaseTtlSecs": 6, "checkIntervalSecs": 1, "maxStartupRecovery": 10000, "maxClaimsPerCheck": 1000}
     assert "stateStore" not in config
     fleet = Fleet(objects)
     secret = manifests.secrets(fleet)[manifests.secret_ref(fleet.container("runtime"), "POSTGRES_PASSWORD")["name"]]
@@ -239,3 +241,46 @@ def test_a_database_open_to_the_proxies_is_caught(broken_postgres):
     policy = Fleet(broken_postgres).get("NetworkPolicy", "stepflow-postgres-ingress")
     policy["spec"]["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-load-balancer"}}})
     assert manifests.check_database_network(broken_postgres)
+
+
+def test_an_in_memory_runtime_with_two_replicas_is_caught(broken):
+    Fleet(broken).deployment("runtime")["spec"]["replicas"] = 2
+    assert manifests.check_runtime_replicas(broken)
+
+
+def test_a_single_runtime_on_postgres_is_caught(broken_postgres):
+    Fleet(broken_postgres).deployment("runtime")["spec"]["replicas"] = 1
+    assert manifests.check_runtime_replicas(broken_postgres)
+
+
+def test_replicas_sharing_one_orchestrator_id_are_caught(broken_postgres):
+    orchestrator_id = manifests.env_var(Fleet(broken_postgres).container("runtime"), "STEPFLOW_ORCHESTRATOR_ID")
+    del orchestrator_id["valueFrom"]
+    orchestrator_id["value"] = "stepflow-server"
+    assert manifests.check_runtime_replicas(broken_postgres)
+
+
+def test_replicas_updated_all_at_once_are_caught(broken_postgres):
+    Fleet(broken_postgres).deployment("runtime")["spec"]["strategy"] = {"type": "Recreate"}
+    assert manifests.check_runtime_replicas(broken_postgres)
+    Fleet(broken_postgres).deployment("runtime")["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+    assert manifests.check_runtime_replicas(broken_postgres)
+
+
+def test_a_runtime_disruption_budget_missing_or_blocking_every_drain_is_caught(broken_postgres):
+    budget = Fleet(broken_postgres).get("PodDisruptionBudget", "stepflow-server")
+    budget["spec"]["minAvailable"] = 2
+    assert manifests.check_runtime_replicas(broken_postgres)
+    broken_postgres.remove(budget)
+    assert manifests.check_runtime_replicas(broken_postgres)
+
+
+def test_recovery_turned_off_is_caught(broken_postgres):
+    config_map = next(item for item in Fleet(broken_postgres).of_kind("ConfigMap") if "stepflow-config.yml" in item.get("data", {}))
+    config_map["data"]["stepflow-config.yml"] = config_map["data"]["stepflow-config.yml"].replace("enabled: true", "enabled: false")
+    assert manifests.check_runtime_replicas(broken_postgres)
+
+
+def test_a_grace_period_shorter_than_the_runtime_shutdown_is_caught(broken_postgres):
+    manifests.env_var(Fleet(broken_postgres).container("runtime"), "SHUTDOWN_GRACE_SECONDS")["value"] = "40"
+    assert manifests.check_shutdown(broken_postgres)

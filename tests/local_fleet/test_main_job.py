@@ -1,8 +1,9 @@
 """The README's main job, as a user runs it: ``python -m local_fleet run`` and ``up``.
 
-Real processes on the cluster's loopback topology (DNS 127.0.0.2, runtime 127.0.0.3,
-pods 127.0.0.11-13, proxies 127.0.0.21-22). What is checked is what the user sees: the
-report, the exit code, and that nothing is left listening afterwards.
+Real processes on the cluster's loopback topology (DNS 127.0.0.2, runtime 127.0.0.3 and with
+``--runtimes 2`` a second one on 127.0.0.4 and a PostgreSQL server, pods 127.0.0.11-13, proxies
+127.0.0.21-22). What is checked is what the user sees: the report, the exit code, and that
+nothing is left listening afterwards.
 """
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from pathlib import Path
 
 import pytest
 
+from local_fleet.postgres import unavailable_reason
 from local_fleet.topology import METRICS_PORT, POD_PORT, Topology
 from tests.support.processes import REPO_ROOT
 
 TOPOLOGY = Topology()
+REPLICAS = Topology(runtimes=2)
 LISTENERS = [
-    (TOPOLOGY.runtime_address, TOPOLOGY.runtime_port),
+    *[(REPLICAS.runtime_address_of(index), port) for index in range(REPLICAS.runtimes) for port in (REPLICAS.runtime_port, METRICS_PORT)],
     *[(TOPOLOGY.pod_address(index), port) for index in range(TOPOLOGY.pods) for port in (POD_PORT, METRICS_PORT)],
     *[(TOPOLOGY.proxy_address(index), port) for index in range(TOPOLOGY.proxies) for port in (POD_PORT, METRICS_PORT)],
 ]
 
 
-def fleet_command(mode: str, work_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "local_fleet", mode, "--work-dir", str(work_dir)]
+needs_postgres = pytest.mark.skipif(unavailable_reason() is not None, reason=f"--runtimes 2 needs PostgreSQL: {unavailable_reason()}")
+
+
+def fleet_command(mode: str, work_dir: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "local_fleet", mode, "--work-dir", str(work_dir), *flags]
 
 
 def still_listening() -> list[tuple[str, int]]:
@@ -101,7 +107,7 @@ def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topo
     try:
         urls = read_until(process, "commands:")
         assert TOPOLOGY.runtime_url in urls
-        assert all(address in still_listening() for address in LISTENERS)
+        assert all(address in still_listening() for address in LISTENERS if address[0] != REPLICAS.runtime_address_of(1))
         process.send_signal(stop_signal)
         process.wait(30)
         assert wait_until_quiet() == []
@@ -132,3 +138,63 @@ def test_up_survives_a_killed_pod_and_scales(tmp_path: Path, quiet_topology: Non
         assert wait_until_quiet() == []
     finally:
         stop(process)
+
+
+def runs_per_replica(report: str) -> dict[str, int]:
+    """The demo's table of runs per runtime replica: replica -> runs."""
+    lines = report.split("Runs per runtime replica\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    return {row.split()[0]: int(row.split()[1]) for row in lines}
+
+
+def database_gone(work_dir: Path) -> bool:
+    """The fleet's PostgreSQL server (its log names its port) no longer accepts connections."""
+    logs = list((work_dir / "logs").glob("postgres-*.log"))
+    assert len(logs) == 1, f"expected one PostgreSQL log, found {logs}"
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", int(logs[0].stem.split("-")[1]))) != 0
+
+
+@needs_postgres
+@pytest.mark.timeout(120)
+def test_run_with_two_runtimes_spreads_the_demo_over_both_replicas(tmp_path: Path, quiet_topology: None) -> None:
+    done = subprocess.run(fleet_command("run", tmp_path, "--runtimes", "2"), cwd=REPO_ROOT, capture_output=True, text=True, timeout=110)
+    report = done.stdout
+    assert done.returncode == 0, report + done.stderr[-3000:]
+    assert "PostgreSQL, 2 runtimes" in report
+    assert all(REPLICAS.runtime_url_of(index) in report for index in range(2)), "both runtimes' URLs are shown"
+    assert "demo passed" in report and "0 failed" in report
+    replicas = runs_per_replica(report)
+    assert len(replicas) == 2 and all(runs > 0 for runs in replicas.values()), replicas
+    assert "[ok] every run read back from another replica" in report
+    assert "${POSTGRES_PASSWORD}" in (tmp_path / "stepflow-config.yml").read_text(), "the password stays out of the config file"
+    assert wait_until_quiet() == []
+    assert database_gone(tmp_path)
+
+
+@needs_postgres
+@pytest.mark.timeout(120)
+def test_up_with_two_runtimes_kills_and_restarts_a_runtime(tmp_path: Path, quiet_topology: None) -> None:
+    process = subprocess.Popen(fleet_command("up", tmp_path, "--runtimes", "2"), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdin is not None
+    try:
+        read_until(process, "commands:")
+        process.stdin.write("kill-runtime 1\nkill-runtime 1\n")
+        process.stdin.flush()
+        assert "error: runtime 1 is not running" in read_until(process, "error:")
+        assert (REPLICAS.runtime_address_of(1), REPLICAS.runtime_port) not in still_listening()
+        process.stdin.write("start-runtime 1\ndemo\nquit\n")
+        process.stdin.flush()
+        report = read_until(process, "demo ")
+        assert "demo passed" in report, report
+        assert len(runs_per_replica(report)) == 2, "the restarted runtime took runs"
+        assert process.wait(60) == 0
+        assert wait_until_quiet() == []
+    finally:
+        stop(process)
+
+
+def test_more_runtimes_than_addresses_are_refused(tmp_path: Path) -> None:
+    done = subprocess.run(fleet_command("run", tmp_path, "--runtimes", "9"), cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "--runtimes 9: between 1 and 8" in done.stderr
