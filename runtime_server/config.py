@@ -101,10 +101,35 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RecoverySettings:
+    """Upstream 0.13's ``recovery``: resuming a restarted runtime's runs, and failing over a dead
+    replica's (docs/durable-runs.md). The defaults fail a replica over within 10 s."""
+
+    enabled: bool = True
+    lease_ttl_seconds: float = 6.0
+    """A replica's lease lasts this long unless renewed (every third of it)."""
+    check_interval_seconds: float = 1.0
+    """How often a replica looks for expired peers whose runs to take."""
+    max_startup_recovery: int = 10_000
+    """Runs resumed at once at start; the rest follow at the next checks."""
+    max_claims_per_check: int = 1000
+    """Runs of an expired peer taken in one check."""
+
+
+_RECOVERY_KEYS = {
+    "leaseTtlSecs": "lease_ttl_seconds",
+    "checkIntervalSecs": "check_interval_seconds",
+    "maxStartupRecovery": "max_startup_recovery",
+    "maxClaimsPerCheck": "max_claims_per_check",
+}
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     plugins: dict[str, dict[str, Any]]
     routes: dict[str, Any]
     store: StoreSettings = field(default_factory=StoreSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     working_directory: Path = field(default_factory=Path.cwd)
     step_attempts: int = 3
     """Runs of a step when the transport fails retriably (each may land on another pod)."""
@@ -146,6 +171,7 @@ def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
         plugins=plugins,
         routes=routes,
         store=store_settings(data, os.environ),
+        recovery=_recovery(data),
         working_directory=working if working.is_absolute() else base_dir / working,
         step_attempts=int(_positive(data, "stepAttempts", 3, "config")),
         limits=_limits(data),
@@ -186,6 +212,22 @@ def store_settings(data: dict[str, Any], environment: Mapping[str, str]) -> Stor
         max_runs=int(_positive(store, "maxRuns", runs_default, key)),
         max_age_seconds=_positive(store, "maxAgeSeconds", age_default, key),
     )
+
+
+def _recovery(data: dict[str, Any]) -> RecoverySettings:
+    section = data.get("recovery") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"recovery must be a mapping such as {{enabled: true, leaseTtlSecs: 6}}, got {section!r}")
+    enabled = section.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"recovery.enabled must be true or false, got {enabled!r}")
+    defaults = RecoverySettings()
+    values = {name: _positive(section, key, getattr(defaults, name), "recovery") for key, name in _RECOVERY_KEYS.items()}
+    for name in ("max_startup_recovery", "max_claims_per_check"):
+        values[name] = int(values[name])
+    if values["check_interval_seconds"] > values["lease_ttl_seconds"]:
+        raise ConfigError("recovery.checkIntervalSecs must not exceed recovery.leaseTtlSecs: a dead replica's runs would wait longer than its lease")
+    return RecoverySettings(enabled=enabled, **values)
 
 
 def _one_store(section: dict[str, Any], key: str) -> dict[str, Any]:

@@ -158,7 +158,7 @@ async def get_run_flow(request: Request) -> Response:
 
 async def cancel_run(request: Request) -> Response:
     try:
-        return json_response(run_summary(request.app.state.runtime.cancel(await _record(request))))
+        return json_response(run_summary(await request.app.state.runtime.cancel_anywhere(await _record(request))))
     except RunConflict as conflict:
         raise ApiError.stacked(409, str(conflict)) from None
 

@@ -73,6 +73,8 @@ class RunRecord:
     submit_key: str | None = None
     """For a run a component submitted: which execution asked, so a re-run of that step after a
     recovery gets the same run back (``Runtime.submit``)."""
+    owner: str | None = None
+    """The runtime (orchestrator id) that runs it."""
     status: str = "running"
     created_ns: int = field(default_factory=now_ns)
     completed_ns: int | None = None

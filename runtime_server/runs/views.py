@@ -32,6 +32,8 @@ def run_details(record: RunRecord) -> dict[str, Any]:
     if record.overrides:
         details["overrides"] = record.overrides
     details["traceId"] = record.trace_id
+    if record.owner is not None:
+        details["orchestratorId"] = record.owner
     return details
 
 
