@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from runtime_server.flow.expressions import Expr, ExpressionError, parse_expr
+from runtime_server.nulls import without_nulls
 
 DEFAULT_RETRY_ATTEMPTS = 3
 
@@ -122,13 +123,6 @@ def load_flow_text(text: str | bytes) -> Any:
         if getattr(error, "problem", None) == "exceeded maximum nesting depth":
             raise FlowTooDeep() from None
         raise FlowParseError(f"the flow is not valid YAML or JSON: {error}") from None
-
-
-def without_nulls(data: dict[str, Any]) -> dict[str, Any]:
-    """The object with its ``null`` members left out: an explicit null means absent."""
-    if None not in data.values():
-        return data
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def parse_flow(data: Any) -> Flow:
