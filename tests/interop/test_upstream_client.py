@@ -36,9 +36,8 @@ from stepflow_py.api.models.store_flow_request import StoreFlowRequest
 from stepflow_py.worker.flow_builder import FlowBuilder
 from stepflow_py.worker.value import Value
 
-from tests.e2e.scripted_pod import ScriptedPod
-from tests.support.netns import inside_new_netns, netns_available
-from tests.support.upstream_server import BINARY, both_servers, corpus_config
+from tests.support.netns import netns_available
+from tests.support.upstream_server import BINARY, both_servers_with_scripted_pod
 
 pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), reason="needs root, iproute2 and stepflow-server")
 
@@ -316,13 +315,8 @@ def _json_or_text(body: str | None) -> Any:
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Outcome]]]:
-    with inside_new_netns("upclient"):
-        pod = ScriptedPod(POD, POD_PORT).start()
-        try:
-            with both_servers(corpus_config(pod.url), tmp_path_factory.mktemp("upstream-client")) as servers:
-                yield {side: asyncio.run(converse(api)) for side, api in servers.both().items()}
-        finally:
-            pod.stop()
+    with both_servers_with_scripted_pod(tmp_path_factory.mktemp("upstream-client"), POD, POD_PORT, "upclient") as servers:
+        yield {side: asyncio.run(converse(api)) for side, api in servers.both().items()}
 
 
 def _diagnostics_subset(upstream: Outcome, ours: Outcome) -> None:
