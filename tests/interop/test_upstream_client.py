@@ -254,8 +254,9 @@ def calls() -> list[tuple[str, Call]]:
         ("store_flow that does not parse", lambda s: s.raw("POST", "/flows", {"flow": {"steps": {"a": {}}}})),
         ("store_flow unrouted", lambda s: s.store("unrouted", unrouted_flow())),
         ("run of an unrouted component", lambda s: s.run("unrouted run", "unrouted", {})),
-        # last: only ours makes this run, and run ids are numbered by appearance
+        # last: the answers differ in how many ids they hold, and ids are numbered by appearance
         ("run with overrides", lambda s: s.run("client overrides", "expressions", {"data": DATA}, variables={"greeting": "yo"}, overrides={"steps": OVERRIDE})),
+        ("health_check with the error hook", lambda s: HealthApi(s.client._api_client).health_check(error="bad_request")),
     ]
 
 
@@ -377,7 +378,14 @@ def _our_trace_id(upstream: Outcome, ours: Outcome) -> None:
     assert ours.value == upstream.value
 
 
+def _no_error_hook(upstream: Outcome, ours: Outcome) -> None:
+    """Upstream's test hook answers a synthetic error (404 for ``bad_request``); ours has none and answers healthy."""
+    assert (upstream.raised, upstream.status) == ("NotFoundException", 404)
+    assert ours.raised is None and ours.value["status"] == "healthy"
+
+
 DIFFERENCES: dict[str, Callable[[Outcome, Outcome], None]] = {
+    "health_check with the error hook": _no_error_hook,
     "get_run with overrides as JSON": _our_trace_id,
     "list_components": _components,
     "list_components without schemas": _components,
