@@ -15,7 +15,7 @@ import pytest
 from runtime_server.api.flows import StoreFlowRequest
 from runtime_server.api.responses import decode_body
 from runtime_server.api.runs import CreateRunRequest
-from runtime_server.config import ConfigError, settings_from_data
+from runtime_server.config import ApiLimits, ConfigError, settings_from_data
 from runtime_server.flow.model import FlowParseError, parse_flow
 
 STEP = {"id": "a", "component": "/builtin/put_blob", "input": {"data": 1, "blob_type": "data"}}
@@ -147,8 +147,8 @@ CONFIG_NULLS = [
 def test_config_nulls_are_absent(name: str, changes: dict[str, Any]) -> None:
     settings = settings_from_data({**BASE_CONFIG, **changes}, Path("/tmp"))
     defaults = settings_from_data(BASE_CONFIG, Path("/tmp"))
-    assert (settings.state_store, settings.max_runs, settings.max_age_seconds, settings.step_attempts, settings.limits.max_flow_steps) == (
-        defaults.state_store, defaults.max_runs, defaults.max_age_seconds, defaults.step_attempts, defaults.limits.max_flow_steps)
+    assert (settings.store, settings.step_attempts, settings.limits, settings.working_directory) == (
+        defaults.store, defaults.step_attempts, ApiLimits(max_request_bytes=10) if changes.get("limits") else defaults.limits, defaults.working_directory)
     assert all(None not in options.values() for options in settings.plugins.values())
 
 
