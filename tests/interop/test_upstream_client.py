@@ -79,9 +79,11 @@ def options_flow() -> Flow:
     builder = FlowBuilder(name="client-options", description="onError, mustExecute, metadata")
     failing = {"mode": "error"}
     fail = builder.add_step(id="fail", component="/mock/error", input_data=failing, on_error=OnErrorFail(action="fail"), must_execute=False)
-    default = builder.add_step(id="default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault", default_value={"output": "d"}))
+    default = builder.add_step(
+        id="default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault", default_value={"output": "d"}))
     bare = builder.add_step(id="bare_default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault"))
-    builder.add_step(id="retry", component="/mock/error", input_data={"mode": "succeed"}, on_error=OnErrorRetry(action="retry"), must_execute=True, metadata={"a": 1})
+    builder.add_step(
+        id="retry", component="/mock/error", input_data={"mode": "succeed"}, on_error=OnErrorRetry(action="retry"), must_execute=True, metadata={"a": 1})
     builder.add_step(id="unused", component="/mock/error", input_data={"mode": "succeed"}, must_execute=False)
     builder.add_output_field("default", default.output)
     builder.add_output_field("bare", Value.step(bare.id))
@@ -164,6 +166,9 @@ class Session:
         self.ids[name] = answer["answer"].run_id
         return answer
 
+    def expressions_run(self) -> dict[str, Any]:
+        return {"flowId": self.ids["expressions"], "input": [{"data": DATA}], "variables": {"greeting": "yo"}}
+
     def flow_json(self, flow: Flow) -> Any:
         return self.client._api_client.sanitize_for_serialization(flow)
 
@@ -211,8 +216,8 @@ def calls() -> list[tuple[str, Call]]:
         ("run failing", lambda s: s.run("failed run", "failing", {})),
         ("run batch", lambda s: s.run("batch", "expressions", {"data": DATA}, {"data": {"message": "two"}}, variables={"greeting": "yo"}, max_concurrency=1)),
         ("RunApi.create_run", lambda s: s.runs.create_run(CreateRunRequest(flowId=s.ids["failing"], input=[{}], variables={}))),
-        ("run with flat overrides", lambda s: s.raw_run("overridden", {"flowId": s.ids["expressions"], "input": [{"data": DATA}], "variables": {"greeting": "yo"}, "overrides": OVERRIDE})),
-        ("submit without waiting", lambda s: s.raw_run("unwaited", {"flowId": s.ids["expressions"], "input": [{"data": DATA}], "variables": {"greeting": "yo"}, "wait": False})),
+        ("run with flat overrides", lambda s: s.raw_run("overridden", {**s.expressions_run(), "overrides": OVERRIDE})),
+        ("submit without waiting", lambda s: s.raw_run("unwaited", {**s.expressions_run(), "wait": False})),
         ("get_run of the unwaited run", lambda s: s.finished_run("unwaited")),
         ("get_run", lambda s: s.runs.get_run(s.ids["run"])),
         ("get_run with overrides", lambda s: s.runs.get_run(s.ids["overridden"])),
@@ -357,7 +362,8 @@ def _inline_flows_are_ours(upstream: Outcome, ours: Outcome) -> None:
     assert (upstream.raised, upstream.status) == ("ApiException", 422)
     assert (ours.raised, ours.status) == ("BadRequestException", 400)
     diagnostics = Diagnostics.from_dict(ours.value["diagnostics"])
-    assert diagnostics is not None and [(d.kind, d.level.value, d.path) for d in diagnostics.diagnostics] == [("selfReference", "fatal", "$.steps[0].input.data")]
+    assert diagnostics is not None
+    assert [(d.kind, d.level.value, d.path) for d in diagnostics.diagnostics] == [("selfReference", "fatal", "$.steps[0].input.data")]
 
 
 def _unrouted_refused_before_run(upstream: Outcome, ours: Outcome) -> None:
