@@ -14,11 +14,11 @@ from runtime_server.api.request_headers import header
 from runtime_server.api.responses import ApiError, json_response, query_int, read_body
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow.results import to_wire
+from runtime_server.nulls import without_nulls
 from runtime_server.runs.ids import is_run_id
 from runtime_server.runs.record import PENDING, RunRecord
 from runtime_server.runs.store import RunQuery
 from runtime_server.runs.views import item_result, run_details, run_summary, step_runs
-from runtime_server.nulls import without_nulls
 from runtime_server.runtime import RunConflict, Runtime
 from telemetry.trace import parse_traceparent
 from wire_protocol import headers
