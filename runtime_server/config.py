@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from runtime_server.nulls import without_nulls
 from runtime_server.runs.database_url import DatabaseUrlError, store_type_of, substitute
 
 DEFAULT_PORT = 7840
@@ -137,7 +138,9 @@ class RuntimeSettings:
 
 
 def _positive(section: dict[str, Any], key: str, default: float, where: str) -> float:
-    value = section.get(key, default)
+    value = section.get(key)
+    if value is None:  # absent or null
+        value = default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
     return value
@@ -157,12 +160,14 @@ def _limits(data: Any) -> ApiLimits:
 def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping with 'plugins' and 'routes'")
+    data = without_nulls(data)
     plugins = data.get("plugins")
     if not isinstance(plugins, dict) or not plugins:
         raise ConfigError("config key 'plugins' is required: a mapping of plugin name to {type: ...}")
     for name, options in plugins.items():
         if not isinstance(options, dict) or not isinstance(options.get("type"), str):
             raise ConfigError(f"plugin {name!r} needs a 'type' (builtin, stepflow or mock)")
+    plugins = {name: without_nulls(options) for name, options in plugins.items()}
     routes = data.get("routes")
     if not isinstance(routes, dict):
         raise ConfigError("config key 'routes' is required: a mapping of path pattern to a list of rules (may be {})")

@@ -35,9 +35,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def store_raw(client: StepflowClient, flow: dict[str, Any]) -> StoreFlowResponse:
     """``POST /flows`` through the client's own transport and response model.
 
-    ``client.store_flow`` cannot be used with any real flow: the 0.9.2 client parses the
-    flow locally first and its ValueExpr model rejects every ``$step``/``$input``
-    ("Multiple matches found"); its FlowSchema also wants the Rust struct's shape.
+    ``client.store_flow`` cannot take a flow as a dict: the 0.9.2 client parses it locally
+    first and its ValueExpr model rejects every ``$step``/``$input`` ("Multiple matches
+    found"). A ``FlowBuilder`` flow it can: tests/interop/test_upstream_client.py.
     """
     api = client._api_client
     params = api.param_serialize("POST", "/flows", header_params={"Content-Type": "application/json", "Accept": "application/json"}, body={"flow": flow, "dryRun": False})
