@@ -21,7 +21,7 @@ import dns.resolver
 
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.health import MAX_ANSWER_BYTES, health_outcome, probe_request
-from affinity_proxy.membership import Failed, Membership, ProbeOutcome, Refused
+from affinity_proxy.membership import Failed, Membership, ProbeOutcome, Refused, State
 from affinity_proxy.metrics import ProxyMetrics
 from telemetry.logs import log_event
 
@@ -119,7 +119,7 @@ class Discovery:
         self._log_changes(before, probes)
         self._on_round()
 
-    def _log_changes(self, before: dict[str, object], probes: dict[str, ProbeOutcome]) -> None:
+    def _log_changes(self, before: dict[str, State], probes: dict[str, ProbeOutcome]) -> None:
         for member in self._membership.members.values():
             if before.get(member.instance_id) is not member.state:
                 outcome = probes.get(member.address)

@@ -9,6 +9,7 @@ same run back instead of a second one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -125,7 +126,7 @@ class RunCallbacks:
         return run_status(record, include_results=params.include_results, by_completion=params.result_order == "by_completion")
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[RunCallbacks, Any], Awaitable[Any]]] = {
     jsonrpc.BLOBS_PUT: RunCallbacks._put_blob,
     jsonrpc.BLOBS_GET: RunCallbacks._get_blob,
     jsonrpc.RUNS_SUBMIT: RunCallbacks._submit_run,

@@ -67,7 +67,8 @@ class _OneThreadMetric(Collector):
         yield family
 
     def _new_child(self) -> Any: ...
-    def _family(self) -> Metric: ...
+    def _family(self) -> Metric:
+        raise NotImplementedError
     def _add(self, family: Any, values: list[str], child: Any) -> None: ...
 
 

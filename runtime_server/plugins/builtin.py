@@ -89,7 +89,7 @@ class BuiltinPlugin:
             raise ComponentFailed(f"Unknown builtin component '{request.component}' (builtins: {', '.join(sorted(_COMPONENTS))})")
         input_type, handler, _ = entry
         try:
-            arguments = msgspec.convert(request.input, input_type)
+            arguments: Any = msgspec.convert(request.input, input_type)
         except msgspec.ValidationError as error:
             raise ComponentFailed(f"Invalid input for {request.component}: {error}") from None
         return await handler(self, arguments, request)
