@@ -275,6 +275,8 @@ def only_reachable_by(fleet: Fleet, isolated: dict, port_name: str, client: str,
     deployments = fleet.workloads()
     container = pod_spec(isolated)["containers"][0]
     http_port = resolve_port(container, port_name)
+    if http_port is None:
+        return [f"the {service} container declares no port named {port_name}"]
     policies = [
         p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))
     ]
@@ -318,8 +320,8 @@ def check_runtime_config(objects: list[dict]) -> list[str]:
     """The runtime's config sends /python/... to the proxy Service, and /builtin/... and
     everything else to the builtin plugin (config.md §6)."""
     config, problems = runtime_config(objects)
-    if problems:
-        return problems
+    if problems or config is None:
+        return problems or ["the runtime's config file is empty"]
     fleet = Fleet(objects)
     proxy_service = fleet.get("Service", host_port(kubernetes_names()["proxy"])[0])
     proxy_urls = [f"http://{service_dns(proxy_service, p['port'])}" for p in proxy_service["spec"]["ports"]]

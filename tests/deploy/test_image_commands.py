@@ -47,6 +47,7 @@ def on_loopback(argv: list[str], http: int, metrics: int) -> list[str]:
 def healthcheck(service: str, http: int) -> subprocess.CompletedProcess:
     """The Dockerfile's HEALTHCHECK command, aimed at the moved port."""
     command = healthcheck_command(DOCKERFILES[service])
+    assert command is not None, f"the {service} Dockerfile has no exec-form HEALTHCHECK"
     command = [sys.executable if word == "python" else word for word in command]
     for port in ("7840", "8080"):  # the images' listen ports
         command = [word.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{http}/") for word in command]

@@ -53,7 +53,7 @@ def metric_names(expr: str) -> set[str]:
         expr = expr.replace(variable, value)
     assert "$" not in expr, f"an unknown Grafana variable in {expr!r}"
     names: set[str] = set()
-    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name) if isinstance(node, promql_parser.VectorSelector) else None)
+    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name or "") if isinstance(node, promql_parser.VectorSelector) else None)
     return names
 
 

@@ -77,7 +77,7 @@ def make_runtime(tmp_path: Path, store: dict[str, Any] | None = None) -> tuple[R
     )
     runtime = Runtime(settings)
     plugin = ScriptedPlugin()
-    runtime.plugins["scripted"] = plugin  # type: ignore[assignment]
+    runtime.plugins["scripted"] = plugin
     return runtime, plugin
 
 

@@ -17,6 +17,7 @@ from runtime_server.plugins.base import ExecuteRequest, PluginHealth
 from runtime_server.runs.record import RunRecord
 from runtime_server.runs.store import MemoryRunStore
 from runtime_server.runtime import Runtime
+from wire_protocol.messages import ComponentInfo
 
 FLOW = {
     "name": "counted",
@@ -45,6 +46,9 @@ class GatedPlugin:
 
     def health(self) -> PluginHealth:
         return PluginHealth(True)
+
+    async def list_components(self) -> list[ComponentInfo]:
+        return []
 
     async def execute(self, request: ExecuteRequest) -> Any:
         self.waiting += 1

@@ -7,13 +7,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from telemetry.log_batching import FLUSH_SECONDS, batch_log_writes
 from telemetry.logs import configure_logging, log_event, send_events_to
 
-FIELDS = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
+FIELDS: dict[str, Any] = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
 
 
 @pytest.fixture
