@@ -18,7 +18,7 @@ import hashlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,7 @@ class Connection:
     async def body(self, headers: dict[bytes, bytes]) -> bytes:
         return await self._reader.readexactly(int(headers[b"content-length"]))
 
-    async def chunks(self):  # type: ignore[no-untyped-def]
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The chunks of a chunked body, as the server wrote them."""
         while True:
             size = int((await self._reader.readuntil(b"\r\n"))[:-2], 16)
