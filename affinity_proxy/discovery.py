@@ -110,7 +110,7 @@ class Discovery:
         targets = self._membership.probe_targets(self._addresses)
         outcomes = await asyncio.gather(*(probe(address, self._port, self._probe_timeout) for address in targets))
         probes = dict(zip(targets, outcomes, strict=True))
-        for address, outcome in probes.items():
+        for outcome in probes.values():
             if isinstance(outcome, Failed | Refused):
                 self._metrics.discovery_failure("probe")
         before = {m.instance_id: m.state for m in self._membership.members.values()}

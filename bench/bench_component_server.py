@@ -27,9 +27,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.pods import POD_PORT, start_pod  # noqa: E402
-from wire_protocol import jsonrpc  # noqa: E402
-from wire_protocol.sse import EventStreamDecoder  # noqa: E402
+from tests.support.pods import POD_PORT, start_pod
+from wire_protocol import jsonrpc
+from wire_protocol.sse import EventStreamDecoder
 
 OURS, THEIRS = "127.0.0.38", "127.0.0.39"
 MAX_REQUESTS_PER_RUN = 200_000
@@ -49,7 +49,7 @@ class Connection:
         self._reader, self._writer, self._host = reader, writer, host
 
     @classmethod
-    async def open(cls, host: str) -> "Connection":
+    async def open(cls, host: str) -> Connection:
         reader, writer = await asyncio.open_connection(host, POD_PORT)
         return cls(reader, writer, host)
 

@@ -86,7 +86,7 @@ class RunCallbacks:
         blob = await self._runtime.blobs.get(params.blob_id) if is_blob_id(params.blob_id) else None
         if blob is None:
             raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to get blob", f"no blob with id {params.blob_id!r}")
-        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]
+        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]  # a stored blob_type is always "data" or "flow" (BlobType); the store keeps it as str
 
     async def _submit_run(self, params: SubmitRunParams) -> RunStatus:
         try:

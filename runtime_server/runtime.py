@@ -299,7 +299,7 @@ class Runtime:
                 self._forget(record)
                 raise
             record.status = "cancelled"
-        except Exception as error:  # an engine bug fails the run; it must never stay "running"
+        except Exception as error:  # noqa: BLE001 - an engine bug fails the run; it must never stay "running"
             log_event(logger, "run_crashed", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
             crash = failed(500, f"internal error: {type(error).__name__}: {error}")
             record.item_outcomes = [crash if outcome is PENDING else outcome for outcome in record.item_outcomes]

@@ -114,4 +114,4 @@ class OneThreadHistogram(_OneThreadMetric):
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def _add(self, family: HistogramMetricFamily, values: list[str], child: _HistogramChild) -> None:
-        family.add_metric(values, list(zip(self._bucket_names, accumulate(child.counts))), child.total)
+        family.add_metric(values, list(zip(self._bucket_names, accumulate(child.counts), strict=True)), child.total)

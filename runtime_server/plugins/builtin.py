@@ -7,7 +7,8 @@ runtime's file system on behalf of any flow author). Subflows run as child runs 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 

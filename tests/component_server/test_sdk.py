@@ -245,7 +245,7 @@ async def test_an_unanswered_callback_times_out_and_a_late_answer_is_refused() -
     async def emit(message: bytes) -> None:
         sent.append(msgspec.json.decode(message)["id"])
 
-    with pytest.raises(CallbackTimeout, match="blobs/put got no answer from the runtime within 0.05s"):
+    with pytest.raises(CallbackTimeout, match=r"blobs/put got no answer from the runtime within 0.05s"):
         await Context(callbacks, emit, ExecuteParams(component="/x").observability, 1).put_blob({})
     assert callbacks.answer(jsonrpc.decode_envelope(jsonrpc.success(sent[0], {"blob_id": "late"}))) is False
     assert len(observed) == 1 and observed[0][1] >= 0.05

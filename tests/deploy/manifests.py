@@ -67,7 +67,7 @@ def selects(selector: dict, labels: dict) -> bool:
     if "matchExpressions" in selector:
         raise AssertionError("matchExpressions are not used here; extend selects() if needed")
     # A Service's selector is a plain map; the others wrap it in matchLabels.
-    wanted = selector["matchLabels"] if "matchLabels" in selector else selector
+    wanted = selector.get("matchLabels", selector)
     return all(labels.get(key) == value for key, value in wanted.items())
 
 

@@ -21,9 +21,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from component_server import parse_settings, serve  # noqa: E402
-from component_server.app import ComponentApp  # noqa: E402
-from component_server.demo import server  # noqa: E402
+from component_server import parse_settings, serve
+from component_server.app import ComponentApp
+from component_server.demo import server
 
 RECORDED = (b"traceparent", b"tracestate", b"stepflow-instance-id")
 
