@@ -7,7 +7,8 @@ drives each with the same raw keep-alive HTTP/1.1 client (httpx would be the
 bottleneck), and prints req/s, p50, p99 and ours/theirs. ``store_and_retrieve_blob``
 answers over SSE; the benchmark plays the runtime and answers both callbacks with
 POSTs carrying the instance header. A second table times JSON-RPC dispatch alone:
-jsonrpcserver against the msgspec path the pod uses (docs/decisions.md).
+jsonrpcserver against the msgspec path the pod uses (docs/decisions.md). Needs the
+``interop`` and ``bench`` extras (``scripts/setup test,interop,bench``).
 """
 
 from __future__ import annotations
