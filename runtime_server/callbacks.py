@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class RunCallbacks:
     __slots__ = ("_runtime", "_record", "_item_index", "_step_id", "_submits", "instance_id")
 
-    def __init__(self, runtime: "Runtime", record: "RunRecord", item_index: int = 0, step_id: str = "") -> None:
+    def __init__(self, runtime: Runtime, record: RunRecord, item_index: int = 0, step_id: str = "") -> None:
         self._runtime = runtime
         self._record = record
         self._item_index = item_index

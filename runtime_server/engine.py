@@ -46,7 +46,7 @@ class ActiveRun:
     variables: dict[str, Any]
     limiter: AsyncContextManager[Any]
     trace: TraceContext
-    callbacks_for: Callable[[int, str], "RunCallbacks"]
+    callbacks_for: Callable[[int, str], RunCallbacks]
     """What one execution of a step may ask of the runtime (item index, step id)."""
     journaled: Callable[[RunRecord], Awaitable[None]] | None = None
     """Returns once every journal entry so far is durable (a durable store); None in memory."""

@@ -27,11 +27,11 @@ from runtime_server.flow.results import Failed, failed
 from runtime_server.flow_catalog import FlowCatalog
 from runtime_server.plugins.base import Plugin
 from runtime_server.plugins.registry import create_plugins
+from runtime_server.retry import Backoff
 from runtime_server.routing import Router
 from runtime_server.runs.clock import now_ns
-from runtime_server.runs.ids import new_run_id
-from runtime_server.retry import Backoff
 from runtime_server.runs.durable_store import StoreUnavailable
+from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.open_store import open_stores
 from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.resume import resume_of

@@ -64,7 +64,7 @@ async def create_run(request: Request) -> Response:
             raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
     else:
         try:
-            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
+            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]  # the exactly-one check above leaves flow_id set here
         except ApiError:
             raise ApiError.stacked(404, f"Workflow '{body.flow_id}' not found") from None
     overrides = _typed(body.overrides)

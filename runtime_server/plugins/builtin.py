@@ -62,7 +62,7 @@ class BuiltinPlugin:
     remote = False
     """Runs in the runtime's process: the engine journals no dispatch before calling it."""
 
-    def __init__(self, name: str, runtime: "Runtime") -> None:
+    def __init__(self, name: str, runtime: Runtime) -> None:
         self.name = name
         self._runtime = runtime
 

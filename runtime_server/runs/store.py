@@ -6,6 +6,7 @@ or older than ``max_age_seconds`` are evicted, oldest first, so memory stays fla
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -71,7 +72,7 @@ class RunStore(Protocol):
     async def submitted_as(self, submit_key: str) -> RunRecord | None:
         """The run a component's execution submitted under this key (``RunRecord.submit_key``)."""
 
-    async def unfinished(self) -> list[Any]:
+    async def unfinished(self) -> builtins.list[Any]:  # builtins.: in this class "list" is the method
         """This runtime's runs that had not finished (RunRecord), or CorruptRun for one that
         cannot be read back; empty in memory."""
 
@@ -145,7 +146,7 @@ class MemoryRunStore:
         run_id = self._by_submit_key.get(submit_key)
         return None if run_id is None else await self.get(run_id)
 
-    async def unfinished(self) -> list[Any]:
+    async def unfinished(self) -> builtins.list[Any]:  # builtins.: in this class "list" is the method
         return []
 
     def __len__(self) -> int:

@@ -581,7 +581,7 @@ def check_database_address(objects: list[dict]) -> list[str]:
     if (db.url.port or 5432) not in [port["port"] for port in db.service["spec"]["ports"]]:
         problems.append(f"databaseUrl port {db.url.port or 5432} is not a port of Service {name}")
     if db.statefulset is None:
-        return problems + [f"Service {name} does not select the pods of exactly one StatefulSet"]
+        return [*problems, f"Service {name} does not select the pods of exactly one StatefulSet"]
     if db.statefulset["spec"].get("serviceName") != name or db.service["spec"].get("clusterIP") != "None":
         problems.append(f"Service {name} is not the headless Service governing StatefulSet {db.statefulset['metadata']['name']}")
     if db.statefulset["spec"].get("replicas", 1) != 1:
@@ -611,7 +611,7 @@ def check_database_credentials(objects: list[dict]) -> list[str]:
         problems.append(f"the runtime's {password.group(1)} is not the Secret key PostgreSQL's POSTGRES_PASSWORD comes from")
     for part, variable in ((db.url.username, "POSTGRES_USER"), (db.url.path.lstrip("/"), "POSTGRES_DB")):
         ref = secret_ref(postgres, variable)
-        value = known.get(ref.get("name"), {}).get(ref.get("key")) if ref else (env_var(postgres, variable) or {}).get("value")
+        value = known.get(ref.get("name", ""), {}).get(ref.get("key", "")) if ref else (env_var(postgres, variable) or {}).get("value")
         if part != value:
             problems.append(f"databaseUrl says {part!r} where PostgreSQL's {variable} is {value!r}")
     return problems
