@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, drive, sides_on, stop_all  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.processes import REPO_ROOT, ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config, wait_plugins_healthy  # noqa: E402
+from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, drive, sides_on, stop_all
+from tests.support.netns import inside_new_netns
+from tests.support.processes import REPO_ROOT, ManagedProcess
+from tests.support.runtime import remote_plugin_config, wait_plugins_healthy
 
 BASE_PORT = 7873
 

@@ -7,7 +7,8 @@ drives each with the same raw keep-alive HTTP/1.1 client (httpx would be the
 bottleneck), and prints req/s, p50, p99 and ours/theirs. ``store_and_retrieve_blob``
 answers over SSE; the benchmark plays the runtime and answers both callbacks with
 POSTs carrying the instance header. A second table times JSON-RPC dispatch alone:
-jsonrpcserver against the msgspec path the pod uses (docs/decisions.md).
+jsonrpcserver against the msgspec path the pod uses (docs/decisions.md). Needs the
+``interop`` and ``bench`` extras (``scripts/setup test,interop,bench``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hashlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.pods import POD_PORT, start_pod  # noqa: E402
-from wire_protocol import jsonrpc  # noqa: E402
-from wire_protocol.sse import EventStreamDecoder  # noqa: E402
+from tests.support.pods import POD_PORT, start_pod
+from wire_protocol import jsonrpc
+from wire_protocol.sse import EventStreamDecoder
 
 OURS, THEIRS = "127.0.0.38", "127.0.0.39"
 MAX_REQUESTS_PER_RUN = 200_000
@@ -49,7 +50,7 @@ class Connection:
         self._reader, self._writer, self._host = reader, writer, host
 
     @classmethod
-    async def open(cls, host: str) -> "Connection":
+    async def open(cls, host: str) -> Connection:
         reader, writer = await asyncio.open_connection(host, POD_PORT)
         return cls(reader, writer, host)
 
@@ -74,7 +75,7 @@ class Connection:
     async def body(self, headers: dict[bytes, bytes]) -> bytes:
         return await self._reader.readexactly(int(headers[b"content-length"]))
 
-    async def chunks(self):  # type: ignore[no-untyped-def]
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The chunks of a chunked body, as the server wrote them."""
         while True:
             size = int((await self._reader.readuntil(b"\r\n"))[:-2], 16)

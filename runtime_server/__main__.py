@@ -14,9 +14,9 @@ from prometheus_client import start_http_server
 
 from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
 from runtime_server.routing import RouteConfigError
+from serving.protocol import ServerProtocol
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
-from serving.protocol import ServerProtocol
 
 logger = logging.getLogger("runtime_server")
 
@@ -24,7 +24,7 @@ logger = logging.getLogger("runtime_server")
 def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime_server", description="Stepflow-compatible orchestration server")
     parser.add_argument("--config", help="YAML/JSON config file (env STEPFLOW_CONFIG); default: builtins only")
-    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a pod serves on its pod IP; --host/HOST narrows it
     parser.add_argument("--port", type=int, default=int(os.environ.get("STEPFLOW_PORT", DEFAULT_PORT)))
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off")
     parser.add_argument("--shutdown-grace-seconds", type=float, default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", 20)),

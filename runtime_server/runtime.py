@@ -27,12 +27,12 @@ from runtime_server.flow.results import Failed, failed
 from runtime_server.flow_catalog import FlowCatalog
 from runtime_server.plugins.base import Plugin
 from runtime_server.plugins.registry import create_plugins
+from runtime_server.retry import Backoff
 from runtime_server.routing import Router
 from runtime_server.runs.clock import now_ns
-from runtime_server.runs.ids import new_run_id
-from runtime_server.retry import Backoff
 from runtime_server.replicas.coordinator import Coordinator
 from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
+from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.open_store import open_stores
 from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.resume import resume_of
@@ -376,7 +376,7 @@ class Runtime:
                     raise
                 return
             record.status = "cancelled"
-        except Exception as error:  # an engine bug fails the run; it must never stay "running"
+        except Exception as error:  # noqa: BLE001 - an engine bug fails the run; it must never stay "running"
             log_event(logger, "run_crashed", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
             crash = failed(500, f"internal error: {type(error).__name__}: {error}")
             record.item_outcomes = [crash if outcome is PENDING else outcome for outcome in record.item_outcomes]
@@ -390,6 +390,8 @@ class Runtime:
             await self.journaled(record)  # nobody hears of the end before it is durable
         except RunsLost:  # another replica took the run before its end was written: it finishes it
             self._drop(record)
+        except Exception:  # the store could not keep the end: the run has ended here all the same
+            log_event(logger, "run_end_not_stored", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
         finally:  # even if recording the end failed (a store error): a waiter must never hang
             if live is not None:
                 live.wake_waiters()
@@ -409,8 +411,10 @@ class Runtime:
     def _record_end(self, record: RunRecord) -> None:
         record.completed_ns = record.completed_ns or now_ns()
         record.record_event("run_completed", status=record.status)
-        self.runs.ended(record)
-        self._forget(record)
+        try:
+            self.runs.ended(record)
+        finally:  # a store that failed to keep it must not leave the run live and counted
+            self._forget(record)
         metrics.RUNS.labels(record.status, record.flow_name or "").inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
         if self.runs.evictions > self._evictions_seen:

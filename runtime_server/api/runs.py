@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -64,7 +65,7 @@ async def create_run(request: Request) -> Response:
             raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
     else:
         try:
-            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
+            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]  # the exactly-one check above leaves flow_id set here
         except ApiError:
             raise ApiError.stacked(404, f"Workflow '{body.flow_id}' not found") from None
     overrides = _typed(_unwrapped(body.overrides, prepared))

@@ -11,10 +11,12 @@ The database itself is behind ``Backend``: ``sqlite_backend.py``, ``postgres_bac
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Protocol, TypeVar
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -146,7 +148,7 @@ class DurableRunStore:
             return await read
         except StoreUnavailable:
             raise
-        except Exception as error:  # the driver's own errors: connection lost, server shutting down, ...
+        except Exception as error:  # noqa: BLE001 - the driver's own errors: connection lost, server shutting down, ...
             raise StoreUnavailable(self.backend.describe(error)) from None
 
     async def get(self, run_id: str) -> RunRecord | None:
@@ -203,7 +205,7 @@ class DurableRunStore:
                 claimed.append((error, cancel_requested))
         return claimed
 
-    async def _end_unreadable(self, row: RunRow, entries: list[JournalRow], message: str) -> None:
+    async def _end_unreadable(self, row: RunRow, entries: builtins.list[JournalRow], message: str) -> None:
         record = _unreadable(row, message)
         seq = max((entry.seq for entry in entries), default=-1) + 1
         error = msgspec.json.encode({"error": {"code": 500, "message": message}})
@@ -227,7 +229,7 @@ class DurableRunStore:
             try:
                 self.evictions += await self.backend.evict(self._max_runs, time.time_ns() - self._max_age_ns)
                 self.sizes = await self.backend.sizes()
-            except Exception as error:  # retention waits for the database like everything else
+            except Exception as error:  # noqa: BLE001 - retention waits for the database like everything else
                 log_event(logger, "retention_failed", logging.WARNING, error=self.backend.describe(error))
 
 

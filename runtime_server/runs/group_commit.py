@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from runtime_server import metrics
 from runtime_server.retry import Backoff
@@ -154,7 +154,7 @@ class GroupCommitWriter:
                 if not batch:
                     return
                 continue
-            except Exception as error:  # the database is away, full or refusing: keep the batch, try again
+            except Exception as error:  # noqa: BLE001 - the database is away, full or refusing: keep the batch, try again
                 failures += 1
                 self.problem = self._describe(error)
                 metrics.JOURNAL_COMMIT_FAILURES.inc()

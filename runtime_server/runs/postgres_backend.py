@@ -63,7 +63,7 @@ class PostgresBackend:
                 await self._migrate(connection)
         except _LASTING as error:
             raise StoreUnavailable(self.describe(error), lasting=True) from None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StoreUnavailable(self.describe(error)) from None
         self._pool = pool
 
@@ -85,7 +85,7 @@ class PostgresBackend:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), 5.0)
-            except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pool.terminate()
 
     async def commit(self, batch: Batch) -> None:

@@ -8,8 +8,9 @@ entries (``runs/replay.py``), so nothing else of a run needs storing as it chang
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -82,7 +83,7 @@ class RunRecord:
     item_completed_ns: list[int | None] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     changed: asyncio.Event | None = None
-    sink: Callable[["RunRecord"], None] | None = None
+    sink: Callable[[RunRecord], None] | None = None
     """Told of every new journal entry (a durable store's writer); None in memory."""
     counts: dict[str, int] | None = None
     """Item counts as stored, for a run listed without its journal."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.durable_store import StoreUnavailable

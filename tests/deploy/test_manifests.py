@@ -35,7 +35,7 @@ ADDED_KINDS = {"overlays/postgres": ["Secret", "StatefulSet", "Service", "Networ
 def test_the_fleet_is_all_there(request, rendered):
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
-        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
+        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]  # noqa: RUF005 - two rows
         + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy"]
         + ADDED_KINDS.get(request.node.callspec.params["rendered"], [])
     )

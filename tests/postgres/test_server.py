@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -94,7 +94,7 @@ def test_remove_stops_the_server_and_deletes_its_files(tmp_path: Path) -> None:
 def test_a_server_that_cannot_start_says_why_with_its_log(postgres: PostgresServer, tmp_path: Path) -> None:
     taken = PostgresServer(tmp_path, port=postgres.port)
     try:
-        with pytest.raises(RuntimeError, match="(?s)exited during start-up.*could not (bind|create listen socket)"):
+        with pytest.raises(RuntimeError, match=r"(?s)exited during start-up.*could not (bind|create listen socket)"):
             taken.start()
     finally:
         taken.remove()

@@ -103,7 +103,7 @@ class PostgresServer:
 
     # -- life cycle ----------------------------------------------------------------------
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         """A new cluster on first start (with the ``stepflow`` role), then the server; returns once it accepts connections."""
         if (reason := unavailable_reason()) is not None:
             raise RuntimeError(reason)
