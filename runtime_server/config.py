@@ -229,11 +229,15 @@ def _recovery(data: dict[str, Any]) -> RecoverySettings:
         raise ConfigError(f"recovery.enabled must be true or false, got {enabled!r}")
     defaults = RecoverySettings()
     values = {name: _positive(section, key, getattr(defaults, name), "recovery") for key, name in _RECOVERY_KEYS.items()}
-    for name in ("max_startup_recovery", "max_claims_per_check"):
-        values[name] = int(values[name])
     if values["check_interval_seconds"] > values["lease_ttl_seconds"]:
         raise ConfigError("recovery.checkIntervalSecs must not exceed recovery.leaseTtlSecs: a dead replica's runs would wait longer than its lease")
-    return RecoverySettings(enabled=enabled, **values)
+    return RecoverySettings(
+        enabled=enabled,
+        lease_ttl_seconds=values["lease_ttl_seconds"],
+        check_interval_seconds=values["check_interval_seconds"],
+        max_startup_recovery=int(values["max_startup_recovery"]),
+        max_claims_per_check=int(values["max_claims_per_check"]),
+    )
 
 
 def _one_store(section: dict[str, Any], key: str) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from runtime_server.flow.results import Failed, failed
 from runtime_server.flow_catalog import FlowCatalog
 from runtime_server.plugins.base import Plugin
 from runtime_server.plugins.registry import create_plugins
+from runtime_server.replicas.coordinator import Coordinator
 from runtime_server.retry import Backoff
 from runtime_server.routing import Router
 from runtime_server.runs.clock import now_ns
-from runtime_server.replicas.coordinator import Coordinator
 from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
 from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.open_store import open_stores
@@ -390,7 +390,7 @@ class Runtime:
             await self.journaled(record)  # nobody hears of the end before it is durable
         except RunsLost:  # another replica took the run before its end was written: it finishes it
             self._drop(record)
-        except Exception:  # the store could not keep the end: the run has ended here all the same
+        except Exception:  # noqa: BLE001 - the store could not keep the end: the run has ended here all the same
             log_event(logger, "run_end_not_stored", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
         finally:  # even if recording the end failed (a store error): a waiter must never hang
             if live is not None:

@@ -168,7 +168,7 @@ def _schemas(schemas: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     properties = schemas.get("properties")
     properties = without_nulls(properties) if isinstance(properties, dict) else {}
-    kept = {key: properties[key] for key in ("input", "output", "variables") if key in properties}
+    kept: dict[str, Any] = {key: properties[key] for key in ("input", "output", "variables") if key in properties}
     step_schemas = properties.get("steps")
     if isinstance(step_schemas, dict) and step_schemas.get("properties"):
         kept["steps"] = {"type": "object", "properties": step_schemas["properties"]}

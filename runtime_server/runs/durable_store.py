@@ -15,7 +15,7 @@ import builtins
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -182,17 +182,17 @@ class DurableRunStore:
     async def release_lease(self) -> None:
         await self.read(self.backend.release_lease(self.owner, self.epoch))
 
-    async def expired_owners(self) -> list[str]:
+    async def expired_owners(self) -> builtins.list[str]:
         return await self.read(self.backend.expired_owners(self.owner))
 
     async def request_cancel(self, run_id: str) -> bool:
         return await self.read(self.backend.request_cancel(run_id))
 
-    async def claim(self, previous: str, limit: int) -> list[tuple[RunRecord | CorruptRun, bool]]:
+    async def claim(self, previous: str, limit: int) -> builtins.list[tuple[RunRecord | CorruptRun, bool]]:  # builtins.: here list is the method
         """Take up to ``limit`` unfinished runs of ``previous`` (a peer whose lease expired, or this
         runtime's own runs of an earlier epoch) as they were journaled, each with whether a cancel
         was asked. A run that cannot be read back is ended ``failed`` here, naming the problem."""
-        claimed: list[tuple[RunRecord | CorruptRun, bool]] = []
+        claimed: builtins.list[tuple[RunRecord | CorruptRun, bool]] = []
         for run_id, cancel_requested in await self.read(self.backend.claim_runs(previous, self.owner, self.epoch, limit)):
             found = await self.read(self.backend.run(run_id))
             if found is None:

@@ -9,14 +9,16 @@ described without the password (``database_url.redact``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.database_url import redact
 from runtime_server.runs.durable_store import StoreUnavailable
-from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS, Batch, JournalRow, RunRow, RunsLost
+from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS
+from runtime_server.runs.rows import Batch, JournalRow, RunRow, RunsLost
 from runtime_server.runs.schema import VERSION_TABLE, SchemaError, pending
 from runtime_server.runs.store import RunQuery
 

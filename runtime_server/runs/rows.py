@@ -100,7 +100,7 @@ class Batch:
         created = {row.run_id for row in self.runs}
         return {entry.run_id for entry in self.entries if entry.run_id not in created} | {end.run_id for end in self.ends if end.run_id not in created}
 
-    def without(self, run_ids: set[str]) -> "Batch":
+    def without(self, run_ids: set[str]) -> Batch:
         return Batch(
             [row for row in self.runs if row.run_id not in run_ids],
             [entry for entry in self.entries if entry.run_id not in run_ids],

@@ -18,7 +18,8 @@ from typing import TypeVar
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.durable_store import StoreUnavailable
-from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS, Batch, JournalRow, RunRow, RunsLost
+from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS
+from runtime_server.runs.rows import Batch, JournalRow, RunRow, RunsLost
 from runtime_server.runs.schema import VERSION_TABLE, SchemaError, pending
 from runtime_server.runs.store import RunQuery
 

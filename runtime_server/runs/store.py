@@ -6,12 +6,11 @@ or older than ``max_age_seconds`` are evicted, oldest first, so memory stays fla
 
 from __future__ import annotations
 
-import builtins
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from runtime_server.runs.record import RunRecord
 

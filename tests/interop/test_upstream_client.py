@@ -80,7 +80,7 @@ def options_flow() -> Flow:
     failing = {"mode": "error"}
     fail = builder.add_step(id="fail", component="/mock/error", input_data=failing, on_error=OnErrorFail(action="fail"), must_execute=False)
     default = builder.add_step(
-        id="default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault", default_value={"output": "d"}))
+        id="default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault", default_value={"output": "d"}))  # type: ignore[call-arg]  # pydantic takes the field name too
     bare = builder.add_step(id="bare_default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault"))
     builder.add_step(
         id="retry", component="/mock/error", input_data={"mode": "succeed"}, on_error=OnErrorRetry(action="retry"), must_execute=True, metadata={"a": 1})
@@ -208,7 +208,7 @@ def calls() -> list[tuple[str, Call]]:
         ("store_flow endless", lambda s: s.store("endless", endless_flow())),
         ("store_flow dry run", lambda s: s.client.store_flow(expressions_flow(), dry_run=True)),
         ("store_flow invalid", lambda s: s.store("invalid", self_reference_flow())),
-        ("FlowApi.store_flow", lambda s: s.flows.store_flow(StoreFlowRequest(flow=options_flow(), dry_run=False))),
+        ("FlowApi.store_flow", lambda s: s.flows.store_flow(StoreFlowRequest(flow=options_flow(), dry_run=False))),  # type: ignore[call-arg]  # pydantic takes the field name too
         ("get_flow", lambda s: s.flows.get_flow(s.ids["expressions"])),
         ("get_flow as JSON", lambda s: s.raw("GET", f"/flows/{s.ids['expressions']}")),
         ("run expressions", lambda s: s.run("run", "expressions", {"data": DATA}, variables={"greeting": "yo", "settings": {"depth": 2}})),
@@ -283,7 +283,7 @@ class Normaliser:
             return {key: self(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             return [self(item) for item in value]
-        if isinstance(value, datetime.datetime) or isinstance(value, str) and self.TIME.match(value):
+        if isinstance(value, datetime.datetime) or (isinstance(value, str) and self.TIME.match(value)):
             return "<time>"
         if isinstance(value, enum.Enum):
             return value.value

@@ -96,8 +96,8 @@ def test_normalised_form_is_upstreams(name: str, written: dict[str, Any], normal
 
 def test_a_variable_default_of_null_resolves_to_null() -> None:
     class Scope:
-        input: Any = {}
-        outcomes: dict[str, Any] = {}
+        input: Any = {}  # noqa: RUF012 - one Scope per test, never shared
+        outcomes: dict[str, Any] = {}  # noqa: RUF012 - one Scope per test, never shared
 
         def variable(self, name: str) -> Any:
             from runtime_server.flow.paths import MISSING
