@@ -114,10 +114,11 @@ async def accumulate(total: int, tuned_gc: bool = True) -> None:
     from runtime_server.runtime import Runtime
 
     runtime = Runtime(load_settings(None))
+    await runtime.start()
     if tuned_gc:
         tune_gc()  # as python -m runtime_server does
     prepared = runtime.flows.prepare(FLOW)
-    runtime.flows.store(prepared)
+    await runtime.flows.store(prepared)
     checkpoints = {total // 10, total // 2, total}
     print(f"{'runs':>8} | {'RSS MiB':>8} | {'runs kept':>9} | {'evicted':>8}")
     print("-" * 44)
