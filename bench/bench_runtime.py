@@ -114,6 +114,7 @@ async def accumulate(total: int, tuned_gc: bool = True) -> None:
     from runtime_server.runtime import Runtime
 
     runtime = Runtime(load_settings(None))
+    await runtime.start()
     if tuned_gc:
         tune_gc()  # as python -m runtime_server does
     prepared = runtime.flows.prepare(FLOW)
