@@ -30,14 +30,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import Round, Side, cells, drive, stop_all, store  # noqa: E402
-from bench.bench_stores import BENCH_FLOWS, SLEEP_FLOW, steps_in_flight, wait_until  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from tests.support.postgres import PostgresServer  # noqa: E402
-from tests.support.processes import ManagedProcess, python_process  # noqa: E402
-from tests.support.runtime import remote_plugin_config, wait_plugins_healthy  # noqa: E402
-from tests.support.upstream_server import start_upstream_server  # noqa: E402
+from bench.bench_runtime_vs_upstream import Round, Side, cells, drive, stop_all, store
+from bench.bench_stores import BENCH_FLOWS, SLEEP_FLOW, steps_in_flight, wait_until
+from tests.support.netns import inside_new_netns
+from tests.support.pods import start_pod
+from tests.support.postgres import PostgresServer
+from tests.support.processes import ManagedProcess, python_process
+from tests.support.runtime import remote_plugin_config, wait_plugins_healthy
+from tests.support.upstream_server import start_upstream_server
 
 HUB, POD, SLOW_POD = "127.0.0.81", "127.0.0.82", "127.0.0.83"
 UPSTREAM_PORT = 7891
