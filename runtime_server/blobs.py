@@ -76,6 +76,9 @@ class BlobStore(Protocol):
 
     def delete(self, blob_id: str) -> bool: ...
 
+    def ids(self, blob_type: str) -> list[str]:
+        """The ids of every blob of ``blob_type``, sorted."""
+
     @property
     def size_bytes(self) -> int: ...
 
@@ -110,6 +113,9 @@ class MemoryBlobStore:
         self._size -= len(entry[0])
         return True
 
+    def ids(self, blob_type: str) -> list[str]:
+        return sorted(blob_id for blob_id, (_, kind) in self._blobs.items() if kind == blob_type)
+
     @property
     def size_bytes(self) -> int:
         return self._size
@@ -141,6 +147,9 @@ class SqliteBlobStore:
 
     def delete(self, blob_id: str) -> bool:
         return self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,)).rowcount > 0
+
+    def ids(self, blob_type: str) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT blob_id FROM blobs WHERE blob_type = ? ORDER BY blob_id", (blob_type,))]
 
     @property
     def size_bytes(self) -> int:

@@ -69,6 +69,10 @@ class FlowCatalog:
         self._remember(flow_id, prepared)
         return prepared
 
+    def stored_ids(self) -> list[str]:
+        """Every stored flow's id (what the UI's flows page lists)."""
+        return self._blobs.ids("flow")
+
     def delete(self, flow_id: str) -> bool:
         self._stored.discard(flow_id)
         self._prepared.pop(flow_id, None)

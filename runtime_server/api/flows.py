@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime_server.api import limits
-from runtime_server.api.responses import ApiError, json_response, read_body
+from runtime_server.api.responses import ApiError, json_response, query_int, read_body
 from runtime_server.flow.model import FlowParseError, FlowTooDeep, load_flow_text
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow_catalog import NotAFlow
@@ -87,6 +87,20 @@ async def store_flow(request: Request) -> Response:
     prepared = prepare_submitted(runtime, body.flow)
     stored = False if body.dry_run else runtime.flows.store(prepared)
     return json_response({"flowId": prepared.flow_id, "stored": stored, "diagnostics": prepared.diagnostics})
+
+
+async def list_flows(request: Request) -> Response:
+    """Stored flows by name (an extension: upstream lists none), paged like the runs."""
+    runtime: Runtime = request.app.state.runtime
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    flows = []
+    for flow_id in runtime.flows.stored_ids():
+        prepared = runtime.flows.get(flow_id)
+        if prepared is not None:
+            flows.append({"flowId": flow_id, "name": prepared.flow.name, "description": prepared.flow_json.get("description"), "steps": len(prepared.flow.steps)})
+    flows.sort(key=lambda flow: (flow["name"] or "", flow["flowId"]))
+    return json_response({"flows": flows[offset : offset + limit], "total": len(flows)})
 
 
 async def get_flow(request: Request) -> Response:
