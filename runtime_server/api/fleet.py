@@ -4,7 +4,7 @@ Each proxy the runtime is configured with (every URL of every ``type: stepflow``
 is asked for its membership view (``GET /proxy/membership``), all at once and bounded by
 a short timeout; a proxy that does not answer is reported with the reason, never hides
 the others. Executions per pod are counted from the journals of the newest runs the
-runtime keeps: a finished run's count never changes, so it is counted once.
+runtime keeps: a finished run's count never changes, so it is read and counted once.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from starlette.responses import Response
 
 from runtime_server.api.responses import json_response
 from runtime_server.plugins.stepflow_http import StepflowHttpPlugin
-from runtime_server.runs.record import RunRecord
 from runtime_server.runs.store import RunQuery
 from runtime_server.runtime import Runtime
 
 MEMBERSHIP_PATH = "/proxy/membership"
 PROXY_TIMEOUT_SECONDS = 2.0
-COUNTED_RUNS = 1000
+COUNTED_RUNS = 500
 """Executions per pod are counted over this many of the newest runs (sub-runs included)."""
 EXECUTION_KINDS = {"step_succeeded": "succeeded", "step_failed": "failed", "step_retried": "retried"}
 """Journal entries that end one execution of a step on one pod (a retried step's failed attempt too)."""
@@ -43,30 +42,31 @@ def executions_by_pod(entries: Iterable[tuple[str, str | None]]) -> dict[str, Co
     return counts
 
 
-def _journal_pairs(record: RunRecord) -> list[tuple[str, str | None]]:
-    return [(event.kind, getattr(event, "instance_id", None)) for event in record.events()]
-
-
 class ExecutionTally:
-    """Executions per pod over the newest runs; finished runs are counted once and remembered."""
+    """Executions per pod over the newest runs; a finished run is read and counted once, then remembered."""
 
     def __init__(self) -> None:
         self._finished: dict[str, dict[str, Counter[str]]] = {}
 
-    def count(self, runtime: Runtime) -> tuple[int, dict[str, dict[str, int]]]:
-        records = runtime.list_runs(RunQuery(limit=COUNTED_RUNS))
+    async def count(self, runtime: Runtime) -> tuple[int, dict[str, dict[str, int]]]:
+        listed = await runtime.list_runs(RunQuery(limit=COUNTED_RUNS))  # a durable store lists runs without their journals
         remembered: dict[str, dict[str, Counter[str]]] = {}
         total: dict[str, Counter[str]] = {}
-        for record in records:
-            counts = self._finished.get(record.run_id)
+        for summary in listed:
+            counts = self._finished.get(summary.run_id)
             if counts is None:
-                counts = executions_by_pod(_journal_pairs(record))
-            if record.journal_complete:
-                remembered[record.run_id] = counts
+                record = await runtime.get_run(summary.run_id)
+                if record is None:  # deleted or evicted meanwhile
+                    continue
+                counts = executions_by_pod((event.kind, event.instance_id) for event in record.events())
+                if record.journal_complete:
+                    remembered[summary.run_id] = counts
+            else:
+                remembered[summary.run_id] = counts
             for instance_id, outcomes in counts.items():
                 total.setdefault(instance_id, Counter()).update(outcomes)
         self._finished = remembered  # runs that left the window are forgotten
-        return len(records), {instance_id: {"total": sum(c.values()), **c} for instance_id, c in sorted(total.items())}
+        return len(listed), {instance_id: {"total": sum(c.values()), **c} for instance_id, c in sorted(total.items())}
 
 
 def proxy_urls(runtime: Runtime) -> list[tuple[str, str]]:
@@ -90,5 +90,5 @@ async def fleet(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     async with httpx.AsyncClient(timeout=PROXY_TIMEOUT_SECONDS) as client:
         proxies = await asyncio.gather(*(_membership(client, plugin, url) for plugin, url in proxy_urls(runtime)))
-    counted, executions = request.app.state.execution_tally.count(runtime)
+    counted, executions = await request.app.state.execution_tally.count(runtime)
     return json_response({"proxies": proxies, "executions": executions, "countedRuns": counted})
