@@ -139,6 +139,9 @@ def test_run_page_shows_its_steps_with_the_pods_that_ran_them(fleet: Fleet, demo
     expect(details).to_contain_text("were pinned to pod")
     expect(page.locator(".timeline .lane")).to_have_count(3)
     screenshot(page, shots / "ui-run.png")
+    page.click(".journal summary")
+    expect(page.locator(".journal li").filter(has_text="step_succeeded")).to_have_count(3)
+    assert all(any(f"pod {pod}" in text for pod in pods) for text in page.locator(".journal li").filter(has_text="step_succeeded").all_inner_texts())
 
 
 def test_a_failed_step_shows_its_error(fleet: Fleet, demo: dict[str, str], page: Page) -> None:
@@ -239,6 +242,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_with_a_token_the_page_asks_for_it_once(guarded: str, page: Page) -> None:
+    assert httpx.get(f"{guarded}/ui/static/app.js").status_code == 200, "the page's shell holds no data: served without the token"
+    assert [httpx.get(f"{guarded}/api/v1/{path}").status_code for path in ("runs", "fleet", "flows")] == [401] * 3
     page.goto(f"{guarded}/ui/")
     dialog = page.locator("#token-dialog")
     expect(dialog).to_be_visible()

@@ -3,7 +3,7 @@
 
 import { h } from "./dom.js";
 
-const NODE_WIDTH = 190;
+const NODE_WIDTH = 236;
 const NODE_HEIGHT = 64;
 const COLUMN_GAP = 56;
 const ROW_GAP = 14;

@@ -22,7 +22,7 @@ function outcomeOf(result) {
 /** What the graph shows for a step: from /steps for the whole run, from the journal for one item. */
 function describeStep(state, step) {
   const entry = state.steps[step.id] || {};
-  const executions = state.executions.filter((execution) => execution.step === step.id);
+  const executions = state.byStep.get(step.id) || [];
   const last = executions[executions.length - 1];
   const failedItems = executions.filter((e) => e.status === "failed").map((e) => e.item);
   const status = state.item === null ? (failedItems.length ? "failed" : entry.status || last?.status || "blocked") : last?.status || "blocked";
@@ -112,14 +112,26 @@ function subRunList(subRuns) {
     h("li", {}, h("a", { href: `/ui/runs/${sub.runId}` }, sub.runId), " ", sub.flowName || "", " ", badge(sub.status))));
 }
 
-function journalList(events) {
-  return h("details", { class: "journal" }, h("summary", {}, `Journal (${events.length} entries)`),
-    h("ol", {}, events.slice(-1000).map((event) => h("li", {},
-      h("code", {}, event.at), " ", event.kind,
-      event.itemIndex !== undefined && event.itemIndex !== null ? ` item ${event.itemIndex}` : "",
-      event.stepId ? ` ${event.stepId}` : "", event.attempt ? ` attempt ${event.attempt}` : "",
-      event.instanceId ? ` pod ${event.instanceId}` : "", event.status ? ` ${event.status}` : "",
-      event.error ? ` — ${event.error.message}` : ""))));
+function journalEntries(events) {
+  return h("ol", {}, events.slice(-1000).map((event) => h("li", {},
+    h("code", {}, event.at), " ", event.kind,
+    event.itemIndex !== undefined && event.itemIndex !== null ? ` item ${event.itemIndex}` : "",
+    event.stepId ? ` ${event.stepId}` : "", event.attempt ? ` attempt ${event.attempt}` : "",
+    event.instanceId ? ` pod ${event.instanceId}` : "", event.status ? ` ${event.status}` : "",
+    event.error ? ` — ${event.error.message}` : "")));
+}
+
+/** The journal's entries are built only while it is open (a run of 200 steps has ~600). */
+function journalList(state) {
+  const details = h("details", { class: "journal", open: state.journalOpen }, h("summary", {}, `Journal (${state.events.length} entries)`));
+  const fill = () => {
+    state.journalOpen = details.open;
+    details.querySelector("ol")?.remove();
+    if (details.open) details.append(journalEntries(state.events));
+  };
+  details.addEventListener("toggle", fill);
+  if (state.journalOpen) fill();
+  return details;
 }
 
 export async function runPage(main, runId) {
@@ -138,7 +150,7 @@ export async function runPage(main, runId) {
   const flow = flowAnswer.flow;
   const flowSteps = new Map((flow.steps || []).map((step) => [step.id, step]));
   const graph = flowGraph(flow);
-  const state = { run, steps: stepsAnswer.steps, events: journal.events, subRuns: subRuns.runs, item: null, itemResult: null, executions: [], selected: null };
+  const state = { run, steps: stepsAnswer.steps, events: journal.events, subRuns: subRuns.runs, item: null, itemResult: null, executions: [], byStep: new Map(), selected: null, journalOpen: false };
   const head = h("div");
   const picker = h("div");
   const timeline = h("div");
@@ -155,11 +167,12 @@ export async function runPage(main, runId) {
   const drawn = drawGraph(graph, (step) => describeStep(state, step), select);
   const render = () => {
     state.executions = stepExecutions(state.events, state.item);
+    state.byStep = Map.groupBy(state.executions, (execution) => execution.step);
     clear(head, header(state.run));
     drawn.update((step) => describeStep(state, step));
     clear(timeline, drawTimeline(state.executions, runMarks(state.events), span(state.events, state.run.status === "running"), select));
     clear(subRunsBox, subRunList(state.subRuns));
-    clear(journalBox, journalList(state.events));
+    clear(journalBox, journalList(state));
     if (state.selected) clear(details, stepDetails(state, state.selected, flowSteps.get(state.selected)));
   };
   const setItem = async (item) => {
@@ -169,12 +182,15 @@ export async function runPage(main, runId) {
     clear(itemBox, item === null ? null : h("section", { "aria-labelledby": "item-title" }, h("h2", { id: "item-title" }, `Item ${item}`), pretty(state.itemResult)));
     render();
   };
+  details.append(h("p", { class: "muted" }, "Choose a step (click, or Tab and Enter) to see its input, output or error, its pod and its callbacks."));
   clear(main, head, failure, picker,
-    h("section", { "aria-labelledby": "graph-title" }, h("h2", { id: "graph-title" }, "Steps"), h("div", { class: "graph-wrap" }, drawn.element)),
-    details, itemBox,
-    h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline),
-    h("section", { "aria-labelledby": "sub-runs-title" }, h("h2", { id: "sub-runs-title" }, "Sub-runs"), subRunsBox),
-    journalBox);
+    h("div", { class: "run-body" },
+      h("div", {},
+        h("section", { "aria-labelledby": "graph-title" }, h("h2", { id: "graph-title" }, "Steps"), h("div", { class: "graph-wrap" }, drawn.element)),
+        h("section", { "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title" }, "Timeline"), timeline),
+        h("section", { "aria-labelledby": "sub-runs-title" }, h("h2", { id: "sub-runs-title" }, "Sub-runs"), subRunsBox),
+        journalBox),
+      h("div", { class: "side" }, details, itemBox)));
   clear(picker, itemPicker(state.run, state, setItem));
   render();
   main.dataset.ready = "true";

@@ -39,11 +39,12 @@ function items(counts) {
 
 function row(run) {
   return h("tr", { dataset: { run: run.runId } },
-    h("td", { class: "id" }, h("a", { href: `/ui/runs/${run.runId}` }, run.runId)),
+    h("td", { class: "id" }, h("a", { href: `/ui/runs/${run.runId}`, "aria-label": `run ${run.runId}` },
+      h("span", { class: "id-head" }, run.runId.slice(0, -12)), h("span", { class: "id-tail" }, run.runId.slice(-12)))),
     h("td", {}, run.flowName || "(unnamed)"),
     h("td", {}, badge(run.status)),
-    h("td", {}, items(run.items)),
-    h("td", {}, when(run.createdAt)),
+    h("td", { class: "wide-only" }, items(run.items)),
+    h("td", { class: "wide-only" }, when(run.createdAt)),
     h("td", { class: "num" }, duration(runDuration(run))),
   );
 }
@@ -68,7 +69,8 @@ export function runsPage(main) {
   const body = h("tbody");
   const table = h("table", { class: "runs" },
     h("caption", { class: "visually-hidden" }, "Runs, newest first"),
-    h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", "Items", "Created", "Duration"].map((name) => h("th", { scope: "col" }, name)))),
+    h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", "Items", "Created", "Duration"].map((name, index) =>
+      h("th", { scope: "col", class: index === 3 || index === 4 ? "wide-only" : null }, name)))),
     body);
   const summary = h("p", { class: "muted", id: "runs-summary" });
   const pager = h("nav", { class: "pager", "aria-label": "Pages of runs" },
