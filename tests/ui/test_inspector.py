@@ -154,6 +154,31 @@ def test_a_failed_step_shows_its_error(fleet: Fleet, demo: dict[str, str], page:
     expect(page.locator(".timeline .bar.status-failed")).to_have_count(2)  # fibonacci, and square that reads it
 
 
+def test_retries_are_marked_on_the_step_and_its_timeline(fleet: Fleet, page: Page) -> None:
+    retried = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "retried", "steps": [
+        {"id": "too_big", "component": "/python/fibonacci", "input": {"value": 31}, "onError": {"action": "retry", "maxAttempts": 3}}], "output": {"$step": "too_big"}}
+    run = api(fleet, "POST", "/runs", json={"flow": retried, "input": [{}]})
+    page.goto(f"{fleet.runtime_url}/ui/runs/{run['runId']}")
+    expect(page.locator('.node[data-step="too_big"]')).to_contain_text("attempt 3")
+    expect(page.locator(".timeline .tick")).to_have_count(2)
+    page.locator('.node[data-step="too_big"]').click()
+    expect(page.locator("#step-details")).to_contain_text("attempt 3 after")
+
+
+def test_sub_runs_are_linked_both_ways(fleet: Fleet, page: Page) -> None:
+    child_flow = api(fleet, "POST", "/flows", json={"flow": flow_file("simple-test-workflow")})["flowId"]
+    parent_flow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "parent", "steps": [
+        {"id": "child", "component": "/eval", "input": {"flow_id": child_flow, "input": {"value": 2}}}], "output": {"$step": "child"}}
+    run = api(fleet, "POST", "/runs", json={"flow": parent_flow, "input": [{}]})
+    page.goto(f"{fleet.runtime_url}/ui/runs/{run['runId']}")
+    page.locator('.node[data-step="child"]').click()
+    expect(page.locator("#step-details a")).to_have_count(1)
+    page.locator(".sub-runs a").click()
+    expect(page.locator(".run-head")).to_contain_text("simple-test-workflow")
+    page.click("text=" + run["runId"])
+    expect(page.locator(".run-head h1")).to_contain_text(run["runId"])
+
+
 def test_the_page_follows_a_live_run_to_its_end(fleet: Fleet, page: Page) -> None:
     slow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "slow", "steps": [
         {"id": "work", "component": "/python/compute_intensive_task", "input": {"value": {"$input": "value"}, "iterations": 1_500_000}}], "output": {"$step": "work"}}
@@ -286,6 +311,8 @@ def test_fleet_page_shows_three_pods_and_their_states_change_when_one_is_killed(
     expect(page.locator('table.pods tr[data-state="active"]')).to_have_count(3)
     ids = instance_ids(fleet)
     assert set(pods.evaluate_all("rows => rows.map(row => row.dataset.instance)")) == ids
+    executions = [int(text.split()[0]) for text in pods.locator("td:last-child").all_inner_texts()]
+    assert all(count > 0 for count in executions), f"the demo's steps ran on every pod: {executions}"
     screenshot(page, shots / "ui-fleet.png")
     killed = httpx.get(f"http://{PODS[0]}:8080/health").json()["instanceId"]
     fleet.pods[PODS[0]].kill()
