@@ -43,6 +43,12 @@ class RunCallbacks:
     def answered_by(self, instance_id: str) -> None:
         self.instance_id = instance_id
 
+    def next_submit_key(self) -> str:
+        """The key of this execution's next sub-run: the same for the same step run again after a restart."""
+        key = f"{self._record.run_id}/{self._item_index}/{self._step_id}/{self._submits}"
+        self._submits += 1
+        return key
+
     async def handle(self, method: str, params: Any) -> Any:
         handler = _HANDLERS.get(method)
         if handler is None:
@@ -90,8 +96,7 @@ class RunCallbacks:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: flow with ID '{params.flow_id}'")
         if not params.inputs:
             raise CallbackError(jsonrpc.INVALID_VALUE, "inputs must hold at least one item")
-        key = f"{self._record.run_id}/{self._item_index}/{self._step_id}/{self._submits}"
-        self._submits += 1
+        key = self.next_submit_key()
         record = await self._runtime.submitted_run(key)
         if record is None:
             self._check_run_capacity()

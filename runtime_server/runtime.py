@@ -112,10 +112,18 @@ class Runtime:
     async def start(self) -> None:
         for plugin in self.plugins.values():
             await plugin.start()
-        if self.runs.durable:
-            self._connecting = asyncio.create_task(self._connect_and_recover(), name="store-connect")
-        else:
+        if not self.runs.durable:
             await self.runs.open()
+            return
+        try:
+            await self.runs.open()
+        except StoreUnavailable as error:
+            if error.lasting:  # a wrong password or a newer schema: waiting will not help, refuse to start
+                log_event(logger, "store_refused", logging.ERROR, error=str(error))
+                raise
+            self._connecting = asyncio.create_task(self._connect_and_recover(error), name="store-connect")
+            return
+        self._connecting = asyncio.create_task(self._recover_after_connect(0), name="store-recover")
 
     async def connected(self) -> None:
         """Returns once the store is connected and the last start's runs are resumed."""
@@ -134,18 +142,23 @@ class Runtime:
         if problem is not None:
             raise NotReady(problem)
 
-    async def _connect_and_recover(self) -> None:
-        attempt = 0
+    async def _connect_and_recover(self, first: StoreUnavailable) -> None:
+        """The database was away at start: keep trying (not ready meanwhile, saying why)."""
+        error, attempt = first, 0
         while True:
+            attempt += 1
+            self.runs.connect_problem = str(error)  # type: ignore[attr-defined]  # only durable stores get here
+            log_event(logger, "store_unavailable", logging.ERROR if attempt == 1 else logging.WARNING, error=str(error), retry=attempt)
+            await asyncio.sleep(CONNECT_BACKOFF.delay(attempt))
             try:
                 await self.runs.open()
                 break
-            except StoreUnavailable as error:
-                attempt += 1
-                self.runs.connect_problem = str(error)  # type: ignore[attr-defined]  # only durable stores get here
-                log_event(logger, "store_unavailable", logging.ERROR if attempt == 1 else logging.WARNING, error=str(error), retry=attempt)
-                await asyncio.sleep(CONNECT_BACKOFF.delay(attempt))
-        log_event(logger, "store_connected", store=self.settings.store.type, orchestrator_id=self.orchestrator_id, retries=attempt)
+            except StoreUnavailable as again:
+                error = again
+        await self._recover_after_connect(attempt)
+
+    async def _recover_after_connect(self, retries: int) -> None:
+        log_event(logger, "store_connected", store=self.settings.store.type, orchestrator_id=self.orchestrator_id, retries=retries)
         await self._recover()
 
     async def _recover(self) -> None:
@@ -337,9 +350,16 @@ class Runtime:
             pass
         return live.record
 
-    async def run_subflow(self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None) -> RunRecord:
+    async def run_subflow(
+        self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None, submit_key: str | None = None
+    ) -> RunRecord:
+        """A child run, waited for; with ``submit_key`` (the asking execution's), the child it
+        already started before a restart is waited for instead of starting another."""
+        existing = await self.submitted_run(submit_key) if submit_key is not None else None
+        if existing is not None:
+            return await self.wait(existing)
         parent = await self.get_run(parent_run_id) if parent_run_id else None
-        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent))
+        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent, submit_key=submit_key))
 
     @property
     def runs_in_flight(self) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, Awaitable, Protocol, TypeVar
 
 import msgspec
 
@@ -27,12 +27,19 @@ from runtime_server.runs.store import RunQuery
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 RETENTION_INTERVAL_SECONDS = 1.0
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be used now (unreachable, refusing, wrong password): the message says
-    why without the password."""
+    """The database cannot be used now: the message says why without the password.
+
+    ``lasting`` when waiting will not help (wrong password, unknown database, a schema newer
+    than this runtime): the runtime then refuses to start instead of waiting."""
+
+    def __init__(self, message: str, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 class Backend(Protocol):
@@ -110,8 +117,17 @@ class DurableRunStore:
     def adopt(self, record: RunRecord) -> None:
         self.writer.adopt(record)
 
+    async def read(self, read: Awaitable[T]) -> T:
+        """A read from the database; failing, the API answers 503 with the reason (no password)."""
+        try:
+            return await read
+        except StoreUnavailable:
+            raise
+        except Exception as error:  # the driver's own errors: connection lost, server shutting down, ...
+            raise StoreUnavailable(self.backend.describe(error)) from None
+
     async def get(self, run_id: str) -> RunRecord | None:
-        found = await self.backend.run(run_id)
+        found = await self.read(self.backend.run(run_id))
         if found is None:
             return None
         row, entries = found
@@ -121,13 +137,13 @@ class DurableRunStore:
             return _unreadable(row, str(error))
 
     async def list(self, query: RunQuery) -> list[RunRecord]:
-        return [listed(row) for row in await self.backend.runs(query)]
+        return [listed(row) for row in await self.read(self.backend.runs(query))]
 
     async def delete(self, run_id: str) -> bool:
-        return await self.backend.delete_run(run_id)
+        return await self.read(self.backend.delete_run(run_id))
 
     async def submitted_as(self, submit_key: str) -> RunRecord | None:
-        run_id = await self.backend.run_id_submitted_as(submit_key)
+        run_id = await self.read(self.backend.run_id_submitted_as(submit_key))
         return None if run_id is None else await self.get(run_id)
 
     async def unfinished(self) -> list[RunRecord | CorruptRun]:
@@ -152,7 +168,7 @@ class DurableRunStore:
         error = msgspec.json.encode({"error": {"code": 500, "message": message}})
         entry = JournalRow(row.run_id, seq, now_ns(), "run_completed", None, None, None, "failed", None, error)
         counts = msgspec.json.encode(record.item_counts())
-        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd(row.run_id, "failed", entry.at_ns, counts)]))
+        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd("failed", entry.at_ns, counts, row.run_id)]))
         log_event(logger, "run_unreadable", logging.ERROR, run_id=row.run_id, error=message)
 
     def __len__(self) -> int:
@@ -206,7 +222,7 @@ class DurableBlobStore:
     async def get(self, blob_id: str) -> tuple[Any, str] | None:
         entry = self._cache.get(blob_id)
         if entry is None:
-            entry = await self._store.backend.blob(blob_id)
+            entry = await self._store.read(self._store.backend.blob(blob_id))
             if entry is None:
                 return None
             self._remember(blob_id, entry)
@@ -214,7 +230,7 @@ class DurableBlobStore:
 
     async def delete(self, blob_id: str) -> bool:
         self._cache.pop(blob_id, None)
-        return await self._store.backend.delete_blob(blob_id)
+        return await self._store.read(self._store.backend.delete_blob(blob_id))
 
     def _remember(self, blob_id: str, entry: tuple[bytes, str]) -> None:
         self._cache[blob_id] = entry

@@ -33,6 +33,10 @@ _INSERT_BLOB = """INSERT INTO blobs VALUES ($1, $2, $3)
     RETURNING (xmax = 0) AS inserted"""
 
 
+_LASTING = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError, SchemaError, ValueError)
+"""Errors that waiting does not cure: wrong password or user, no such database, a newer schema, a malformed URL."""
+
+
 class PostgresBackend:
     name = "postgres"
 
@@ -53,7 +57,9 @@ class PostgresBackend:
             pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=30)
             async with pool.acquire() as connection:
                 await self._migrate(connection)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, SchemaError, asyncio.TimeoutError, ValueError) as error:
+        except _LASTING as error:
+            raise StoreUnavailable(self.describe(error), lasting=True) from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as error:
             raise StoreUnavailable(self.describe(error)) from None
         self._pool = pool
 
@@ -84,12 +90,12 @@ class PostgresBackend:
                 await _insert_blobs(connection, batch.blobs)
             if batch.runs:
                 before = await connection.fetchval("SELECT COUNT(*) FROM runs WHERE run_id = ANY($1::text[])", [row.run_id for row in batch.runs])
-                await connection.executemany(_INSERT_RUN, [_run_values(row) for row in batch.runs])
+                await connection.executemany(_INSERT_RUN, batch.runs)
                 await connection.execute("UPDATE store_sizes SET runs = runs + $1", len(batch.runs) - before)
             if batch.entries:
-                await connection.executemany(_INSERT_ENTRY, [_entry_values(entry) for entry in batch.entries])
+                await connection.executemany(_INSERT_ENTRY, batch.entries)
             if batch.ends:
-                await connection.executemany(_END_RUN, [(end.status, end.completed_ns, end.counts, end.run_id) for end in batch.ends])
+                await connection.executemany(_END_RUN, batch.ends)
 
     async def run(self, run_id: str) -> tuple[RunRow, list[JournalRow]] | None:
         async with self._db.acquire() as connection:
@@ -151,13 +157,6 @@ class PostgresBackend:
     def describe(self, error: BaseException) -> str:
         return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
 
-
-def _run_values(row: RunRow) -> tuple[Any, ...]:
-    return (row.run_id, row.created_ns, row.status, row.flow_id, row.flow_name, row.root_run_id, row.parent_run_id, row.owner, row.submit_key, row.spec, row.completed_ns, row.counts)
-
-
-def _entry_values(entry: JournalRow) -> tuple[Any, ...]:
-    return (entry.run_id, entry.seq, entry.at_ns, entry.kind, entry.item_index, entry.step_id, entry.attempt, entry.status, entry.instance_id, entry.detail)
 
 
 async def _insert_blobs(connection: Any, blobs: list[tuple[str, str, bytes]]) -> None:

@@ -9,7 +9,7 @@ entries (``replay``). What the rows hold is plain JSON, encoded here once for bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -35,8 +35,9 @@ class EntryDetail(msgspec.Struct, omit_defaults=True):
     """The step's or item's result in its wire form (``to_wire``)."""
 
 
-@dataclass(frozen=True)
-class RunRow:
+class RunRow(NamedTuple):
+    """Tuples, so a backend hands a batch's rows to its driver as they are (columns in this order)."""
+
     run_id: str
     created_ns: int
     status: str
@@ -51,8 +52,7 @@ class RunRow:
     counts: bytes | None = None
 
 
-@dataclass(frozen=True)
-class JournalRow:
+class JournalRow(NamedTuple):
     run_id: str
     seq: int
     at_ns: int
@@ -65,12 +65,13 @@ class JournalRow:
     detail: bytes | None
 
 
-@dataclass(frozen=True)
-class RunEnd:
-    run_id: str
+class RunEnd(NamedTuple):
+    """In the order of the UPDATE's parameters."""
+
     status: str
     completed_ns: int
     counts: bytes
+    run_id: str
 
 
 @dataclass
@@ -123,7 +124,7 @@ def journal_rows(record: RunRecord, start: int) -> list[JournalRow]:
 
 
 def run_end(record: RunRecord) -> RunEnd:
-    return RunEnd(record.run_id, record.status, record.completed_ns or record.created_ns, _encoder.encode(record.item_counts()))
+    return RunEnd(record.status, record.completed_ns or record.created_ns, _encoder.encode(record.item_counts()), record.run_id)
 
 
 def replay(row: RunRow, entries: list[JournalRow]) -> RunRecord:

@@ -1,4 +1,4 @@
-"""The durable store on SQLite (WAL, ``synchronous=FULL``): the embedded choice for one machine.
+"""The durable store on SQLite (WAL, ``synchronous=NORMAL``): the embedded choice for one machine.
 
 One connection, used from one thread of its own, so the event loop never waits for a
 commit's fsync and statements never interleave; the group-commit writer (``group_commit.py``)
@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.durable_store import StoreUnavailable
@@ -44,7 +44,9 @@ class SqliteBackend:
     async def open(self) -> None:
         try:
             self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
-        except (sqlite3.Error, OSError, SchemaError) as error:
+        except SchemaError as error:
+            raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}", lasting=True) from None
+        except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}") from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -52,7 +54,7 @@ class SqliteBackend:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process (kill, OOM), not a power cut (decisions.md)
         db.execute("PRAGMA busy_timeout=5000")
         db.execute(VERSION_TABLE)
         current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
@@ -128,22 +130,15 @@ def _commit(db: sqlite3.Connection, batch: Batch) -> None:
         if batch.blobs:
             _insert_blobs(db, batch.blobs)
         if batch.runs:
-            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_run_values(row) for row in batch.runs]).rowcount
+            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.runs).rowcount
             db.execute("UPDATE store_sizes SET runs = runs + ?", (inserted,))
         if batch.entries:
-            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_entry_values(entry) for entry in batch.entries])
+            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.entries)
         if batch.ends:
-            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", [(end.status, end.completed_ns, end.counts, end.run_id) for end in batch.ends])
+            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", batch.ends)
 
     _transaction(db, work)
 
-
-def _run_values(row: RunRow) -> tuple[Any, ...]:
-    return (row.run_id, row.created_ns, row.status, row.flow_id, row.flow_name, row.root_run_id, row.parent_run_id, row.owner, row.submit_key, row.spec, row.completed_ns, row.counts)
-
-
-def _entry_values(entry: JournalRow) -> tuple[Any, ...]:
-    return (entry.run_id, entry.seq, entry.at_ns, entry.kind, entry.item_index, entry.step_id, entry.attempt, entry.status, entry.instance_id, entry.detail)
 
 
 def _insert_blobs(db: sqlite3.Connection, blobs: list[tuple[str, str, bytes]]) -> None:
