@@ -56,14 +56,16 @@ export function problem(error) {
   return h("p", { class: "problem", role: "alert" }, error instanceof Error ? error.message : String(error));
 }
 
-/** Run ``task`` now and every ``seconds`` until the page is left; a failure shows in the live region and polling goes on. */
+/** Run ``task`` now and every ``seconds``; a failure is announced (the live region), a refresh only shown, and polling goes on. */
 export function every(seconds, task) {
   let timer = null;
   const live = document.getElementById("live");
+  const updated = document.getElementById("updated");
   const tick = async () => {
     try {
       await task();
-      live.textContent = `updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}`;
+      if (live.textContent.startsWith("update failed")) live.textContent = "updates resumed";
+      updated.textContent = `updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}`;
     } catch (error) {
       live.textContent = `update failed: ${error.message}`;
     }
