@@ -6,7 +6,7 @@ const ENDS = { step_succeeded: "completed", step_failed: "failed" };
 
 /**
  * One entry per (item, step) that started: {item, step, start, end, status, attempt, instanceId, error, retries}.
- * ``item`` null takes every item; retries are {at, attempt, instanceId, error}.
+ * ``item`` null takes every item; retries are {at, attempt, instanceId, error, reason} (reason: which budget the re-run spent).
  */
 export function stepExecutions(events, item = null) {
   const runs = new Map();
@@ -23,7 +23,7 @@ export function stepExecutions(events, item = null) {
     }
     if (!entry) continue;
     if (event.kind === "step_retried") {
-      entry.retries.push({ at: millis(event.at), attempt: event.attempt, instanceId: event.instanceId ?? null, error: event.error || null });
+      entry.retries.push({ at: millis(event.at), attempt: event.attempt, instanceId: event.instanceId ?? null, error: event.error || null, reason: event.status || null });
       entry.attempt = Math.max(entry.attempt, event.attempt || entry.attempt + 1);
     } else if (event.kind in ENDS) {
       entry.end = millis(event.at);

@@ -103,7 +103,7 @@ function stepDetails(state, stepId, flowStep) {
       : "The pod that ran this step did not name itself, so its callbacks' pod is unknown."),
     subRuns.length ? h("ul", {}, subRuns.map((sub) => h("li", {}, "sub-run ", h("a", { href: `/ui/runs/${sub.runId}` }, sub.runId), " ", badge(sub.status)))) : h("p", { class: "muted" }, "No sub-runs started while it ran."),
     retries.length ? [h("h3", {}, "Retries"), h("ul", {}, retries.map((retry) =>
-      h("li", {}, `item ${retry.item}: attempt ${retry.attempt} after ${retry.error?.message || "a failure"} on pod ${pod(retry.instanceId)}`)))] : null);
+      h("li", {}, `item ${retry.item}: attempt ${retry.attempt} after ${retry.error?.message || "a failure"} on pod ${pod(retry.instanceId)}${retry.reason ? ` (${retry.reason})` : ""}`)))] : null);
 }
 
 function subRunList(subRuns) {

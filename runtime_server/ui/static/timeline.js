@@ -15,7 +15,7 @@ export function drawTimeline(executions, marks, [from, to], onSelect) {
     const label = `${many ? `item ${execution.item} ` : ""}${execution.step}`;
     const spent = duration(end - execution.start);
     const ticks = execution.retries.map((retry) =>
-      h("span", { class: "tick", style: `left:${percent(retry.at)}`, title: `retry: attempt ${retry.attempt}${retry.instanceId ? ` after pod ${retry.instanceId}` : ""}` }));
+      h("span", { class: "tick", style: `left:${percent(retry.at)}`, title: `retry: attempt ${retry.attempt}${retry.reason ? ` (${retry.reason})` : ""}${retry.instanceId ? ` after pod ${retry.instanceId}` : ""}` }));
     const bar = h("span", { class: `bar status-${execution.status}`, style: `left:${percent(execution.start)};width:max(2px, calc(${percent(end)} - ${percent(execution.start)}))` });
     const retried = execution.retries.length ? `, ${execution.retries.length} ${execution.retries.length === 1 ? "retry" : "retries"}` : "";
     return h("li", { class: "lane" },
