@@ -33,14 +33,14 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.raw_http import RawConnection  # noqa: E402
-from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy  # noqa: E402
-from tests.support.services import start_dns  # noqa: E402
-from tests.support.upstream_server import start_upstream_server  # noqa: E402
+from bench.raw_http import RawConnection
+from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet
+from tests.support.netns import inside_new_netns
+from tests.support.pods import start_pod
+from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns
+from tests.support.upstream_server import start_upstream_server
 
 PODS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
 PROXY_PORT, OURS_PORT, THEIRS_PORT = 8090, 7870, 7871
