@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from runtime_server.api import fleet, flows, misc, runs
 from runtime_server.api.auth import BearerTokenMiddleware
@@ -92,7 +92,7 @@ def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlet
     token = os.environ.get("STEPFLOW_API_TOKEN")
     if token:
         middleware.append(Middleware(BearerTokenMiddleware, token=token))
-    routes = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
+    routes: list[BaseRoute] = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
     routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"]))
     routes.extend(ui_routes())
     app = Starlette(

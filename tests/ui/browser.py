@@ -6,15 +6,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-WIDE = {"width": 1280, "height": 800}
-NARROW = {"width": 390, "height": 800}
+WIDE: ViewportSize = {"width": 1280, "height": 800}
+NARROW: ViewportSize = {"width": 390, "height": 800}
 LONG_TASKS = """
 window.__longTasks = [];
 new PerformanceObserver((list) => { for (const entry of list.getEntries()) window.__longTasks.push(entry.duration); })
@@ -35,7 +41,7 @@ def chromium() -> Iterator[Browser]:
 
 
 @contextmanager
-def page_of(browser: Browser, viewport: dict[str, int] = WIDE) -> Iterator[Page]:
+def page_of(browser: Browser, viewport: ViewportSize = WIDE) -> Iterator[Page]:
     """A page in its own context (its own session storage), watching long tasks, failing fast."""
     context = browser.new_context(viewport=viewport)
     context.set_default_timeout(10_000)

@@ -12,8 +12,8 @@ import json
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,17 @@ def flow_file(name: str) -> Any:
 
 def wide_flow(steps: int) -> dict[str, Any]:
     """``steps`` builtin steps in columns of 10, each reading the one before it in its row."""
+
     def step(n: int) -> dict[str, Any]:
         data = {"n": n, "before": {"$step": f"s{n - 10}"}} if n >= 10 else {"n": n}
         return {"id": f"s{n}", "component": "/put_blob", "input": {"data": data, "blob_type": "data"}}
 
-    return {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "two-hundred-steps", "steps": [step(n) for n in range(steps)],
-            "output": {f"last{n}": {"$step": f"s{n}"} for n in range(steps - 10, steps)}}
+    return {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "two-hundred-steps",
+        "steps": [step(n) for n in range(steps)],
+        "output": {f"last{n}": {"$step": f"s{n}"} for n in range(steps - 10, steps)},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +160,12 @@ def test_a_failed_step_shows_its_error(fleet: Fleet, demo: dict[str, str], page:
 
 
 def test_retries_are_marked_on_the_step_and_its_timeline(fleet: Fleet, page: Page) -> None:
-    retried = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "retried", "steps": [
-        {"id": "too_big", "component": "/python/fibonacci", "input": {"value": 31}, "onError": {"action": "retry", "maxAttempts": 3}}], "output": {"$step": "too_big"}}
+    retried = {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "retried",
+        "steps": [{"id": "too_big", "component": "/python/fibonacci", "input": {"value": 31}, "onError": {"action": "retry", "maxAttempts": 3}}],
+        "output": {"$step": "too_big"},
+    }
     run = api(fleet, "POST", "/runs", json={"flow": retried, "input": [{}]})
     page.goto(f"{fleet.runtime_url}/ui/runs/{run['runId']}")
     expect(page.locator('.node[data-step="too_big"]')).to_contain_text("attempt 3")
@@ -167,8 +176,12 @@ def test_retries_are_marked_on_the_step_and_its_timeline(fleet: Fleet, page: Pag
 
 def test_sub_runs_are_linked_both_ways(fleet: Fleet, page: Page) -> None:
     child_flow = api(fleet, "POST", "/flows", json={"flow": flow_file("simple-test-workflow")})["flowId"]
-    parent_flow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "parent", "steps": [
-        {"id": "child", "component": "/eval", "input": {"flow_id": child_flow, "input": {"value": 2}}}], "output": {"$step": "child"}}
+    parent_flow = {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "parent",
+        "steps": [{"id": "child", "component": "/eval", "input": {"flow_id": child_flow, "input": {"value": 2}}}],
+        "output": {"$step": "child"},
+    }
     run = api(fleet, "POST", "/runs", json={"flow": parent_flow, "input": [{}]})
     page.goto(f"{fleet.runtime_url}/ui/runs/{run['runId']}")
     page.locator('.node[data-step="child"]').click()
@@ -180,8 +193,12 @@ def test_sub_runs_are_linked_both_ways(fleet: Fleet, page: Page) -> None:
 
 
 def test_the_page_follows_a_live_run_to_its_end(fleet: Fleet, page: Page) -> None:
-    slow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "slow", "steps": [
-        {"id": "work", "component": "/python/compute_intensive_task", "input": {"value": {"$input": "value"}, "iterations": 1_500_000}}], "output": {"$step": "work"}}
+    slow = {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "slow",
+        "steps": [{"id": "work", "component": "/python/compute_intensive_task", "input": {"value": {"$input": "value"}, "iterations": 1_500_000}}],
+        "output": {"$step": "work"},
+    }
     started = api(fleet, "POST", "/runs", json={"flow": slow, "input": [{"value": n} for n in range(6)], "maxConcurrency": 1, "wait": False})
     page.goto(f"{fleet.runtime_url}/ui/runs/{started['runId']}")
     expect(page.locator("#run-status .badge")).to_have_text("running")
@@ -259,8 +276,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         start_runs(GUARDED, 7895, STORED_RUNS)
         url = f"http://{GUARDED}:7895"
-        running = lambda: httpx.get(f"{url}/api/v1/runs", params={"status": "running", "limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["runs"]
-        wait_until(lambda: not running(), f"all {STORED_RUNS} runs finished", 20)
+        running: dict[str, str | int] = {"status": "running", "limit": 1}
+        wait_until(
+            lambda: not httpx.get(f"{url}/api/v1/runs", params=running, headers={"Authorization": f"Bearer {TOKEN}"}).json()["runs"],
+            f"all {STORED_RUNS} runs finished",
+            20,
+        )
         yield url
     finally:
         runtime.stop()
@@ -296,7 +317,9 @@ def test_a_list_of_ten_thousand_runs_renders_and_scrolls_without_freezing(guarde
     oldest = httpx.get(f"{guarded}/api/v1/runs", params={"offset": STORED_RUNS - 1, "limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"}).json()["runs"][0]
     expect(page.locator(f'tr[data-run="{oldest["runId"]}"]')).to_be_visible()
     tasks = long_tasks(page)
-    print(f"\n10,000-run list: {elapsed:.2f} s to render, rendering took {page.get_attribute('#main', 'data-render-ms')} ms, long tasks {sorted(tasks, reverse=True)[:5]} ms")
+    print(
+        f"\n10,000-run list: {elapsed:.2f} s to render, rendering took {page.get_attribute('#main', 'data-render-ms')} ms, long tasks {sorted(tasks, reverse=True)[:5]} ms"
+    )
     assert elapsed < RENDER_SECONDS and max(tasks, default=0) < LONGEST_TASK_MS, (elapsed, tasks)
     assert page.locator("table.runs tbody tr[data-run]").count() < 200, "every row is in the document"
 
