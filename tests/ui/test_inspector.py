@@ -3,7 +3,8 @@
 After the demo against a fleet on loopback (DNS, three of our pods, a proxy, the runtime:
 127.0.0.220-223), the pages show what the API knows: runs, steps with the pods that ran
 them, errors, the fleet's pods and their states. A second runtime (127.0.0.225) requires a
-token and is given 10,000 runs, for the token prompt and the list of 10,000 runs. Screenshots go to ``$UI_SCREENSHOTS`` (``docs/`` makes the ones there).
+token, is configured with a proxy that does not answer, and is given 10,000 runs: the token
+prompt, an unreachable proxy, and the list of 10,000 runs. Screenshots go to ``$UI_SCREENSHOTS`` (``docs/`` makes the ones there).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from local_fleet.demo import run_demo
 from tests.e2e.fleet import WORKFLOWS, Fleet
-from tests.support.runtime import start_runtime
+from tests.support.runtime import remote_plugin_config, start_runtime
 from tests.support.services import start_dns
 from tests.support.waiting import wait_until
 from tests.ui.browser import NARROW, chromium, long_tasks, page_of, screenshot
@@ -31,6 +32,8 @@ from tests.ui.browser import NARROW, chromium, long_tasks, page_of, screenshot
 HUB = "127.0.0.220"
 PODS = ["127.0.0.221", "127.0.0.222", "127.0.0.223"]
 GUARDED = "127.0.0.225"
+NO_PROXY = "127.0.0.224:8080"
+"""Where the guarded runtime's remote plugin points: nothing listens there."""
 TOKEN = "ui-test-token"
 STORED_RUNS = 10_000
 WIDE_STEPS = 200
@@ -272,7 +275,9 @@ def start_runs(address: str, port: int, count: int, connections: int = 4) -> Non
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     where = tmp_path_factory.mktemp("guarded")
-    runtime, _ = start_runtime(None, GUARDED, where, 7895, env={"STEPFLOW_API_TOKEN": TOKEN})
+    config = where / "runtime.yml"
+    config.write_text(remote_plugin_config(f"http://{NO_PROXY}"))  # its runs have no steps: the plugin is only there to be shown unreachable
+    runtime, _ = start_runtime(config, GUARDED, where, 7895, env={"STEPFLOW_API_TOKEN": TOKEN})
     try:
         start_runs(GUARDED, 7895, STORED_RUNS)
         url = f"http://{GUARDED}:7895"
@@ -302,6 +307,7 @@ def test_with_a_token_the_page_asks_for_it_once(guarded: str, page: Page) -> Non
     expect(page.locator("table.runs tbody tr[data-run]").first).to_be_visible()
     page.goto(f"{guarded}/ui/fleet")
     expect(page.locator("main h1")).to_have_text("Fleet")
+    expect(page.locator(".card .problem")).to_contain_text("Not reachable: ConnectError")
     expect(dialog).to_be_hidden()
 
 
