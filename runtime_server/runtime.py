@@ -439,16 +439,23 @@ class Runtime:
                 if live is not None:
                     await asyncio.wait_for(live.finished(), left)
                     return live.record
-                await asyncio.wait_for(self._heard_of_end(record.run_id), min(left, REMOTE_WAIT_RECHECK_SECONDS))
+                await self._hear_of_end(record.run_id, min(left, REMOTE_WAIT_RECHECK_SECONDS))
             except TimeoutError:
                 pass
             record = await self.get_run(record.run_id) or record
         return record
 
-    def _heard_of_end(self, run_id: str) -> asyncio.Future[None]:
+    async def _hear_of_end(self, run_id: str, timeout_seconds: float) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._end_waiters.setdefault(run_id, []).append(waiter)
-        return waiter
+        waiters = self._end_waiters.setdefault(run_id, [])
+        waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_seconds)
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters and self._end_waiters.get(run_id) is waiters:
+                del self._end_waiters[run_id]
 
     async def run_subflow(
         self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None, submit_key: str | None = None
@@ -465,6 +472,10 @@ class Runtime:
     def runs_in_flight(self) -> int:
         """Top-level runs not yet finished (a run's sub-runs are bounded by its nesting, so they are not counted)."""
         return self._top_level_live
+
+    def is_live(self, run_id: str) -> bool:
+        """Running in this process (not only stored: another replica's, or finished)."""
+        return run_id in self._live
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)

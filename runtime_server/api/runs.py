@@ -185,7 +185,9 @@ async def get_events(request: Request) -> Response:
     """The run's journal: JSON, or an SSE stream that follows a live run to its end."""
     record = await _record(request)
     if headers.SSE in (header(request.scope, b"accept") or ""):
-        return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
+        runtime: Runtime = request.app.state.runtime
+        events = _event_stream(record) if runtime.is_live(record.run_id) or record.finished else _peer_event_stream(runtime, record)
+        return StreamingResponse(events, media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
     return json_response({"runId": record.run_id, "status": record.status, "events": record.events()})
 
 
@@ -200,3 +202,23 @@ async def _event_stream(record: RunRecord) -> AsyncIterator[bytes]:
         if record.journal_complete and sent == len(record.journal):
             return
         await change.wait()
+
+
+PEER_EVENTS_SECONDS = 0.5
+"""How often the journal of a run another replica runs is read again for an events stream."""
+
+
+async def _peer_event_stream(runtime: Runtime, record: RunRecord) -> AsyncIterator[bytes]:
+    """The events of a run another replica runs: its journal read from the shared store as it grows
+    (woken at once by the run's end), until the end is in."""
+    sent = 0
+    while True:
+        events = record.events(sent)
+        sent += len(events)
+        for event in events:
+            yield encode_event(_encoder.encode(event))
+        if record.journal_complete:
+            return
+        record = await runtime.wait_for_end(record, PEER_EVENTS_SECONDS)
+        if record.finished and not record.journal_complete:
+            record = await runtime.get_run(record.run_id) or record
