@@ -21,18 +21,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import FLOWS, Flows, Round, Side, cells, drive, sides_on, stop_all  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from tests.support.postgres import PostgresServer  # noqa: E402
-from tests.support.processes import ManagedProcess, python_process  # noqa: E402
-from tests.support.runtime import remote_plugin_config, wait_plugins_healthy  # noqa: E402
+from bench.bench_runtime_vs_upstream import FLOWS, Flows, Round, Side, cells, drive, sides_on, stop_all
+from tests.support.pods import start_pod
+from tests.support.postgres import PostgresServer
+from tests.support.processes import ManagedProcess, python_process
+from tests.support.runtime import remote_plugin_config, wait_plugins_healthy
 
 HUB, POD, SLOW_POD = "127.0.0.71", "127.0.0.72", "127.0.0.73"
 PORTS = {"memory": 7881, "sqlite": 7882, "postgres": 7883}

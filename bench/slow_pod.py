@@ -13,7 +13,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from component_server import ComponentServer, parse_settings, serve  # noqa: E402
+from component_server import ComponentServer, parse_settings, serve
 
 server = ComponentServer()
 

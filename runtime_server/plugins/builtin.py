@@ -7,7 +7,8 @@ runtime's file system on behalf of any flow author). Subflows run as child runs 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -61,7 +62,7 @@ class BuiltinPlugin:
     remote = False
     """Runs in the runtime's process: the engine journals no dispatch before calling it."""
 
-    def __init__(self, name: str, runtime: "Runtime") -> None:
+    def __init__(self, name: str, runtime: Runtime) -> None:
         self.name = name
         self._runtime = runtime
 
@@ -89,7 +90,7 @@ class BuiltinPlugin:
             raise ComponentFailed(f"Unknown builtin component '{request.component}' (builtins: {', '.join(sorted(_COMPONENTS))})")
         input_type, handler, _ = entry
         try:
-            arguments = msgspec.convert(request.input, input_type)
+            arguments: Any = msgspec.convert(request.input, input_type)
         except msgspec.ValidationError as error:
             raise ComponentFailed(f"Invalid input for {request.component}: {error}") from None
         return await handler(self, arguments, request)

@@ -8,8 +8,9 @@ entries (``runs/replay.py``), so nothing else of a run needs storing as it chang
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -33,7 +34,8 @@ class RunEvent(msgspec.Struct, omit_defaults=True, rename="camel"):
     status: str | None = None
     error: dict[str, Any] | None = None
     instance_id: str | None = None
-    """The pod that answered the step (``Stepflow-Instance-Id``), or the runtime that recovered the run."""
+    """The pod that answered (``Stepflow-Instance-Id``): on step_succeeded/failed the last attempt's, on
+    step_retried the failed attempt's; on run_recovered, the runtime that took the run."""
 
 
 JournalEntry = tuple[int, str, int | None, str | None, int | None, str | None, dict[str, Any] | None, str | None, Any]
@@ -73,6 +75,8 @@ class RunRecord:
     submit_key: str | None = None
     """For a run a component submitted: which execution asked, so a re-run of that step after a
     recovery gets the same run back (``Runtime.submit``)."""
+    owner: str | None = None
+    """The runtime (orchestrator id) that runs it."""
     status: str = "running"
     created_ns: int = field(default_factory=now_ns)
     completed_ns: int | None = None
@@ -80,7 +84,7 @@ class RunRecord:
     item_completed_ns: list[int | None] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     changed: asyncio.Event | None = None
-    sink: Callable[["RunRecord"], None] | None = None
+    sink: Callable[[RunRecord], None] | None = None
     """Told of every new journal entry (a durable store's writer); None in memory."""
     counts: dict[str, int] | None = None
     """Item counts as stored, for a run listed without its journal."""
