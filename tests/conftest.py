@@ -1,7 +1,4 @@
-<<<<<<< HEAD
-"""Fixtures every test directory can use: a throwaway PostgreSQL server (local_fleet/postgres.py, re-exported by tests/support/postgres.py)."""
-=======
-"""Fixtures every test directory can use: a throwaway PostgreSQL server (tests/support/postgres.py).
+"""Fixtures every test directory can use: a throwaway PostgreSQL server (local_fleet/postgres.py, re-exported by tests/support/postgres.py).
 
 And the ``pure`` marker: tests of the I/O-free cores, to run alone in a tight loop (README).
 Every test in ``PURE_MODULES`` is marked (add a module there when it tests a pure core), and
@@ -9,7 +6,6 @@ Every test in ``PURE_MODULES`` is marked (add a module there when it tests a pur
 pure may not connect or bind a socket or start a process: each attempt fails the test, so
 the marker stays true.
 """
->>>>>>> main
 
 from __future__ import annotations
 
