@@ -91,7 +91,7 @@ def wide_flow(steps: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def demo(fleet: Fleet) -> dict[str, str]:
     """The demo of demo.md, a batch with a failing item, and a run of 200 steps; their run ids by name."""
-    assert run_demo(fleet.runtime_url, [], [], None)
+    assert run_demo([fleet.runtime_url], [], [], None)
     batch = api(fleet, "POST", "/runs", json={"flow": flow_file("batch-workflow"), "input": [{"value": 5, "iterations": 3}, {"value": 5, "iterations": 1000}]})
     wide = api(fleet, "POST", "/runs", json={"flow": wide_flow(WIDE_STEPS), "input": [{}]})
     parallel = api(fleet, "GET", "/runs", params={"flowName": "parallel-bidirectional-test", "limit": 1})["runs"][0]
