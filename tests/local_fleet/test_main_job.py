@@ -15,8 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
+from local_fleet.demo import WORKFLOWS, simple_expected
 from local_fleet.postgres import unavailable_reason
 from local_fleet.topology import METRICS_PORT, POD_PORT, Topology
 from tests.support.processes import REPO_ROOT
@@ -188,6 +191,47 @@ def test_up_with_two_runtimes_kills_and_restarts_a_runtime(tmp_path: Path, quiet
         report = read_until(process, "demo ")
         assert "demo passed" in report, report
         assert len(runs_per_replica(report)) == 2, "the restarted runtime took runs"
+        assert process.wait(60) == 0
+        assert wait_until_quiet() == []
+    finally:
+        stop(process)
+
+
+BATCH = 400
+"""Items of a run at concurrency 1: seconds of work, so the run is still going when its runtime is killed."""
+
+
+def api(url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=f"{url}/api/v1", headers={"authorization": f"Bearer {token}"}, timeout=30)
+
+
+@needs_postgres
+@pytest.mark.timeout(120)
+def test_up_with_two_runtimes_fails_a_killed_runtimes_run_over_to_the_other(tmp_path: Path, quiet_topology: None) -> None:
+    """kill-runtime with a run in flight: the other replica claims it once the lease expires and finishes it."""
+    process = subprocess.Popen(fleet_command("up", tmp_path, "--runtimes", "2"), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdin is not None
+    try:
+        shown = read_until(process, "commands:")
+        token = next(line.split()[-1] for line in shown.splitlines() if line.strip().startswith("API token"))
+        flow = yaml.safe_load((WORKFLOWS / "simple-test-workflow.yaml").read_text())
+        with api(REPLICAS.runtime_url_of(1), token) as doomed:
+            flow_id = doomed.post("/flows", json={"flow": flow}).json()["flowId"]
+            body = {"flowId": flow_id, "input": [{"value": value} for value in range(BATCH)], "maxConcurrency": 1, "wait": False}
+            run_id = doomed.post("/runs", json=body).json()["runId"]
+            time.sleep(0.5)
+            assert doomed.get(f"/runs/{run_id}").json()["status"] == "running", "the run ended before its runtime was killed"
+        process.stdin.write("kill-runtime 1\n")
+        process.stdin.flush()
+        with api(REPLICAS.runtime_url_of(0), token) as survivor:
+            run = survivor.get(f"/runs/{run_id}", params={"wait": "true", "timeoutSecs": "60"}, timeout=70).json()
+            assert (run["status"], run["orchestratorId"]) == ("completed", "stepflow-server-0"), run
+            items = sorted(survivor.get(f"/runs/{run_id}/items").json()["items"], key=lambda item: item["itemIndex"])
+            assert [item["result"]["result"] for item in items] == [simple_expected(value) for value in range(BATCH)]
+            events = survivor.get(f"/runs/{run_id}/events").json()["events"]
+        assert any("run_recovered" in event.values() and event.get("instanceId") == "stepflow-server-0" for event in events), events[-5:]
+        process.stdin.write("quit\n")
+        process.stdin.flush()
         assert process.wait(60) == 0
         assert wait_until_quiet() == []
     finally:
