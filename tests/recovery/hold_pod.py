@@ -42,6 +42,7 @@ server = ComponentServer()
 HOLD_DIR = Path(os.environ.get("HOLD_DIR", "."))
 POD = os.environ.get("POD_NAME", "hold-pod")
 _ledger = os.open(HOLD_DIR / "ledger.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+(HOLD_DIR / "release").mkdir(exist_ok=True)
 
 
 class HoldInput(msgspec.Struct, rename="camel"):
@@ -57,14 +58,25 @@ class SpawnInput(msgspec.Struct, rename="camel"):
     hold_after: bool = False
 
 
-def record(event: str, context: Context | None, **extra: Any) -> None:
-    where = {"run": context.run_id, "step": context.step_id, "attempt": context.attempt} if context else {}
+def record(event: str, context: Context, **extra: Any) -> None:
+    where = {"run": context.run_id, "step": context.step_id, "attempt": context.attempt}
     os.write(_ledger, msgspec.json.encode({"event": event, "pod": POD, **where, "at": time.time(), **extra}) + b"\n")
 
 
+_listing: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+
+def release_files() -> frozenset[str]:
+    """The release directory, listed at most once per poll however many executions are held."""
+    global _listing
+    if time.monotonic() - _listing[0] >= POLL_SECONDS:
+        _listing = (time.monotonic(), frozenset(os.listdir(HOLD_DIR / "release")))
+    return _listing[1]
+
+
 def released(context: Context) -> bool:
-    names = ("*", f"{context.step_id}", f"{context.step_id}@{context.attempt}", f"{context.run_id}.{context.step_id}")
-    return any((HOLD_DIR / "release" / name).exists() for name in names)
+    names = {"*", f"{context.step_id}", f"{context.step_id}@{context.attempt}", f"{context.run_id}.{context.step_id}"}
+    return not names.isdisjoint(release_files())
 
 
 async def hold(context: Context) -> None:
