@@ -121,7 +121,8 @@ class Chaos:
         self.random = random.Random(7)
 
     def processes(self) -> dict[str, ManagedProcess]:
-        named = {"dns": self.fleet.dns, "proxy": self.fleet.proxy, "runtime": self.fleet.runtime}
+        named = {"dns": self.fleet.dns, "runtime": self.fleet.runtime}
+        named.update({f"proxy :{port}": proxy for port, proxy in self.fleet.proxies.items()})
         named.update({f"pod {address} (pid {pod.pid})": pod for address, pod in self.fleet.pods.items()})
         return {name: process for name, process in named.items() if process is not None}
 
@@ -258,7 +259,7 @@ def report(submissions: list[Submission], stopped_by: str, wall: float, back: di
 
 async def soak(args: argparse.Namespace, work_dir: Path) -> bool:
     extra = "stateStore:\n  type: inMemory\n  maxRuns: 1000000\n"
-    fleet = ChaosFleet(work_dir, proxy_port=8081, runtime_port=8181, dns_listen=f"{HUB}:8091", deadlines=dict(SOAK_DEADLINES), extra_config=extra)
+    fleet = ChaosFleet(work_dir, proxy_ports=(8081,), runtime_port=8181, dns_listen=f"{HUB}:8091", deadlines=dict(SOAK_DEADLINES), extra_config=extra)
     await asyncio.to_thread(fleet.start, [pod_address(FIRST_POD + n) for n in range(3)])
     try:
         async with httpx.AsyncClient(base_url=fleet.runtime_url) as client:

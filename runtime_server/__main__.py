@@ -27,6 +27,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("STEPFLOW_PORT", DEFAULT_PORT)))
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off")
+    parser.add_argument("--orchestrator-id", help="this runtime's id, which owns its runs in a durable store (env STEPFLOW_ORCHESTRATOR_ID; default the pod name)")
     return parser.parse_args(argv)
 
 
@@ -46,14 +47,15 @@ def serve(argv: list[str]) -> int:
     from runtime_server.runtime import Runtime
 
     try:
-        runtime = Runtime(load_settings(arguments.config))
+        runtime = Runtime(load_settings(arguments.config), arguments.orchestrator_id)
     except (ConfigError, RouteConfigError) as error:
         log_event(logger, "config_invalid", logging.ERROR, error=str(error))
         print(f"runtime_server: invalid configuration: {error}", file=sys.stderr)
         return 2
     if arguments.metrics_port:
         start_http_server(arguments.metrics_port, addr=arguments.host)
-    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins))
+    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins),
+              store=runtime.settings.store.type, orchestrator_id=runtime.orchestrator_id)
     app = create_app(runtime)
     tune_gc()
     logs = batch_log_writes()

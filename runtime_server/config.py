@@ -1,7 +1,10 @@
 """Runtime configuration (config.md): the YAML/JSON file plus command line and environment.
 
-Upstream keys are camelCase and unknown keys are ignored. Extensions (docs/limits.md):
-``stateStore`` takes ``maxRuns``/``maxAgeSeconds`` (retention); ``stepAttempts`` bounds how
+Upstream keys are camelCase and unknown keys are ignored. The store is upstream 0.13's
+``storageConfig`` (``type``: inMemory, sqlite or postgres, ``databaseUrl`` with ``${VAR}``
+from the environment, ``autoMigrate``; or the expanded form with ``metadata``/``blobs``/
+``journal``, which must name one database here); 0.9's ``stateStore`` is an alias.
+Extensions (docs/limits.md): the store takes ``maxRuns``/``maxAgeSeconds`` (retention); ``stepAttempts`` bounds how
 often a step is re-run after a retriable transport failure (deadlines are per plugin, in
 its entry); ``limits`` bounds what one API request may ask for; with no config file the
 builtins are routed at ``/{*component}`` and ``/builtin/{*component}`` (upstream routes nothing).
@@ -13,9 +16,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
+
+from runtime_server.runs.database_url import DatabaseUrlError, store_type_of, substitute
 
 DEFAULT_PORT = 7840
 DEFAULT_METRICS_PORT = 9090
@@ -76,14 +81,30 @@ _LIMIT_KEYS = {
 }
 
 
+STORE_TYPES = ("inMemory", "sqlite", "postgres")
+_RETENTION_DEFAULTS = {"inMemory": (10_000, 3600.0), "sqlite": (1_000_000, 7 * 86400.0), "postgres": (1_000_000, 7 * 86400.0)}
+"""(maxRuns, maxAgeSeconds) by store type: memory holds an hour, a database a week."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    type: str = "inMemory"
+    database_url: str | None = None
+    """With ``${VAR}`` substituted; may hold a password, so never log it (database_url.redact)."""
+    auto_migrate: bool = True
+    max_runs: int = 10_000
+    max_age_seconds: float = 3600.0
+
+    @property
+    def durable(self) -> bool:
+        return self.type != "inMemory"
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     plugins: dict[str, dict[str, Any]]
     routes: dict[str, Any]
-    state_store: str = "inMemory"
-    database_path: str | None = None
-    max_runs: int = 10_000
-    max_age_seconds: float = 3600.0
+    store: StoreSettings = field(default_factory=StoreSettings)
     working_directory: Path = field(default_factory=Path.cwd)
     step_attempts: int = 3
     """Runs of a step when the transport fails retriably (each may land on another pod)."""
@@ -120,24 +141,74 @@ def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
     routes = data.get("routes")
     if not isinstance(routes, dict):
         raise ConfigError("config key 'routes' is required: a mapping of path pattern to a list of rules (may be {})")
-    store = data.get("stateStore") or {"type": "inMemory"}
-    store_type = store.get("type")
-    if store_type not in ("inMemory", "sqlite"):
-        raise ConfigError(f"stateStore.type must be inMemory or sqlite, got {store_type!r}")
-    if store_type == "sqlite" and not isinstance(store.get("databaseUrl"), str):
-        raise ConfigError("stateStore.databaseUrl is required for sqlite, e.g. sqlite:/data/stepflow.db")
     working = Path(data.get("workingDirectory") or base_dir)
     return RuntimeSettings(
         plugins=plugins,
         routes=routes,
-        state_store=store_type,
-        database_path=store.get("databaseUrl"),
-        max_runs=int(_positive(store, "maxRuns", 10_000, "stateStore")),
-        max_age_seconds=_positive(store, "maxAgeSeconds", 3600.0, "stateStore"),
+        store=store_settings(data, os.environ),
         working_directory=working if working.is_absolute() else base_dir / working,
         step_attempts=int(_positive(data, "stepAttempts", 3, "config")),
         limits=_limits(data),
     )
+
+
+def store_settings(data: dict[str, Any], environment: Mapping[str, str]) -> StoreSettings:
+    """``storageConfig`` (or ``stateStore``), simple or expanded, checked and with ``${VAR}`` substituted."""
+    key = "storageConfig" if data.get("storageConfig") is not None else "stateStore"
+    section = data.get(key) or {"type": "inMemory"}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{key} must be a mapping such as {{type: sqlite, databaseUrl: 'sqlite:/data/stepflow.db'}}, got {section!r}")
+    store = _one_store(section, key)
+    store_type = store.get("type")
+    url = store.get("databaseUrl")
+    if store_type is None and isinstance(url, str):
+        store_type = _type_of(url, key)
+    if store_type not in STORE_TYPES:
+        raise ConfigError(f"{key}.type must be one of {', '.join(STORE_TYPES)}, got {store_type!r}")
+    if store_type != "inMemory":
+        if not isinstance(url, str) or not url:
+            example = "sqlite:/data/stepflow.db?mode=rwc" if store_type == "sqlite" else "postgresql://user:${PGPASSWORD}@host:5432/stepflow"
+            raise ConfigError(f"{key}.databaseUrl is required for {store_type}, e.g. {example}")
+        try:
+            url = substitute(url, environment)
+        except DatabaseUrlError as error:
+            raise ConfigError(f"{key}: {error}") from None
+        if _type_of(url, key) != store_type:
+            raise ConfigError(f"{key}.type is {store_type} but databaseUrl is a {_type_of(url, key)} URL")
+    auto_migrate = store.get("autoMigrate", True)
+    if not isinstance(auto_migrate, bool):
+        raise ConfigError(f"{key}.autoMigrate must be true or false, got {auto_migrate!r}")
+    runs_default, age_default = _RETENTION_DEFAULTS[store_type]
+    return StoreSettings(
+        type=store_type,
+        database_url=url if store_type != "inMemory" else None,
+        auto_migrate=auto_migrate,
+        max_runs=int(_positive(store, "maxRuns", runs_default, key)),
+        max_age_seconds=_positive(store, "maxAgeSeconds", age_default, key),
+    )
+
+
+def _one_store(section: dict[str, Any], key: str) -> dict[str, Any]:
+    """The expanded form (metadata/blobs/journal) must name one store here: runs, their journal
+    and blobs are written in one transaction, so they live in one database."""
+    parts = {part: section[part] for part in ("metadata", "blobs", "journal") if section.get(part) is not None}
+    if not parts:
+        return section
+    for part, value in parts.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}.{part} must be a mapping such as {{type: postgres, databaseUrl: ...}}, got {value!r}")
+    distinct = {(value.get("type"), value.get("databaseUrl")) for value in parts.values()}
+    if len(distinct) > 1:
+        raise ConfigError(f"{key}: metadata, blobs and journal must name the same store here (one database keeps runs, journal and blobs in one transaction)")
+    merged = {k: v for k, v in section.items() if k not in parts}
+    return {**merged, **next(iter(parts.values()))}
+
+
+def _type_of(url: str, key: str) -> str:
+    try:
+        return store_type_of(url)
+    except DatabaseUrlError as error:
+        raise ConfigError(f"{key}: {error}") from None
 
 
 def load_settings(path: str | None) -> RuntimeSettings:

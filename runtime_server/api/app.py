@@ -19,7 +19,8 @@ from runtime_server.api.auth import BearerTokenMiddleware
 from runtime_server.api.cors import PermissiveCors
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
-from runtime_server.runtime import Runtime
+from runtime_server.runs.durable_store import StoreUnavailable
+from runtime_server.runtime import NotReady, Runtime
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(error.status_code, str(error.detail))
 
 
+async def _unavailable(request: Request, error: Exception) -> Response:
+    """The store cannot be used now: nothing was created, try again (the reason names the database, never its password)."""
+    return error_response(503, f"The runtime's store is unavailable: {error}", {"Retry-After": "1"})
+
+
 async def _crash(request: Request, error: Exception) -> Response:
     log_event(logger, "request_failed", logging.ERROR, path=request.url.path, error=repr(error))
     return error_response(500, f"Internal error while handling {request.method} {request.url.path}: {type(error).__name__}: {error}")
@@ -87,7 +93,7 @@ def create_app(runtime: Runtime) -> Starlette:
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, NotReady: _unavailable, StoreUnavailable: _unavailable, Exception: _crash},
     )
     app.state.runtime = runtime
     return app

@@ -62,9 +62,9 @@ def check_components(runtime: Runtime, prepared: PreparedFlow) -> None:
             )
 
 
-def fetch_flow(runtime: Runtime, flow_id: str) -> PreparedFlow:
+async def fetch_flow(runtime: Runtime, flow_id: str) -> PreparedFlow:
     try:
-        prepared = runtime.flows.get(flow_id)
+        prepared = await runtime.flows.get(flow_id)
     except NotAFlow:
         raise ApiError(400, "Blob is not a flow") from None
     if prepared is None:
@@ -85,12 +85,12 @@ async def store_flow(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = await read_body(request, StoreFlowRequest)
     prepared = prepare_submitted(runtime, body.flow)
-    stored = False if body.dry_run else runtime.flows.store(prepared)
+    stored = False if body.dry_run else await runtime.flows.store(prepared)
     return json_response({"flowId": prepared.flow_id, "stored": stored, "diagnostics": prepared.diagnostics})
 
 
 async def get_flow(request: Request) -> Response:
-    prepared = fetch_flow(request.app.state.runtime, request.path_params["flow_id"])
+    prepared = await fetch_flow(request.app.state.runtime, request.path_params["flow_id"])
     body: dict[str, Any] = {"flow": prepared.flow_json, "flowId": prepared.flow_id}
     examples = _all_examples(prepared.flow_json)
     if examples:
@@ -100,6 +100,6 @@ async def get_flow(request: Request) -> Response:
 
 async def delete_flow(request: Request) -> Response:
     flow_id = request.path_params["flow_id"]
-    if not request.app.state.runtime.flows.delete(flow_id):
+    if not await request.app.state.runtime.flows.delete(flow_id):
         raise ApiError(404, "Flow not found")
     return Response(status_code=200)

@@ -55,6 +55,7 @@ async def create_run(request: Request) -> Response:
         raise ApiError(400, "maxConcurrency must be 0 or more")
     if (body.flow_id is None) == (body.flow is None):
         raise ApiError(400, "give exactly one of flowId (a stored flow) and flow (the flow itself, as an object or YAML/JSON text)")
+    runtime.check_ready()
     limits.check_run_capacity(runtime.runs_in_flight, runtime.settings.limits)
     if body.flow is not None:
         prepared = prepare_submitted(runtime, body.flow)
@@ -62,17 +63,18 @@ async def create_run(request: Request) -> Response:
             raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
     else:
         try:
-            prepared = fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
+            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
         except ApiError:
             raise ApiError.stacked(404, f"Workflow '{body.flow_id}' not found") from None
     overrides = _typed(body.overrides)
     _check_runnable(runtime, prepared, overrides)
     if body.flow is not None:
-        runtime.flows.store(prepared)
+        await runtime.flows.store(prepared)
     caller = parse_traceparent(header(request.scope, b"traceparent"))
     record = runtime.submit(
         prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency, trace_id=caller.trace_id if caller else None
     )
+    await runtime.journaled(record)
     if not body.wait:
         return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
     await runtime.wait(record)
@@ -98,11 +100,11 @@ def _check_runnable(runtime: Runtime, prepared: PreparedFlow, overrides: dict[st
     check_components(runtime, prepared)
 
 
-def _record(request: Request) -> RunRecord:
+async def _record(request: Request) -> RunRecord:
     run_id = request.path_params["run_id"]
     if not is_run_id(run_id):
         raise ApiError(400, f"Invalid run id {run_id!r}: expected a UUID")
-    record = request.app.state.runtime.get_run(run_id)
+    record = await request.app.state.runtime.get_run(run_id)
     if record is None:
         raise ApiError.stacked(404, f"Execution '{run_id}' not found")
     return record
@@ -120,15 +122,24 @@ async def list_runs(request: Request) -> Response:
         limit=query_int(request, "limit", 100, 1, 10_000),
         offset=query_int(request, "offset", 0, 0, 10**9),
     )
-    return json_response({"runs": [run_summary(record) for record in request.app.state.runtime.list_runs(query)]})
+    return json_response({"runs": [run_summary(record) for record in await request.app.state.runtime.list_runs(query)]})
+
+
+MAX_WAIT_SECONDS = 3600
 
 
 async def get_run(request: Request) -> Response:
-    return json_response(run_details(_record(request)))
+    """The run; with ``wait=true``, once it has ended or ``timeoutSecs`` (default 60) have passed
+    (upstream 0.10's long poll: a client whose waiting ``POST /runs`` broke waits again here)."""
+    record = await _record(request)
+    if request.query_params.get("wait", "false").lower() == "true" and not record.finished:
+        timeout = query_int(request, "timeoutSecs", 60, 0, MAX_WAIT_SECONDS)
+        record = await request.app.state.runtime.wait_for_end(record, timeout)
+    return json_response(run_details(record))
 
 
 async def get_items(request: Request) -> Response:
-    record = _record(request)
+    record = await _record(request)
     offset = query_int(request, "offset", 0, 0, 10**9)
     limit = query_int(request, "limit", 1000, 1, 100_000)
     indexes = range(offset, min(offset + limit, len(record.inputs)))
@@ -136,25 +147,25 @@ async def get_items(request: Request) -> Response:
 
 
 async def get_steps(request: Request) -> Response:
-    return json_response({"steps": step_runs(_record(request))})
+    return json_response({"steps": step_runs(await _record(request))})
 
 
 async def get_run_flow(request: Request) -> Response:
-    record = _record(request)
-    prepared = fetch_flow(request.app.state.runtime, record.flow_id)
+    record = await _record(request)
+    prepared = await fetch_flow(request.app.state.runtime, record.flow_id)
     return json_response({"flow": prepared.flow_json, "flowId": prepared.flow_id})
 
 
 async def cancel_run(request: Request) -> Response:
     try:
-        return json_response(run_summary(request.app.state.runtime.cancel(_record(request))))
+        return json_response(run_summary(request.app.state.runtime.cancel(await _record(request))))
     except RunConflict as conflict:
         raise ApiError.stacked(409, str(conflict)) from None
 
 
 async def delete_run(request: Request) -> Response:
     try:
-        request.app.state.runtime.delete(_record(request))
+        await request.app.state.runtime.delete(await _record(request))
     except RunConflict as conflict:
         raise ApiError.stacked(409, str(conflict)) from None
     return Response(status_code=200)
@@ -162,7 +173,7 @@ async def delete_run(request: Request) -> Response:
 
 async def get_events(request: Request) -> Response:
     """The run's journal: JSON, or an SSE stream that follows a live run to its end."""
-    record = _record(request)
+    record = await _record(request)
     if headers.SSE in (header(request.scope, b"accept") or ""):
         return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
     return json_response({"runId": record.run_id, "status": record.status, "events": record.events()})

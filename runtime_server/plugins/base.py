@@ -8,7 +8,7 @@ runtime (blobs, runs) only through the ``Callbacks`` it is handed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import msgspec
 
@@ -46,6 +46,8 @@ class ExecuteRequest(msgspec.Struct, frozen=True):
     tracestate: str | None = None
     deadline_seconds: float | None = None
     """Total time allowed for this execution (None: the plugin's own default)."""
+    answered_by: Callable[[str], None] | None = None
+    """Told the instance id of the pod that answered (``Stepflow-Instance-Id``), when it sends one."""
 
 
 class ComponentFailed(Exception):

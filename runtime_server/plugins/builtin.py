@@ -58,6 +58,9 @@ Handler = Callable[["BuiltinPlugin", Any, ExecuteRequest], Awaitable[Any]]
 
 
 class BuiltinPlugin:
+    remote = False
+    """Runs in the runtime's process: the engine journals no dispatch before calling it."""
+
     def __init__(self, name: str, runtime: "Runtime") -> None:
         self.name = name
         self._runtime = runtime
@@ -103,21 +106,21 @@ class BuiltinPlugin:
     async def _put_blob(self, arguments: PutBlobInput, request: ExecuteRequest) -> Any:
         if arguments.blob_type == "flow":
             prepared = self._flow_from_data(arguments.data, "data")
-            self._runtime.flows.store(prepared)
+            await self._runtime.flows.store(prepared)
             return {"blob_id": prepared.flow_id}
-        return {"blob_id": self._runtime.blobs.put(arguments.data, "data")}
+        return {"blob_id": await self._runtime.blobs.put(arguments.data, "data")}
 
     async def _get_blob(self, arguments: GetBlobInput, request: ExecuteRequest) -> Any:
         if not is_blob_id(arguments.blob_id):
             raise ComponentFailed(f"blob_id must be 64 lowercase hex characters, got {arguments.blob_id!r}")
-        blob = self._runtime.blobs.get(arguments.blob_id)
+        blob = await self._runtime.blobs.get(arguments.blob_id)
         if blob is None:
             raise ComponentFailed(f"Blob '{arguments.blob_id}' not found")
         return {"data": blob[0]}
 
     async def _eval(self, arguments: EvalInput, request: ExecuteRequest) -> Any:
         try:
-            prepared = self._runtime.flows.get(arguments.flow_id)
+            prepared = await self._runtime.flows.get(arguments.flow_id)
         except NotAFlow as error:
             raise ComponentFailed(str(error)) from None
         if prepared is None:

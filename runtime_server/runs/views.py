@@ -50,6 +50,13 @@ def step_runs(record: RunRecord) -> dict[str, Any]:
         entry: dict[str, Any] = {"stepId": step_id, "component": state.component, "status": state.status}
         if state.outcome is not PENDING:
             entry["result"] = to_wire(state.outcome)
+        if state.attempt:
+            entry["attempt"] = state.attempt
+            entry["instanceId"] = state.instance_id
+        if state.started_ns:
+            entry["startedAt"] = rfc3339(state.started_ns)
+        if state.completed_ns:
+            entry["completedAt"] = rfc3339(state.completed_ns)
         steps[step_id] = entry
     return steps
 

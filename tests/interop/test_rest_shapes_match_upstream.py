@@ -58,6 +58,8 @@ DATA = {"data": {"b": 2, "a": [1.5, "x", None, True]}}
 UNKNOWN_RUN = "0190c2a6-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
 UNKNOWN_FLOW = "0" * 64
 OUR_EXTRA_FIELDS = {"health": {"plugins"}, "get run": {"traceId"}, "get a running run": {"traceId"}}
+OUR_EXTRA_STEP_FIELDS = {"attempt", "instanceId", "startedAt", "completedAt"}
+"""Each step's attempt, the pod that ran it and when (docs/limits.md): upstream 0.9 has none of them."""
 UPSTREAM_ONLY_COMPONENTS = {"/openai", "/load_file"}
 
 
@@ -200,6 +202,8 @@ def comparable(name: str, body: Any, side: str) -> Any:
         return body
     if side == "ours":
         body = {key: value for key, value in body.items() if key not in OUR_EXTRA_FIELDS.get(name, set())}
+    if side == "ours" and isinstance(body.get("steps"), dict):
+        body = {**body, "steps": {key: {k: v for k, v in step.items() if k not in OUR_EXTRA_STEP_FIELDS} for key, step in body["steps"].items()}}
     if "components" in body:
         body = {"components": [_schemas_as_objects(entry) for entry in body["components"] if entry["component"] not in UPSTREAM_ONLY_COMPONENTS]}
     if "diagnostics" in body:
