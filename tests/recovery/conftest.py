@@ -1,4 +1,5 @@
-"""Fixtures of the recovery tests: the shared hold pods, one PostgreSQL cluster, a fresh store per test."""
+"""Fixtures of the recovery tests: the shared hold pods, a fresh store per test (SQLite, or a database on
+the session's PostgreSQL server), and a PostgreSQL server of their own for the fault tests."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.recovery import postgres as pg
-from tests.recovery.harness import PodSet, Rig, Store, sqlite_store
+from tests.recovery.harness import POSTGRES_HOST, PodSet, Rig, Store, sqlite_store
+from tests.support.postgres import PostgresServer, unavailable_reason
 
 STORES = ("sqlite", "postgres")
 
@@ -25,10 +26,12 @@ def hold_pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodSet]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pg.PostgresServer]:
-    if not pg.available():
-        pytest.skip("PostgreSQL server binaries are not installed (scripts/setup installs them as root)")
-    server = pg.PostgresServer(tmp_path_factory.mktemp("postgres"))
+def fault_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A server of this module's own on 127.0.0.199, for the fault tests that stop and kill it
+    (the session's ``postgres`` is shared with other modules and must stay up)."""
+    if (reason := unavailable_reason()) is not None:
+        pytest.skip(reason)
+    server = PostgresServer(tmp_path_factory.mktemp("fault-postgres"), host=POSTGRES_HOST)
     try:
         yield server.start()
     finally:
@@ -36,14 +39,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pg.Pos
 
 
 @pytest.fixture
-def running_postgres(postgres_server: pg.PostgresServer) -> pg.PostgresServer:
-    """The cluster, up (a fault test before may have stopped it)."""
-    if not postgres_server.ready():
-        postgres_server.start()
-    return postgres_server
+def running_postgres(fault_postgres: PostgresServer) -> PostgresServer:
+    """The fault tests' server, up (the test before may have stopped it)."""
+    return fault_postgres if fault_postgres.alive() else fault_postgres.start()
 
 
-def postgres_store(server: pg.PostgresServer) -> Store:
+def postgres_store(server: PostgresServer) -> Store:
     return Store("postgres", server.create_database(f"recovery_{uuid.uuid4().hex[:12]}"))
 
 
@@ -51,7 +52,7 @@ def postgres_store(server: pg.PostgresServer) -> Store:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         return sqlite_store(tmp_path)
-    return postgres_store(request.getfixturevalue("running_postgres"))
+    return postgres_store(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture

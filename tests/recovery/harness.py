@@ -25,6 +25,7 @@ RUNTIME_PORT = 7890
 METRICS_PORT = 9890
 POD_HOSTS = ("127.0.0.191", "127.0.0.192", "127.0.0.193")
 POD_PORT = 8080
+POSTGRES_HOST = "127.0.0.199"
 ORCHESTRATOR_ID = "recovery-runtime-1"
 HOLD_POD = REPO_ROOT / "tests" / "recovery" / "hold_pod.py"
 SCHEMA = "https://stepflow.org/schemas/v1/flow.json"

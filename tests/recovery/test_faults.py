@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.recovery import postgres as pg
 from tests.recovery.conftest import postgres_store
 from tests.recovery.harness import Rig, Store, flow, from_input, from_step, sqlite_store, step
+from tests.support.postgres import PostgresServer
 from tests.support.waiting import wait_until
 
 Make = Callable[..., Rig]
@@ -47,7 +47,7 @@ def run_to_end(rig: Rig, value: float) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_postgres_unreachable_at_start_then_connects(make_rig: Make, running_postgres: pg.PostgresServer) -> None:
+def test_postgres_unreachable_at_start_then_connects(make_rig: Make, running_postgres: PostgresServer) -> None:
     store = postgres_store(running_postgres)
     running_postgres.stop()
     rig = make_rig(store, started=False)
@@ -72,7 +72,7 @@ def reported(rig: Rig, run_ids: list[str]) -> dict[str, tuple[str, Any]]:
     return said
 
 
-def test_postgres_lost_in_the_middle_of_runs(make_rig: Make, running_postgres: pg.PostgresServer) -> None:
+def test_postgres_lost_in_the_middle_of_runs(make_rig: Make, running_postgres: PostgresServer) -> None:
     """The server crashes while five runs are held and their steps then answer: whatever the runtime
     reported completed (during the outage or after) is still completed, with the same result, after
     the database is back and the runtime itself has been killed and started again."""
@@ -98,10 +98,10 @@ def test_postgres_lost_in_the_middle_of_runs(make_rig: Make, running_postgres: p
     assert lost == {}, f"runs reported ended before the restart read back otherwise (before, after): {lost}"
 
 
-def test_wrong_password_is_a_clear_error_without_the_password(make_rig: Make, running_postgres: pg.PostgresServer) -> None:
+def test_wrong_password_is_a_clear_error_without_the_password(make_rig: Make, running_postgres: PostgresServer) -> None:
     wrong = "wrong-Pw-5d1e9a"
     good = postgres_store(running_postgres)
-    store = Store("postgres", good.database_url.replace(f":{pg.PASSWORD}@", f":{wrong}@"))
+    store = Store("postgres", good.database_url.replace(f":{running_postgres.password}@", f":{wrong}@"))
     rig = make_rig(store, started=False)
     rig.pods.ensure(1)
     runtime = rig.start_runtime(wait_ready=False)

@@ -179,8 +179,9 @@ def spawning_flow(component: str, hold_after: bool) -> dict[str, Any]:
     return flow(f"parent-{component}", [spawn], "p")
 
 
-def sub_runs(rig: Rig, parent: str) -> list[str]:
-    return [run["runId"] for run in rig.get("/runs", parentRunId=parent)["runs"]]
+def sub_runs(rig: Rig, component: str) -> list[str]:
+    """The runs of the sub-flow: runs/submit makes independent top-level runs (protocol.md §5.9), so by flow name."""
+    return [run["runId"] for run in rig.get("/runs", flowName=f"sub-{component}")["runs"]]
 
 
 def test_sub_run_in_flight_is_reattached(make_rig: Make, store: Store) -> None:
@@ -198,7 +199,7 @@ def test_sub_run_in_flight_is_reattached(make_rig: Make, store: Store) -> None:
     assert {entry.raw["subRun"] for entry in rig.ledger.entries("submitted", "p", parent)} == {child}
     assert {entry.run for entry in rig.ledger.entries("start", "inner")} == {child}, "a second sub-run was created"
     assert_resumed(rig, child, "inner")
-    assert sub_runs(rig, parent) == [child]
+    assert sub_runs(rig, "hold") == [child]
     assert_recovered(rig, parent)
 
 
@@ -217,14 +218,15 @@ def test_sub_run_already_completed_is_not_run_again(make_rig: Make, store: Store
     child = first.raw["subRun"]
     assert {entry.raw["subRun"] for entry in rig.ledger.entries("submitted", "p", parent)} == {child}
     assert rig.ledger.attempts("complete", "inner") == [1], f"the completed sub-run's step ran again{rig.ledger.tail()}"
-    assert sub_runs(rig, parent) == [child]
+    assert sub_runs(rig, "record") == [child]
     assert_resumed(rig, parent, "p")
 
 
 def test_on_error_retry_budget_continues_across_a_crash(make_rig: Make, store: Store) -> None:
     """maxAttempts 3, every attempt fails: attempt 1 fails, attempt 2 is held at the kill, so after
-    the restart exactly one more (3) runs, never a fresh three."""
-    rig = make_rig(store)
+    the restart exactly one more (3) runs, never a fresh three. ``stepAttempts: 1`` leaves no
+    transport re-runs, so the lost attempt can only be paid from the onError budget."""
+    rig = make_rig(store, extra_config="stepAttempts: 1\n")
     retrying = step("a", "hold", [from_input()], failAttempts=[1, 2, 3], onError={"action": "retry", "maxAttempts": 3})
     run_id = rig.submit(flow("retry-budget", [retrying], "a"), 5)
     rig.ledger.release("a@1")
@@ -236,4 +238,18 @@ def test_on_error_retry_budget_continues_across_a_crash(make_rig: Make, store: S
     assert rig.ledger.attempts("failed", "a", run_id) == [1, 3]
     assert "attempt 3 of step a fails" in str(rig.result(run_id)), rig.result(run_id)
     assert rig.steps(run_id)["a"].get("attempt") == 3, rig.steps(run_id)["a"]
+    assert_recovered(rig, run_id)
+
+
+def test_transport_budget_continues_across_crashes(make_rig: Make, store: Store) -> None:
+    """``stepAttempts: 2``: the runtime killed during attempt 1 (re-run as 2, its last), then during
+    attempt 2: the step is not run a third time, and the run fails saying why."""
+    rig = make_rig(store, extra_config="stepAttempts: 2\n")
+    run_id = rig.submit(flow("transport-budget", [step("a", "hold", [from_input()])], "a"), 5)
+    rig.crash_while("a", attempt=1)
+    rig.crash_while("a", attempt=2)
+    assert rig.wait_runs([run_id])[run_id]["status"] == "failed", rig.result(run_id)
+    assert rig.ledger.attempts("start", "a", run_id) == [1, 2], rig.ledger.tail()
+    text = str(rig.result(run_id)).lower()
+    assert "restart" in text and "attempt 2" in text, f"the error does not say the last attempt was lost to a restart: {text}"
     assert_recovered(rig, run_id)
