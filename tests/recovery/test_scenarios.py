@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.recovery.harness import PodSet, Rig, Store, flow, from_input, from_step, step
+from tests.recovery.harness import ORCHESTRATOR_ID, PodSet, Rig, Store, flow, from_input, from_step, step
 
 Make = Callable[..., Rig]
 
@@ -20,9 +20,12 @@ def success(value: float) -> dict[str, Any]:
     return {"outcome": "success", "result": {"value": value}}
 
 
-def assert_recovered(rig: Rig, run_id: str) -> None:
-    kinds = [event.get("kind") for event in rig.events(run_id)]
-    assert "run_recovered" in kinds, f"run {run_id}'s journal has no run_recovered entry: {kinds}"
+def assert_recovered(rig: Rig, run_id: str, restarts: int = 1) -> None:
+    """The run's journal says it was recovered, once per restart, naming the runtime that did it."""
+    events = rig.events(run_id)
+    recovered = [event for event in events if event.get("kind") == "run_recovered"]
+    assert len(recovered) == restarts, f"run {run_id}'s journal has {len(recovered)} run_recovered entries, not {restarts}: {[e.get('kind') for e in events]}"
+    assert all(ORCHESTRATOR_ID in str(event) for event in recovered), f"run_recovered does not name runtime {ORCHESTRATOR_ID}: {recovered}"
 
 
 def assert_once(rig: Rig, run_id: str, *step_ids: str) -> None:
@@ -103,7 +106,8 @@ def test_many_runs_in_flight_each_step_completes_exactly_once(make_rig: Make, st
     for value, run_id in enumerate(run_ids):
         assert rig.result(run_id) == success(value + 2), f"run {run_id} (input {value})"
         assert (completions[(run_id, "a")], completions[(run_id, "b")]) == (1, 1), f"run {run_id}: a completed {completions[(run_id, 'a')]}, b {completions[(run_id, 'b')]}"
-    assert_recovered(rig, run_ids[0])
+    for run_id in run_ids:
+        assert_recovered(rig, run_id)
     assert rig.metric("runtime_runs_recovered_total") == RUNS_IN_FLIGHT
 
 
@@ -201,6 +205,7 @@ def test_sub_run_in_flight_is_reattached(make_rig: Make, store: Store) -> None:
     assert_resumed(rig, child, "inner")
     assert sub_runs(rig, "hold") == [child]
     assert_recovered(rig, parent)
+    assert_recovered(rig, child)
 
 
 def test_sub_run_already_completed_is_not_run_again(make_rig: Make, store: Store) -> None:
@@ -220,6 +225,8 @@ def test_sub_run_already_completed_is_not_run_again(make_rig: Make, store: Store
     assert rig.ledger.attempts("complete", "inner") == [1], f"the completed sub-run's step ran again{rig.ledger.tail()}"
     assert sub_runs(rig, "record") == [child]
     assert_resumed(rig, parent, "p")
+    assert_recovered(rig, parent)
+    assert_recovered(rig, child, restarts=0)
 
 
 def test_on_error_retry_budget_continues_across_a_crash(make_rig: Make, store: Store) -> None:
@@ -252,4 +259,4 @@ def test_transport_budget_continues_across_crashes(make_rig: Make, store: Store)
     assert rig.ledger.attempts("start", "a", run_id) == [1, 2], rig.ledger.tail()
     text = str(rig.result(run_id)).lower()
     assert "restart" in text and "attempt 2" in text, f"the error does not say the last attempt was lost to a restart: {text}"
-    assert_recovered(rig, run_id)
+    assert_recovered(rig, run_id, restarts=2)
