@@ -275,9 +275,6 @@ class Rig:
         except ValueError:
             return response.status_code, response.text
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.get(f"/runs/{run_id}")  # type: ignore[no-any-return]
-
     def result(self, run_id: str) -> Any:
         """Item 0's result (``{"outcome": ..., "result"|"error": ...}``)."""
         return self.get(f"/runs/{run_id}/items")["items"][0].get("result")
@@ -287,9 +284,6 @@ class Rig:
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         return self.get(f"/runs/{run_id}/events")["events"]  # type: ignore[no-any-return]
-
-    def wait_step_status(self, run_id: str, step_id: str, status: str, seconds: float = 10.0) -> None:
-        wait_until(lambda: self.steps(run_id).get(step_id, {}).get("status") == status, f"step {step_id} of run {run_id} never {status}", seconds)
 
     def wait_runs(self, run_ids: list[str], seconds: float = 30.0) -> dict[str, dict[str, Any]]:
         """Every run's details once it has ended; fails naming the runs still going and the runtime's log."""
@@ -302,7 +296,8 @@ class Rig:
                         ended[run_id] = details
                 if len(ended) < len(run_ids):
                     still = [run_id for run_id in run_ids if run_id not in ended]
-                    assert time.monotonic() < deadline, f"{len(still)} runs still going after {seconds}s, e.g. {still[:3]}{self.ledger.tail()}\n{self.runtime_log()}"
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"{len(still)} runs still going after {seconds}s, e.g. {still[:3]}{self.ledger.tail()}\n{self.runtime_log()}")
                     time.sleep(0.05)
         return ended
 

@@ -62,9 +62,6 @@ class Ledger:
                 chosen.append(entry)
         return chosen
 
-    def count(self, event: str, step: str | None = None, run: str | None = None, attempt: int | None = None) -> int:
-        return len(self.entries(event, step, run, attempt))
-
     def wait_for(self, event: str, step: str | None = None, count: int = 1, seconds: float = 15.0, run: str | None = None, attempt: int | None = None,
                  min_attempt: int | None = None) -> list[Entry]:
         """At least ``count`` matching entries (``min_attempt``: only attempts from that on); fails naming what never came."""

@@ -61,7 +61,8 @@ def test_client_waits_again_after_its_post_broke(make_rig: Make, store: Store) -
 
 def cli(rig: Rig, flow_path: Path, *args: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "runtime_server", "submit", "--url", rig.api.removesuffix("/api/v1"), "--flow", str(flow_path), "--timeout", "60", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
 
 
 def cli_through_a_restart(rig: Rig, tmp_path: Path, *args: str, held: int = 1) -> tuple[str, str]:

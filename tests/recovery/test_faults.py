@@ -26,6 +26,15 @@ HELD = flow("held", [step("a", "record", [from_input()]), step("b", "hold", [fro
 QUICK = flow("quick", [step("a", "record", [from_input()])], "a")
 
 
+PASSWORD_VARIABLE = "RECOVERY_DB_PASSWORD"
+
+
+def env_password_store(server: PostgresServer) -> Store:
+    """A fresh database whose URL takes the password from ``${RECOVERY_DB_PASSWORD}``, as from a Secret."""
+    url = postgres_store(server).database_url
+    return Store("postgres", url.replace(f":{server.password}@", f":${{{PASSWORD_VARIABLE}}}@"))
+
+
 def health_once_up(rig: Rig, seconds: float = 20.0) -> tuple[int, Any]:
     """The first answer of /health (whatever its status) from a runtime that must stay up."""
     answers: list[tuple[int, Any]] = []
@@ -48,9 +57,10 @@ def run_to_end(rig: Rig, value: float) -> dict[str, Any]:
 
 
 def test_postgres_unreachable_at_start_then_connects(make_rig: Make, running_postgres: PostgresServer) -> None:
-    store = postgres_store(running_postgres)
+    """Its password from the environment too: connecting at last shows ``${VAR}`` was substituted."""
+    store = env_password_store(running_postgres)
     running_postgres.stop()
-    rig = make_rig(store, started=False)
+    rig = make_rig(store, started=False, env={PASSWORD_VARIABLE: running_postgres.password})
     rig.pods.ensure(1)
     rig.start_runtime(wait_ready=False)
     status, body = health_once_up(rig)
@@ -90,7 +100,8 @@ def test_postgres_lost_in_the_middle_of_runs(make_rig: Make, running_postgres: P
         if details["status"] == "completed":
             assert result == {"outcome": "success", "result": {"value": run_ids.index(run_id) + 2}}, f"run {run_id}: {result}"
         else:
-            assert details["status"] == "failed" and result and result.get("error", {}).get("message"), f"run {run_id} ended {details['status']} without a clear error: {result}"
+            clear = details["status"] == "failed" and result and result.get("error", {}).get("message")
+            assert clear, f"run {run_id} ended {details['status']} without a clear error: {result}"
         acknowledged[run_id] = (details["status"], result)
     rig.restart_runtime()
     after = reported(rig, run_ids)
@@ -99,10 +110,9 @@ def test_postgres_lost_in_the_middle_of_runs(make_rig: Make, running_postgres: P
 
 
 def test_wrong_password_is_a_clear_error_without_the_password(make_rig: Make, running_postgres: PostgresServer) -> None:
+    """The password comes from the environment (``${VAR}`` in databaseUrl, as from a Secret)."""
     wrong = "wrong-Pw-5d1e9a"
-    good = postgres_store(running_postgres)
-    store = Store("postgres", good.database_url.replace(f":{running_postgres.password}@", f":{wrong}@"))
-    rig = make_rig(store, started=False)
+    rig = make_rig(env_password_store(running_postgres), started=False, env={PASSWORD_VARIABLE: wrong})
     rig.pods.ensure(1)
     runtime = rig.start_runtime(wait_ready=False)
     said = ""
@@ -215,5 +225,6 @@ def test_sqlite_disk_full_fails_or_waits_clearly_and_loses_nothing(make_rig: Mak
     rig.restart_runtime()
     after = reported(rig, list(acknowledged))
     # A completed run must read back as it was; a run that failed for want of space must still exist.
-    lost = {run_id: (said, after.get(run_id)) for run_id, said in acknowledged.items() if run_id not in after or (said[0] == "completed" and after[run_id] != said)}
+    lost = {run_id: (said, after.get(run_id)) for run_id, said in acknowledged.items()
+            if run_id not in after or (said[0] == "completed" and after[run_id] != said)}
     assert lost == {}, f"acknowledged runs read back otherwise after the restart (before, after): {lost}"

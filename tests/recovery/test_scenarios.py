@@ -31,7 +31,8 @@ def assert_recovered(rig: Rig, run_id: str, restarts: int = 1) -> None:
 def assert_once(rig: Rig, run_id: str, *step_ids: str) -> None:
     """Each step started and completed exactly once, on attempt 1: it was not run again."""
     for step_id in step_ids:
-        assert rig.ledger.attempts("start", step_id, run_id) == [1], f"step {step_id} started {rig.ledger.attempts('start', step_id, run_id)}{rig.ledger.tail()}"
+        starts = rig.ledger.attempts("start", step_id, run_id)
+        assert starts == [1], f"step {step_id} started {starts}{rig.ledger.tail()}"
         assert rig.ledger.attempts("complete", step_id, run_id) == [1], f"step {step_id} completed {rig.ledger.attempts('complete', step_id, run_id)}"
 
 
@@ -105,7 +106,8 @@ def test_many_runs_in_flight_each_step_completes_exactly_once(make_rig: Make, st
     completions = rig.ledger.by_run_step("complete")
     for value, run_id in enumerate(run_ids):
         assert rig.result(run_id) == success(value + 2), f"run {run_id} (input {value})"
-        assert (completions[(run_id, "a")], completions[(run_id, "b")]) == (1, 1), f"run {run_id}: a completed {completions[(run_id, 'a')]}, b {completions[(run_id, 'b')]}"
+        counts = (completions[(run_id, "a")], completions[(run_id, "b")])
+        assert counts == (1, 1), f"run {run_id}: steps a and b completed {counts} times"
     for run_id in run_ids:
         assert_recovered(rig, run_id)
     assert rig.metric("runtime_runs_recovered_total") == RUNS_IN_FLIGHT
