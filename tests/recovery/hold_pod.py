@@ -3,10 +3,11 @@
 
 Each execution appends JSON lines to ``$HOLD_DIR/ledger.jsonl`` (one unbuffered ``O_APPEND``
 write each, so a line survives the pod's SIGKILL): ``{"event", "pod", "run", "step", "attempt",
-"at", ...}`` with event ``start``, then ``complete`` (the component returned its answer) or
-``cancelled`` (the runtime's connection went away first: our pod cancels a context component
-whose client disconnects, so a held execution of a killed runtime never completes later), or
-``failed`` (the input asked this attempt to fail).
+"at", ...}`` with event ``start``, then ``complete`` (the component returned its answer, to a
+runtime still connected) or ``cancelled`` (the runtime's connection went away first: our pod
+cancels a context component whose client disconnects, so a held execution of a killed runtime
+never completes later), or ``failed`` (the input asked this attempt to fail). Every component
+takes a context for that (and for its run, step and attempt), so every answer is SSE.
 
 A held execution polls every 20 ms for a release file in ``$HOLD_DIR/release/``: ``STEP``
 (every run's step STEP, now and later), ``STEP@ATTEMPT`` (only that attempt), ``RUN.STEP``
