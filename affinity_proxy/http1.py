@@ -39,13 +39,6 @@ def end_to_end(headers: Headers) -> Headers:
     return [field for field in kept if field[0] not in named] if named else kept
 
 
-def header_value(headers: Headers, wanted: bytes) -> bytes | None:
-    for name, value in headers:
-        if name == wanted:
-            return value
-    return None
-
-
 _HEAD_ENDS = {
     Framing.NONE: b"%s: %s\r\n\r\n" % VIA,
     Framing.LENGTH: b"%s: %s\r\n\r\n" % VIA,

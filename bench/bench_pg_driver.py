@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -33,8 +32,8 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import cpu_seconds  # noqa: E402
-from tests.support.postgres import PostgresServer, unavailable_reason  # noqa: E402
+from bench.bench_runtime_vs_upstream import cpu_seconds
+from tests.support.postgres import PostgresServer, unavailable_reason
 
 SCHEMA = """
 CREATE TABLE journal (run_id text NOT NULL, seq integer NOT NULL, kind text NOT NULL, step_id text, attempt integer NOT NULL,

@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_fleet.dns_server import write_records  # noqa: E402
-from tests.support.pods import POD_PORT, start_pod  # noqa: E402
-from tests.support.processes import ManagedProcess, python_process  # noqa: E402
+from local_fleet.dns_server import write_records
+from tests.support.pods import POD_PORT, start_pod
+from tests.support.processes import ManagedProcess, python_process
 
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
@@ -76,7 +76,7 @@ class Result:
 
 
 def _milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
@@ -85,9 +85,9 @@ def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path)
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         check=True, capture_output=True, text=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _milliseconds(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _milliseconds(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
+    p50 = _milliseconds(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
+    p99 = _milliseconds(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Result(target, connections, rps, p50, p99, errors)

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -32,20 +33,21 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.raw_http import RawConnection  # noqa: E402
-from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy  # noqa: E402
-from tests.support.services import start_dns  # noqa: E402
-from tests.support.upstream_server import start_upstream_server  # noqa: E402
+from bench.raw_http import RawConnection
+from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet
+from tests.support.netns import inside_new_netns
+from tests.support.pods import start_pod
+from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns
+from tests.support.upstream_server import start_upstream_server
 
 PODS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
 PROXY_PORT, OURS_PORT, THEIRS_PORT = 8090, 7870, 7871
-FLOWS = {  # name: (file, item, fields the result must have)
-    "simple": ("simple-test-workflow.yaml", {"value": 3}, {"original": 3, "doubled": 6, "squared": 36, "sum": 39}),
-    "bidirectional": ("bidirectional-test-workflow.yaml", {"data": {"k": 1}}, {"retrieved_data": {"k": 1}}),
+Flows = dict[str, tuple[Path, dict[str, Any], dict[str, Any]]]
+FLOWS: Flows = {  # name: (file, item, fields the result must have)
+    "simple": (WORKFLOWS / "simple-test-workflow.yaml", {"value": 3}, {"original": 3, "doubled": 6, "squared": 36, "sum": 39}),
+    "bidirectional": (WORKFLOWS / "bidirectional-test-workflow.yaml", {"data": {"k": 1}}, {"retrieved_data": {"k": 1}}),
 }
 RUN_TIMEOUT = 10.0
 """Longer than any run takes here; upstream leaves a run unanswered forever when a callback answer is lost."""
@@ -76,8 +78,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Round:
-    _, item, expected = FLOWS[flow]
+async def drive(side: Side, flow: str, concurrency: int, seconds: float, flows: Flows = FLOWS) -> Round:
+    _, item, expected = flows[flow]
     body = msgspec.json.encode({"flowId": side.flow_ids[flow], "input": [item]})
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
@@ -108,12 +110,12 @@ async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Roun
     return Round(len(latencies) / elapsed, latencies, (cpu_after[0] - cpu_before[0]) / runs * 1e6, (cpu_after[1] - cpu_before[1]) / runs * 1e6)
 
 
-def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]]) -> list[Side]:
+def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]], flows: Flows = FLOWS) -> list[Side]:
     """One side per (name, address, process), all measured on the same proxy and pods, each with the bench's flows stored."""
     shared = [process for process in fleet if process.name != "dns"]
     sides = [Side(name, address, process, shared, {}) for name, address, process in runtimes]
     for side in sides:
-        side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
+        side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in flows.items()}
     return sides
 
 
@@ -123,8 +125,8 @@ def stop_all(processes: list[ManagedProcess | None]) -> None:
             process.stop()
 
 
-def store(side: Side, flow_file: str) -> str:
-    flow = yaml.safe_load((WORKFLOWS / flow_file).read_text())
+def store(side: Side, flow_file: Path) -> str:
+    flow = yaml.safe_load(flow_file.read_text())
     return httpx.post(f"http://{side.address[0]}:{side.address[1]}/api/v1/flows", json={"flow": flow}, timeout=10).json()["flowId"]
 
 

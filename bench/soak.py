@@ -36,9 +36,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.fleet import WORKFLOWS  # noqa: E402
-from tests.reliability.chaos_fleet import HUB, ChaosFleet, pod_address, same_attempt_twice  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
+from tests.e2e.fleet import WORKFLOWS
+from tests.reliability.chaos_fleet import HUB, ChaosFleet, pod_address, same_attempt_twice
+from tests.support.processes import ManagedProcess
 
 FIRST_POD, LAST_POD = 20, 38
 """Pod indexes 20-38: 127.0.0.121-139 (the chaos tests use 127.0.0.101 and up)."""
@@ -118,7 +118,7 @@ class Chaos:
         self.every = every
         self.memory = memory
         self.actions: Counter[str] = Counter()
-        self.random = random.Random(7)
+        self.random = random.Random(7)  # noqa: S311 - a seeded, repeatable chaos schedule; nothing secret
 
     def processes(self) -> dict[str, ManagedProcess]:
         named = {"dns": self.fleet.dns, "runtime": self.fleet.runtime}

@@ -9,6 +9,7 @@ same run back instead of a second one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 class RunCallbacks:
     __slots__ = ("_runtime", "_record", "_item_index", "_step_id", "_submits", "instance_id")
 
-    def __init__(self, runtime: "Runtime", record: "RunRecord", item_index: int = 0, step_id: str = "") -> None:
+    def __init__(self, runtime: Runtime, record: RunRecord, item_index: int = 0, step_id: str = "") -> None:
         self._runtime = runtime
         self._record = record
         self._item_index = item_index
@@ -42,6 +43,12 @@ class RunCallbacks:
 
     def answered_by(self, instance_id: str) -> None:
         self.instance_id = instance_id
+
+    def next_submit_key(self) -> str:
+        """The key of this execution's next sub-run: the same for the same step run again after a restart."""
+        key = f"{self._record.run_id}/{self._item_index}/{self._step_id}/{self._submits}"
+        self._submits += 1
+        return key
 
     async def handle(self, method: str, params: Any) -> Any:
         handler = _HANDLERS.get(method)
@@ -79,7 +86,7 @@ class RunCallbacks:
         blob = await self._runtime.blobs.get(params.blob_id) if is_blob_id(params.blob_id) else None
         if blob is None:
             raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to get blob", f"no blob with id {params.blob_id!r}")
-        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]
+        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]  # a stored blob_type is always "data" or "flow" (BlobType); the store keeps it as str
 
     async def _submit_run(self, params: SubmitRunParams) -> RunStatus:
         try:
@@ -90,8 +97,7 @@ class RunCallbacks:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: flow with ID '{params.flow_id}'")
         if not params.inputs:
             raise CallbackError(jsonrpc.INVALID_VALUE, "inputs must hold at least one item")
-        key = f"{self._record.run_id}/{self._item_index}/{self._step_id}/{self._submits}"
-        self._submits += 1
+        key = self.next_submit_key()
         record = await self._runtime.submitted_run(key)
         if record is None:
             self._check_run_capacity()
@@ -120,7 +126,7 @@ class RunCallbacks:
         return run_status(record, include_results=params.include_results, by_completion=params.result_order == "by_completion")
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[RunCallbacks, Any], Awaitable[Any]]] = {
     jsonrpc.BLOBS_PUT: RunCallbacks._put_blob,
     jsonrpc.BLOBS_GET: RunCallbacks._get_blob,
     jsonrpc.RUNS_SUBMIT: RunCallbacks._submit_run,

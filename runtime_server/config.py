@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
+from runtime_server.nulls import without_nulls
 from runtime_server.runs.database_url import DatabaseUrlError, store_type_of, substitute
 
 DEFAULT_PORT = 7840
@@ -101,10 +103,35 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RecoverySettings:
+    """Upstream 0.13's ``recovery``: resuming a restarted runtime's runs, and failing over a dead
+    replica's (docs/durable-runs.md). The defaults fail a replica over within 10 s."""
+
+    enabled: bool = True
+    lease_ttl_seconds: float = 6.0
+    """A replica's lease lasts this long unless renewed (every third of it)."""
+    check_interval_seconds: float = 1.0
+    """How often a replica looks for expired peers whose runs to take."""
+    max_startup_recovery: int = 10_000
+    """Runs resumed at once at start; the rest follow at the next checks."""
+    max_claims_per_check: int = 1000
+    """Runs of an expired peer taken in one check."""
+
+
+_RECOVERY_KEYS = {
+    "leaseTtlSecs": "lease_ttl_seconds",
+    "checkIntervalSecs": "check_interval_seconds",
+    "maxStartupRecovery": "max_startup_recovery",
+    "maxClaimsPerCheck": "max_claims_per_check",
+}
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     plugins: dict[str, dict[str, Any]]
     routes: dict[str, Any]
     store: StoreSettings = field(default_factory=StoreSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     working_directory: Path = field(default_factory=Path.cwd)
     step_attempts: int = 3
     """Runs of a step when the transport fails retriably (each may land on another pod)."""
@@ -112,7 +139,9 @@ class RuntimeSettings:
 
 
 def _positive(section: dict[str, Any], key: str, default: float, where: str) -> float:
-    value = section.get(key, default)
+    value = section.get(key)
+    if value is None:  # absent or null
+        value = default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
     return value
@@ -132,12 +161,14 @@ def _limits(data: Any) -> ApiLimits:
 def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping with 'plugins' and 'routes'")
+    data = without_nulls(data)
     plugins = data.get("plugins")
     if not isinstance(plugins, dict) or not plugins:
         raise ConfigError("config key 'plugins' is required: a mapping of plugin name to {type: ...}")
     for name, options in plugins.items():
         if not isinstance(options, dict) or not isinstance(options.get("type"), str):
             raise ConfigError(f"plugin {name!r} needs a 'type' (builtin, stepflow or mock)")
+    plugins = {name: without_nulls(options) for name, options in plugins.items()}
     routes = data.get("routes")
     if not isinstance(routes, dict):
         raise ConfigError("config key 'routes' is required: a mapping of path pattern to a list of rules (may be {})")
@@ -146,6 +177,7 @@ def settings_from_data(data: Any, base_dir: Path) -> RuntimeSettings:
         plugins=plugins,
         routes=routes,
         store=store_settings(data, os.environ),
+        recovery=_recovery(data),
         working_directory=working if working.is_absolute() else base_dir / working,
         step_attempts=int(_positive(data, "stepAttempts", 3, "config")),
         limits=_limits(data),
@@ -185,6 +217,26 @@ def store_settings(data: dict[str, Any], environment: Mapping[str, str]) -> Stor
         auto_migrate=auto_migrate,
         max_runs=int(_positive(store, "maxRuns", runs_default, key)),
         max_age_seconds=_positive(store, "maxAgeSeconds", age_default, key),
+    )
+
+
+def _recovery(data: dict[str, Any]) -> RecoverySettings:
+    section = data.get("recovery") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"recovery must be a mapping such as {{enabled: true, leaseTtlSecs: 6}}, got {section!r}")
+    enabled = section.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"recovery.enabled must be true or false, got {enabled!r}")
+    defaults = RecoverySettings()
+    values = {name: _positive(section, key, getattr(defaults, name), "recovery") for key, name in _RECOVERY_KEYS.items()}
+    if values["check_interval_seconds"] > values["lease_ttl_seconds"]:
+        raise ConfigError("recovery.checkIntervalSecs must not exceed recovery.leaseTtlSecs: a dead replica's runs would wait longer than its lease")
+    return RecoverySettings(
+        enabled=enabled,
+        lease_ttl_seconds=values["lease_ttl_seconds"],
+        check_interval_seconds=values["check_interval_seconds"],
+        max_startup_recovery=int(values["max_startup_recovery"]),
+        max_claims_per_check=int(values["max_claims_per_check"]),
     )
 
 

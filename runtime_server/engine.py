@@ -12,8 +12,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from runtime_server import metrics
 from runtime_server.flow.model import Step
@@ -45,7 +46,7 @@ class ActiveRun:
     variables: dict[str, Any]
     limiter: AsyncContextManager[Any]
     trace: TraceContext
-    callbacks_for: Callable[[int, str], "RunCallbacks"]
+    callbacks_for: Callable[[int, str], RunCallbacks]
     """What one execution of a step may ask of the runtime (item index, step id)."""
     journaled: Callable[[RunRecord], Awaitable[None]] | None = None
     """Returns once every journal entry so far is durable (a durable store); None in memory."""
@@ -206,7 +207,7 @@ class Engine:
                 outcome, retriable, label = component_failure(step, component, error.message, "error executing user-defined function"), False, "failed"
             except TransportFailed as error:
                 outcome, retriable, label = component_failure(step, component, error.message, "error communicating with the component server"), error.retriable, "transport_error"
-            except Exception as error:  # a plugin bug must fail the step, never leave the run hanging
+            except Exception as error:  # noqa: BLE001 - a plugin bug must fail the step, never leave the run hanging
                 log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"

@@ -27,15 +27,16 @@ from runtime_server.flow.results import Failed, failed
 from runtime_server.flow_catalog import FlowCatalog
 from runtime_server.plugins.base import Plugin
 from runtime_server.plugins.registry import create_plugins
+from runtime_server.replicas.coordinator import Coordinator
+from runtime_server.retry import Backoff
 from runtime_server.routing import Router
 from runtime_server.runs.clock import now_ns
+from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
 from runtime_server.runs.ids import new_run_id
-from runtime_server.retry import Backoff
-from runtime_server.runs.durable_store import StoreUnavailable
 from runtime_server.runs.open_store import open_stores
 from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.resume import resume_of
-from runtime_server.runs.rows import CorruptRun
+from runtime_server.runs.rows import CorruptRun, RunsLost
 from runtime_server.runs.store import RunQuery
 from telemetry.logs import log_event
 from telemetry.trace import run_trace
@@ -48,6 +49,8 @@ class RunConflict(Exception):
 
 
 CONNECT_BACKOFF = Backoff(first=0.2, factor=2.0, longest=5.0)
+REMOTE_WAIT_RECHECK_SECONDS = 5.0
+REMOTE_CANCEL_WAIT_SECONDS = 5.0
 
 
 def default_orchestrator_id() -> str:
@@ -91,7 +94,7 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, orchestrator_id: str | None = None) -> None:
         self.settings = settings
         self.orchestrator_id = orchestrator_id or default_orchestrator_id()
-        self.blobs, self.runs = open_stores(settings.store, self.orchestrator_id)
+        self.blobs, self.runs = open_stores(settings.store, self.orchestrator_id, settings.recovery.lease_ttl_seconds)
         self.flows = FlowCatalog(self.blobs)
         self.plugins: dict[str, Plugin] = create_plugins(settings, self)
         self.router = Router(settings.routes, set(self.plugins))
@@ -101,21 +104,37 @@ class Runtime:
         self._top_level_live = 0
         self._evictions_seen = 0
         self._connecting: asyncio.Task[None] | None = None
+        self._coordinating: asyncio.Task[None] | None = None
+        self._listening: Any = None
         self._closing = False
+        self._dropping: set[str] = set()
+        """Runs being stopped without recording anything: another replica holds them now."""
+        self._end_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        """Callers waiting for runs another replica runs (woken by its NOTIFY)."""
+        self.draining = False
         self.recovered = 0
         metrics.RUNS_IN_FLIGHT.set_function(lambda: len(self._live))
         metrics.STEPS_IN_FLIGHT.set_function(lambda: self.engine.steps_in_flight)
         metrics.BLOB_STORE_BYTES.set_function(lambda: self.blobs.size_bytes)
         metrics.BLOB_STORE_BLOBS.set_function(lambda: len(self.blobs))
         metrics.RUN_STORE_RUNS.set_function(lambda: len(self.runs))
+        metrics.RUNS_OWNED.set_function(lambda: len(self._live))
 
     async def start(self) -> None:
         for plugin in self.plugins.values():
             await plugin.start()
-        if self.runs.durable:
-            self._connecting = asyncio.create_task(self._connect_and_recover(), name="store-connect")
-        else:
+        if not self.runs.durable:
             await self.runs.open()
+            return
+        try:
+            await self.runs.open()
+        except StoreUnavailable as error:
+            if error.lasting:  # a wrong password or a newer schema: waiting will not help, refuse to start
+                log_event(logger, "store_refused", logging.ERROR, error=str(error))
+                raise
+            self._connecting = asyncio.create_task(self._connect_and_recover(error), name="store-connect")
+            return
+        self._connecting = asyncio.create_task(self._recover_after_connect(0), name="store-recover")
 
     async def connected(self) -> None:
         """Returns once the store is connected and the last start's runs are resumed."""
@@ -124,7 +143,9 @@ class Runtime:
 
     @property
     def problem(self) -> str | None:
-        """Why the runtime is not ready to take runs (its store), or None."""
+        """Why the runtime is not ready to take runs (its store, or shutting down), or None."""
+        if self.draining:
+            return "shutting down: finishing its runs, taking no new ones"
         if self._connecting is not None and not self._connecting.done():
             return self.runs.problem or "recovering the runs of the last start"
         return self.runs.problem
@@ -134,34 +155,52 @@ class Runtime:
         if problem is not None:
             raise NotReady(problem)
 
-    async def _connect_and_recover(self) -> None:
-        attempt = 0
+    async def _connect_and_recover(self, first: StoreUnavailable) -> None:
+        """The database was away at start: keep trying (not ready meanwhile, saying why)."""
+        error, attempt = first, 0
         while True:
+            attempt += 1
+            self.runs.connect_problem = str(error)  # type: ignore[attr-defined]  # only durable stores get here
+            log_event(logger, "store_unavailable", logging.ERROR if attempt == 1 else logging.WARNING, error=str(error), retry=attempt)
+            await asyncio.sleep(CONNECT_BACKOFF.delay(attempt))
             try:
                 await self.runs.open()
                 break
-            except StoreUnavailable as error:
-                attempt += 1
-                self.runs.connect_problem = str(error)  # type: ignore[attr-defined]  # only durable stores get here
-                log_event(logger, "store_unavailable", logging.ERROR if attempt == 1 else logging.WARNING, error=str(error), retry=attempt)
-                await asyncio.sleep(CONNECT_BACKOFF.delay(attempt))
-        log_event(logger, "store_connected", store=self.settings.store.type, orchestrator_id=self.orchestrator_id, retries=attempt)
-        await self._recover()
+            except StoreUnavailable as again:
+                error = again
+        await self._recover_after_connect(attempt)
 
-    async def _recover(self) -> None:
-        """Resume every run this runtime had not finished, as its journal left it."""
-        found = await self.runs.unfinished()
-        for item in found:
+    async def _recover_after_connect(self, retries: int) -> None:
+        log_event(logger, "store_connected", store=self.settings.store.type, orchestrator_id=self.orchestrator_id, retries=retries, epoch=self.runs.epoch)  # type: ignore[attr-defined]
+        store: DurableRunStore = self.runs  # type: ignore[assignment]  # only durable stores get here
+        store.writer.on_lost = self._runs_lost
+        self._listening = await store.backend.listen(self._heard_end, self._heard_cancel)
+        recovery = self.settings.recovery
+        if not recovery.enabled:
+            return
+        await self.resume_claimed(await store.claim(self.orchestrator_id, recovery.max_startup_recovery), self.orchestrator_id)
+        self._coordinating = asyncio.create_task(Coordinator(store, self, recovery).run(), name="replica-coordinator")
+
+    async def resume_claimed(self, claimed: list[tuple[Any, bool]], taken_from: str) -> None:
+        """Resume runs this runtime just took (its own after a restart, or a dead peer's)."""
+        resumed = 0
+        for item, cancel_requested in claimed:
             if isinstance(item, CorruptRun):
                 log_event(logger, "run_not_recovered", logging.ERROR, orchestrator_id=self.orchestrator_id, error=str(item))
                 continue
-            await self._resume(item)
-        if found:
-            log_event(logger, "runs_recovered", orchestrator_id=self.orchestrator_id, runs=self.recovered, unreadable=len(found) - self.recovered)
+            if item.run_id in self._live:  # still running here (our own, re-stamped after a lost lease raced)
+                continue
+            await self._resume(item, taken_from)
+            resumed += 1
+            if cancel_requested:
+                self.cancel(item)
+        if resumed:
+            log_event(logger, "runs_recovered", orchestrator_id=self.orchestrator_id, taken_from=taken_from, runs=resumed)
 
-    async def _resume(self, record: RunRecord) -> None:
+    async def _resume(self, record: RunRecord, taken_from: str) -> None:
         self.runs.adopt(record)
-        record.record_event("run_recovered", instance_id=self.orchestrator_id)
+        record.owner = self.orchestrator_id
+        record.record_event("run_recovered", instance_id=self.orchestrator_id, status=None if taken_from == self.orchestrator_id else f"taken over from {taken_from}")
         try:
             prepared = await self.flows.get(record.flow_id)
         except (FlowParseError, LookupError):
@@ -184,13 +223,46 @@ class Runtime:
         self._start(run, problem)
         self.recovered += 1
         metrics.RUNS_RECOVERED.inc()
-        log_event(logger, "run_recovered", run_id=record.run_id, trace_id=record.trace_id, orchestrator_id=self.orchestrator_id, flow=record.flow_name)
+        log_event(logger, "run_recovered", run_id=record.run_id, trace_id=record.trace_id, orchestrator_id=self.orchestrator_id, flow=record.flow_name, taken_from=taken_from)
+
+    def drop_all_runs(self, reason: str) -> None:
+        """The lease is lost: stop every run at once, recording nothing (a peer may own them now)."""
+        log_event(logger, "runs_dropped", logging.WARNING, orchestrator_id=self.orchestrator_id, runs=len(self._live), reason=reason)
+        self._runs_lost(set(self._live))
+
+    def _runs_lost(self, run_ids: set[str]) -> None:
+        for run_id in run_ids:
+            live = self._live.get(run_id)
+            if live is not None:
+                self._dropping.add(run_id)
+                live.task.cancel()
+            else:
+                self.runs.forget(run_id)
+
+    def _heard_end(self, run_id: str) -> None:
+        for waiter in self._end_waiters.pop(run_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _heard_cancel(self, run_id: str) -> None:
+        live = self._live.get(run_id)
+        if live is not None and not live.record.finished:
+            self.cancel(live.record)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """SIGTERM: take no new runs (health says so), give the live ones ``grace_seconds`` to finish."""
+        self.draining = True
+        log_event(logger, "runtime_draining", orchestrator_id=self.orchestrator_id, runs=len(self._live), grace_seconds=grace_seconds)
+        if self._live:
+            await asyncio.wait([live.task for live in self._live.values()], timeout=grace_seconds)
 
     async def close(self) -> None:
-        """Stop: runs in flight are left as journaled (a durable store resumes them at the next start)."""
+        """Stop: runs in flight are left as journaled, and the lease released, so a peer (or the
+        next start) resumes them at once."""
         self._closing = True
-        if self._connecting is not None:
-            self._connecting.cancel()
+        for task in (self._connecting, self._coordinating):
+            if task is not None:
+                task.cancel()
         for live in list(self._live.values()):
             live.task.cancel()
         for live in list(self._live.values()):
@@ -198,7 +270,19 @@ class Runtime:
                 await live.task
         for plugin in self.plugins.values():
             await plugin.close()
+        await self._release()
         await self.runs.close()
+
+    async def _release(self) -> None:
+        if self._listening is not None:
+            with contextlib.suppress(Exception):
+                await self._listening.close()
+        if self.runs.durable and self.runs.problem is None:
+            try:
+                await self.runs.release_lease()  # type: ignore[attr-defined]
+                log_event(logger, "lease_released", orchestrator_id=self.orchestrator_id, runs_left=len(self._dropping))
+            except StoreUnavailable as error:
+                log_event(logger, "lease_release_failed", logging.WARNING, orchestrator_id=self.orchestrator_id, error=str(error))
 
     def submit(
         self,
@@ -230,6 +314,7 @@ class Runtime:
             variables=variables or None,
             max_concurrency=max_concurrency,
             submit_key=submit_key,
+            owner=self.orchestrator_id,
         )
         effective, problem = self.effective_flow(prepared, overrides)
         callbacks_for = functools.partial(RunCallbacks, self, record)
@@ -281,12 +366,17 @@ class Runtime:
             else:
                 record.item_outcomes = [failed(400, problem)] * len(record.inputs)
             record.status = "failed" if any(isinstance(outcome, Failed) for outcome in record.item_outcomes) else "completed"
+        except RunsLost:
+            self._drop(record)
+            return
         except asyncio.CancelledError:
-            if self._closing:  # stopping, not cancelled: the run stays as journaled, to resume later
-                self._forget(record)
-                raise
+            if self._closing or record.run_id in self._dropping:  # not cancelled: the run stays as journaled, for whoever resumes it
+                self._drop(record)
+                if self._closing:
+                    raise
+                return
             record.status = "cancelled"
-        except Exception as error:  # an engine bug fails the run; it must never stay "running"
+        except Exception as error:  # noqa: BLE001 - an engine bug fails the run; it must never stay "running"
             log_event(logger, "run_crashed", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
             crash = failed(500, f"internal error: {type(error).__name__}: {error}")
             record.item_outcomes = [crash if outcome is PENDING else outcome for outcome in record.item_outcomes]
@@ -298,9 +388,19 @@ class Runtime:
         try:
             self._record_end(record)
             await self.journaled(record)  # nobody hears of the end before it is durable
+        except RunsLost:  # another replica took the run before its end was written: it finishes it
+            self._drop(record)
+        except Exception:  # noqa: BLE001 - the store could not keep the end: the run has ended here all the same
+            log_event(logger, "run_end_not_stored", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
         finally:  # even if recording the end failed (a store error): a waiter must never hang
             if live is not None:
                 live.wake_waiters()
+
+    def _drop(self, record: RunRecord) -> None:
+        self._forget(record)
+        self._dropping.discard(record.run_id)
+        self.runs.forget(record.run_id)
+        log_event(logger, "run_dropped", run_id=record.run_id, trace_id=record.trace_id, orchestrator_id=self.orchestrator_id)
 
     def _forget(self, record: RunRecord) -> None:
         if self._live.pop(record.run_id, None) is not None and record.parent_run_id is None:
@@ -311,8 +411,10 @@ class Runtime:
     def _record_end(self, record: RunRecord) -> None:
         record.completed_ns = record.completed_ns or now_ns()
         record.record_event("run_completed", status=record.status)
-        self.runs.ended(record)
-        self._forget(record)
+        try:
+            self.runs.ended(record)
+        finally:  # a store that failed to keep it must not leave the run live and counted
+            self._forget(record)
         metrics.RUNS.labels(record.status, record.flow_name or "").inc()
         metrics.RUN_DURATION.observe((record.completed_ns - record.created_ns) / 1e9)
         if self.runs.evictions > self._evictions_seen:
@@ -327,24 +429,53 @@ class Runtime:
         return record
 
     async def wait_for_end(self, record: RunRecord, timeout_seconds: float) -> RunRecord:
-        """The run once it has ended, or as it is after ``timeout_seconds``."""
-        live = self._live.get(record.run_id)
-        if live is None:
-            return record
-        try:
-            await asyncio.wait_for(live.finished(), timeout_seconds)
-        except TimeoutError:
-            pass
-        return live.record
+        """The run once it has ended, or as it is after ``timeout_seconds``; a run another replica
+        runs is waited for through its end's NOTIFY (re-read every few seconds, in case one was missed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        while not record.finished and (left := deadline - loop.time()) > 0:
+            live = self._live.get(record.run_id)
+            try:
+                if live is not None:
+                    await asyncio.wait_for(live.finished(), left)
+                    return live.record
+                await self._hear_of_end(record.run_id, min(left, REMOTE_WAIT_RECHECK_SECONDS))
+            except TimeoutError:
+                pass
+            record = await self.get_run(record.run_id) or record
+        return record
 
-    async def run_subflow(self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None) -> RunRecord:
+    async def _hear_of_end(self, run_id: str, timeout_seconds: float) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._end_waiters.setdefault(run_id, [])
+        waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_seconds)
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters and self._end_waiters.get(run_id) is waiters:
+                del self._end_waiters[run_id]
+
+    async def run_subflow(
+        self, prepared: PreparedFlow, inputs: list[Any], parent_run_id: str | None, max_concurrency: int | None = None, submit_key: str | None = None
+    ) -> RunRecord:
+        """A child run, waited for; with ``submit_key`` (the asking execution's), the child it
+        already started before a restart is waited for instead of starting another."""
+        existing = await self.submitted_run(submit_key) if submit_key is not None else None
+        if existing is not None:
+            return await self.wait(existing)
         parent = await self.get_run(parent_run_id) if parent_run_id else None
-        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent))
+        return await self.wait(self.submit(prepared, inputs, max_concurrency=max_concurrency, parent=parent, submit_key=submit_key))
 
     @property
     def runs_in_flight(self) -> int:
         """Top-level runs not yet finished (a run's sub-runs are bounded by its nesting, so they are not counted)."""
         return self._top_level_live
+
+    def is_live(self, run_id: str) -> bool:
+        """Running in this process (not only stored: another replica's, or finished)."""
+        return run_id in self._live
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         live = self._live.get(run_id)
@@ -354,6 +485,14 @@ class Runtime:
         """From the store; a run live here is shown as it is now."""
         listed = await self.runs.list(query)
         return [self._live[record.run_id].record if record.run_id in self._live else record for record in listed]
+
+    async def cancel_anywhere(self, record: RunRecord) -> RunRecord:
+        """Cancel a run wherever it runs: here, or by asking its owner (NOTIFY) and waiting a little for its end."""
+        if record.run_id in self._live or record.finished or not self.runs.durable:
+            return self.cancel(record)
+        if not await self.runs.request_cancel(record.run_id):  # type: ignore[attr-defined]
+            raise RunConflict(f"Run '{record.run_id}' cannot be cancelled (status: {record.status.capitalize()})")
+        return await self.wait_for_end(record, REMOTE_CANCEL_WAIT_SECONDS)
 
     def cancel(self, record: RunRecord) -> RunRecord:
         live = self._live.get(record.run_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -69,7 +70,7 @@ async def _crash(request: Request, error: Exception) -> Response:
     return error_response(500, f"Internal error while handling {request.method} {request.url.path}: {type(error).__name__}: {error}")
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlette:
     document = openapi_document([(method, path, summary) for method, path, _, summary in ROUTES])
 
     async def openapi(request: Request) -> Response:
@@ -81,6 +82,7 @@ def create_app(runtime: Runtime) -> Starlette:
         try:
             yield
         finally:
+            await runtime.drain(shutdown_grace_seconds)
             await runtime.close()
 
     middleware = [Middleware(PermissiveCors)]

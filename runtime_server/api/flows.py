@@ -84,6 +84,8 @@ def _all_examples(flow_json: dict[str, Any]) -> list[Any]:
 async def store_flow(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = await read_body(request, StoreFlowRequest)
+    if body.flow is None:
+        raise ApiError(422, "flow is required: the flow itself, as an object or YAML/JSON text")
     prepared = prepare_submitted(runtime, body.flow)
     stored = False if body.dry_run else await runtime.flows.store(prepared)
     return json_response({"flowId": prepared.flow_id, "stored": stored, "diagnostics": prepared.diagnostics})

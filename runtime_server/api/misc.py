@@ -36,7 +36,7 @@ async def list_components(request: Request) -> Response:
     names = list(runtime.plugins)
     answers = await asyncio.gather(*(runtime.plugins[name].list_components() for name in names), return_exceptions=True)
     components = []
-    for name, answer in zip(names, answers):
+    for name, answer in zip(names, answers, strict=True):
         if isinstance(answer, BaseException):
             raise ApiError(500, f"plugin {name!r} could not list its components: {answer}")
         for info in answer:

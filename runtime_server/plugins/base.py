@@ -7,8 +7,9 @@ runtime (blobs, runs) only through the ``Callbacks`` it is handed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import msgspec
 

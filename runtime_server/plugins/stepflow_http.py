@@ -308,7 +308,7 @@ class StepflowHttpPlugin:
                 metrics.CALLBACKS.labels(_method_label(call.method), "refused").inc()
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {excerpt(response.content)}")
         finally:
-            stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            stream.answers.discard(asyncio.current_task())
             watch.heard(asyncio.get_running_loop().time())
 
     # -- helpers -----------------------------------------------------------------------

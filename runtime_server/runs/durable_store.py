@@ -11,10 +11,12 @@ The database itself is behind ``Backend``: ``sqlite_backend.py``, ``postgres_bac
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -27,12 +29,19 @@ from runtime_server.runs.store import RunQuery
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 RETENTION_INTERVAL_SECONDS = 1.0
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be used now (unreachable, refusing, wrong password): the message says
-    why without the password."""
+    """The database cannot be used now: the message says why without the password.
+
+    ``lasting`` when waiting will not help (wrong password, unknown database, a schema newer
+    than this runtime): the runtime then refuses to start instead of waiting."""
+
+    def __init__(self, message: str, lasting: bool = False) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 class Backend(Protocol):
@@ -52,8 +61,24 @@ class Backend(Protocol):
 
     async def run_id_submitted_as(self, submit_key: str) -> str | None: ...
 
-    async def unfinished(self, owner: str) -> list[str]:
-        """Ids of the runs ``owner`` had not finished, oldest first."""
+    async def acquire_lease(self, owner: str, ttl_ms: int) -> int:
+        """Hold ``owner``'s lease from now, at a new epoch (which fences out any earlier holder)."""
+
+    async def renew_lease(self, owner: str, epoch: int, ttl_ms: int) -> bool:
+        """Extend the lease; False when it expired or another holder took a newer epoch."""
+
+    async def release_lease(self, owner: str, epoch: int) -> None: ...
+
+    async def expired_owners(self, owner: str) -> list[str]: ...
+
+    async def claim_runs(self, previous: str, owner: str, epoch: int, limit: int) -> list[tuple[str, bool]]:
+        """Take unfinished runs of ``previous`` (expired, or ``owner`` itself at an older epoch):
+        (run id, whether a cancel was asked), oldest first."""
+
+    async def request_cancel(self, run_id: str) -> bool: ...
+
+    async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> Any:
+        """Hear runs end and cancels asked (PostgreSQL's LISTEN); returns what to close, or None."""
 
     async def delete_run(self, run_id: str) -> bool: ...
 
@@ -74,9 +99,12 @@ class Backend(Protocol):
 class DurableRunStore:
     durable = True
 
-    def __init__(self, backend: Backend, owner: str, max_runs: int, max_age_seconds: float) -> None:
+    def __init__(self, backend: Backend, owner: str, max_runs: int, max_age_seconds: float, lease_ttl_seconds: float = 6.0) -> None:
         self.backend = backend
         self.owner = owner
+        self.epoch = 0
+        """This runtime's lease epoch: every write is fenced by it (``Batch.fence``)."""
+        self.lease_ttl_ms = int(lease_ttl_seconds * 1000)
         self._max_runs = max_runs
         self._max_age_ns = int(max_age_seconds * 1e9)
         self.writer = GroupCommitWriter(backend.commit, owner, backend.describe)
@@ -88,6 +116,7 @@ class DurableRunStore:
     async def open(self) -> None:
         """Connect (raises StoreUnavailable); then the writer and the retention task run."""
         await self.backend.open()
+        await self.acquire_lease()
         self.connect_problem = None
         self.sizes = await self.backend.sizes()
         self.writer.start()
@@ -110,8 +139,20 @@ class DurableRunStore:
     def adopt(self, record: RunRecord) -> None:
         self.writer.adopt(record)
 
+    def forget(self, run_id: str) -> None:
+        self.writer.forget(run_id)
+
+    async def read(self, read: Awaitable[T]) -> T:
+        """A read from the database; failing, the API answers 503 with the reason (no password)."""
+        try:
+            return await read
+        except StoreUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - the driver's own errors: connection lost, server shutting down, ...
+            raise StoreUnavailable(self.backend.describe(error)) from None
+
     async def get(self, run_id: str) -> RunRecord | None:
-        found = await self.backend.run(run_id)
+        found = await self.read(self.backend.run(run_id))
         if found is None:
             return None
         row, entries = found
@@ -121,38 +162,56 @@ class DurableRunStore:
             return _unreadable(row, str(error))
 
     async def list(self, query: RunQuery) -> list[RunRecord]:
-        return [listed(row) for row in await self.backend.runs(query)]
+        return [listed(row) for row in await self.read(self.backend.runs(query))]
 
     async def delete(self, run_id: str) -> bool:
-        return await self.backend.delete_run(run_id)
+        return await self.read(self.backend.delete_run(run_id))
 
     async def submitted_as(self, submit_key: str) -> RunRecord | None:
-        run_id = await self.backend.run_id_submitted_as(submit_key)
+        run_id = await self.read(self.backend.run_id_submitted_as(submit_key))
         return None if run_id is None else await self.get(run_id)
 
-    async def unfinished(self) -> list[RunRecord | CorruptRun]:
-        """This runtime's unfinished runs as they were journaled; a run that cannot be read back
-        is ended ``failed`` here, with a message that names the problem."""
-        records: list[RunRecord | CorruptRun] = []
-        for run_id in await self.backend.unfinished(self.owner):
-            found = await self.backend.run(run_id)
+    async def acquire_lease(self) -> None:
+        """A new epoch for this runtime: what it wrote under the old one is fenced off (raises StoreUnavailable)."""
+        self.epoch = await self.read(self.backend.acquire_lease(self.owner, self.lease_ttl_ms))
+        self.writer.fence = (self.owner, self.epoch)
+
+    async def renew_lease(self) -> bool:
+        return await self.read(self.backend.renew_lease(self.owner, self.epoch, self.lease_ttl_ms))
+
+    async def release_lease(self) -> None:
+        await self.read(self.backend.release_lease(self.owner, self.epoch))
+
+    async def expired_owners(self) -> builtins.list[str]:
+        return await self.read(self.backend.expired_owners(self.owner))
+
+    async def request_cancel(self, run_id: str) -> bool:
+        return await self.read(self.backend.request_cancel(run_id))
+
+    async def claim(self, previous: str, limit: int) -> builtins.list[tuple[RunRecord | CorruptRun, bool]]:  # builtins.: here list is the method
+        """Take up to ``limit`` unfinished runs of ``previous`` (a peer whose lease expired, or this
+        runtime's own runs of an earlier epoch) as they were journaled, each with whether a cancel
+        was asked. A run that cannot be read back is ended ``failed`` here, naming the problem."""
+        claimed: builtins.list[tuple[RunRecord | CorruptRun, bool]] = []
+        for run_id, cancel_requested in await self.read(self.backend.claim_runs(previous, self.owner, self.epoch, limit)):
+            found = await self.read(self.backend.run(run_id))
             if found is None:
                 continue
             row, entries = found
             try:
-                records.append(replay(row, entries))
+                claimed.append((replay(row, entries), cancel_requested))
             except CorruptRun as error:
                 await self._end_unreadable(row, entries, str(error))
-                records.append(error)
-        return records
+                claimed.append((error, cancel_requested))
+        return claimed
 
-    async def _end_unreadable(self, row: RunRow, entries: list[JournalRow], message: str) -> None:
+    async def _end_unreadable(self, row: RunRow, entries: builtins.list[JournalRow], message: str) -> None:
         record = _unreadable(row, message)
         seq = max((entry.seq for entry in entries), default=-1) + 1
         error = msgspec.json.encode({"error": {"code": 500, "message": message}})
         entry = JournalRow(row.run_id, seq, now_ns(), "run_completed", None, None, None, "failed", None, error)
         counts = msgspec.json.encode(record.item_counts())
-        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd(row.run_id, "failed", entry.at_ns, counts)]))
+        await self.backend.commit(Batch(entries=[entry], ends=[RunEnd("failed", entry.at_ns, counts, row.run_id)]))
         log_event(logger, "run_unreadable", logging.ERROR, run_id=row.run_id, error=message)
 
     def __len__(self) -> int:
@@ -170,7 +229,7 @@ class DurableRunStore:
             try:
                 self.evictions += await self.backend.evict(self._max_runs, time.time_ns() - self._max_age_ns)
                 self.sizes = await self.backend.sizes()
-            except Exception as error:  # retention waits for the database like everything else
+            except Exception as error:  # noqa: BLE001 - retention waits for the database like everything else
                 log_event(logger, "retention_failed", logging.WARNING, error=self.backend.describe(error))
 
 
@@ -206,7 +265,7 @@ class DurableBlobStore:
     async def get(self, blob_id: str) -> tuple[Any, str] | None:
         entry = self._cache.get(blob_id)
         if entry is None:
-            entry = await self._store.backend.blob(blob_id)
+            entry = await self._store.read(self._store.backend.blob(blob_id))
             if entry is None:
                 return None
             self._remember(blob_id, entry)
@@ -214,7 +273,7 @@ class DurableBlobStore:
 
     async def delete(self, blob_id: str) -> bool:
         self._cache.pop(blob_id, None)
-        return await self._store.backend.delete_blob(blob_id)
+        return await self._store.read(self._store.backend.delete_blob(blob_id))
 
     def _remember(self, blob_id: str, entry: tuple[bytes, str]) -> None:
         self._cache[blob_id] = entry

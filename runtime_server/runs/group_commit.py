@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from runtime_server import metrics
 from runtime_server.retry import Backoff
 from runtime_server.runs.record import RunRecord
-from runtime_server.runs.rows import Batch, journal_rows, run_end, run_row
+from runtime_server.runs.rows import Batch, RunsLost, journal_rows, run_end, run_row
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ class GroupCommitWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.problem: str | None = None
+        self.fence: tuple[str, int] | None = None
+        """(owner, epoch): written into every batch, so a replica that lost a run cannot write to it."""
+        self.on_lost: Callable[[set[str]], None] = lambda run_ids: None
+        """Told of runs a commit found taken over by another replica; their entries are dropped."""
+        self._lost: set[str] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -81,10 +86,19 @@ class GroupCommitWriter:
         return self._gathering()
 
     async def written(self, record: RunRecord) -> None:
-        """Returns once every entry the record has now is committed."""
+        """Returns once every entry the record has now is committed; raises RunsLost when the run
+        is another replica's now (nothing of it was written)."""
         batch = self._batch_of.get(record.run_id)
         if batch is not None and not batch.done():
             await asyncio.shield(batch)
+        if record.run_id in self._lost:
+            raise RunsLost({record.run_id})
+
+    def forget(self, run_id: str) -> None:
+        """A run this runtime stopped working on (lost, or dropped with its lease)."""
+        self._lost.discard(run_id)
+        self._written.pop(run_id, None)
+        self._dirty.pop(run_id, None)
 
     def _gathering(self) -> asyncio.Future[None]:
         if self._pending is None:
@@ -92,11 +106,14 @@ class GroupCommitWriter:
         return self._pending
 
     def _take(self) -> tuple[Batch, asyncio.Future[None] | None]:
-        batch = Batch(blobs=self._blobs)
+        batch = Batch(blobs=self._blobs, fence=self.fence)
+        epoch = self.fence[1] if self.fence is not None else 0
         for run_id, record in self._dirty.items():
+            if run_id in self._lost:
+                continue
             start = self._written.get(run_id)
             if start is None:
-                batch.runs.append(run_row(record, self._owner))
+                batch.runs.append(run_row(record, self._owner, epoch))
                 start = 0
             batch.entries.extend(journal_rows(record, start))
             if record.journal_complete:
@@ -127,7 +144,17 @@ class GroupCommitWriter:
                 await self._commit(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # the database is away, full or refusing: keep the batch, try again
+            except RunsLost as lost:  # another replica holds these runs now: write the rest, stop these
+                self._lost |= lost.run_ids
+                for run_id in lost.run_ids:
+                    self._written.pop(run_id, None)
+                batch = batch.without(lost.run_ids)
+                log_event(logger, "runs_lost", logging.WARNING, runs=sorted(lost.run_ids), owner=self._owner)
+                self.on_lost(lost.run_ids)
+                if not batch:
+                    return
+                continue
+            except Exception as error:  # noqa: BLE001 - the database is away, full or refusing: keep the batch, try again
                 failures += 1
                 self.problem = self._describe(error)
                 metrics.JOURNAL_COMMIT_FAILURES.inc()

@@ -9,7 +9,7 @@ from runtime_server.runs.durable_store import Backend, DurableBlobStore, Durable
 from runtime_server.runs.store import MemoryRunStore, RunStore
 
 
-def open_stores(settings: StoreSettings, owner: str) -> tuple[BlobStore, RunStore]:
+def open_stores(settings: StoreSettings, owner: str, lease_ttl_seconds: float = 6.0) -> tuple[BlobStore, RunStore]:
     """Made, not connected: ``RunStore.open`` connects (and may have to wait for the database)."""
     if not settings.durable or settings.database_url is None:
         return MemoryBlobStore(), MemoryRunStore(settings.max_runs, settings.max_age_seconds)
@@ -22,5 +22,5 @@ def open_stores(settings: StoreSettings, owner: str) -> tuple[BlobStore, RunStor
         from runtime_server.runs.postgres_backend import PostgresBackend
 
         backend = PostgresBackend(settings.database_url, settings.auto_migrate)
-    runs = DurableRunStore(backend, owner, settings.max_runs, settings.max_age_seconds)
+    runs = DurableRunStore(backend, owner, settings.max_runs, settings.max_age_seconds, lease_ttl_seconds)
     return DurableBlobStore(runs), runs

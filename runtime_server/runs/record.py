@@ -8,8 +8,9 @@ entries (``runs/replay.py``), so nothing else of a run needs storing as it chang
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -73,6 +74,8 @@ class RunRecord:
     submit_key: str | None = None
     """For a run a component submitted: which execution asked, so a re-run of that step after a
     recovery gets the same run back (``Runtime.submit``)."""
+    owner: str | None = None
+    """The runtime (orchestrator id) that runs it."""
     status: str = "running"
     created_ns: int = field(default_factory=now_ns)
     completed_ns: int | None = None
@@ -80,7 +83,7 @@ class RunRecord:
     item_completed_ns: list[int | None] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     changed: asyncio.Event | None = None
-    sink: Callable[["RunRecord"], None] | None = None
+    sink: Callable[[RunRecord], None] | None = None
     """Told of every new journal entry (a durable store's writer); None in memory."""
     counts: dict[str, int] | None = None
     """Item counts as stored, for a run listed without its journal."""

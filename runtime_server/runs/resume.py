@@ -9,6 +9,7 @@ step on attempt 2 of 3 gets exactly one more, never a fresh 3.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,7 @@ def _count_retry(step: Interrupted, attempt: int | None, reason: str | None) -> 
         step.retries_used += 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Budget:
     """A step's first attempt in this process and what it may spend after it."""
 
@@ -99,7 +100,7 @@ def first_budget(step: Step, step_attempts: int, interrupted: Interrupted | None
     reruns = step_attempts - 1
     retries = step.on_error.max_attempts - 1 if step.on_error.action == "retry" else 0
     if interrupted is None:
-        return Budget(1, reruns, retries)
+        return _fresh(reruns, retries)
     reruns -= interrupted.reruns_used
     retries -= interrupted.retries_used
     lost = interrupted.attempt
@@ -110,3 +111,9 @@ def first_budget(step: Step, step_attempts: int, interrupted: Interrupted | None
         return Budget(lost + 1, 0, retries - 1, ON_ERROR_RETRY, interruption)
     message = f"step {step.id!r} was interrupted by a runtime restart during attempt {lost}, its last: no attempts are left"
     return Budget(lost, 0, 0, None, interruption, failed(500, message))
+
+
+@functools.lru_cache(maxsize=64)
+def _fresh(reruns: int, retries: int) -> Budget:
+    """A step's budget when nothing was lost: one per (re-runs, retries), made once (every step asks)."""
+    return Budget(1, reruns, retries)

@@ -9,7 +9,7 @@ entries (``replay``). What the rows hold is plain JSON, encoded here once for bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -35,8 +35,13 @@ class EntryDetail(msgspec.Struct, omit_defaults=True):
     """The step's or item's result in its wire form (``to_wire``)."""
 
 
-@dataclass(frozen=True)
-class RunRow:
+RUN_COLUMNS = "run_id, created_ns, status, flow_id, flow_name, root_run_id, parent_run_id, owner, submit_key, spec, completed_ns, counts, owner_epoch"
+"""The ``runs`` columns a ``RunRow`` holds, in its order (every backend reads and writes these)."""
+
+
+class RunRow(NamedTuple):
+    """Tuples, so a backend hands a batch's rows to its driver as they are (columns in this order)."""
+
     run_id: str
     created_ns: int
     status: str
@@ -49,10 +54,11 @@ class RunRow:
     spec: bytes
     completed_ns: int | None = None
     counts: bytes | None = None
+    owner_epoch: int = 0
+    """The owner's lease epoch when it took the run: a write by an older holder is refused."""
 
 
-@dataclass(frozen=True)
-class JournalRow:
+class JournalRow(NamedTuple):
     run_id: str
     seq: int
     at_ns: int
@@ -65,12 +71,13 @@ class JournalRow:
     detail: bytes | None
 
 
-@dataclass(frozen=True)
-class RunEnd:
-    run_id: str
+class RunEnd(NamedTuple):
+    """In the order of the UPDATE's parameters."""
+
     status: str
     completed_ns: int
     counts: bytes
+    run_id: str
 
 
 @dataclass
@@ -82,9 +89,25 @@ class Batch:
     ends: list[RunEnd] = field(default_factory=list)
     blobs: list[tuple[str, str, bytes]] = field(default_factory=list)
     """(blob id, blob type, JSON body)."""
+    fence: tuple[str, int] | None = None
+    """(owner, lease epoch): the batch is written only for runs this owner still holds at this epoch."""
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.entries or self.ends or self.blobs)
+
+    def existing_run_ids(self) -> set[str]:
+        """Runs the batch writes to that it does not create: the ones its fence must check."""
+        created = {row.run_id for row in self.runs}
+        return {entry.run_id for entry in self.entries if entry.run_id not in created} | {end.run_id for end in self.ends if end.run_id not in created}
+
+    def without(self, run_ids: set[str]) -> Batch:
+        return Batch(
+            [row for row in self.runs if row.run_id not in run_ids],
+            [entry for entry in self.entries if entry.run_id not in run_ids],
+            [end for end in self.ends if end.run_id not in run_ids],
+            self.blobs,
+            self.fence,
+        )
 
 
 _encoder = msgspec.json.Encoder()
@@ -93,11 +116,19 @@ _detail_decoder = msgspec.json.Decoder(EntryDetail)
 _counts_decoder = msgspec.json.Decoder(dict[str, int])
 
 
+class RunsLost(Exception):
+    """A batch named runs that another replica has taken over (or that are gone): nothing was written."""
+
+    def __init__(self, run_ids: set[str]) -> None:
+        super().__init__(f"runs taken over by another replica: {', '.join(sorted(run_ids))}")
+        self.run_ids = run_ids
+
+
 class CorruptRun(ValueError):
     """A run's rows cannot be read back: the message names the run and what is wrong."""
 
 
-def run_row(record: RunRecord, owner: str) -> RunRow:
+def run_row(record: RunRecord, owner: str, owner_epoch: int = 0) -> RunRow:
     spec = RunSpec(
         inputs=record.inputs,
         steps={step_id: state.component for step_id, state in record.steps.items()},
@@ -107,7 +138,8 @@ def run_row(record: RunRecord, owner: str) -> RunRow:
         trace_id=record.trace_id,
     )
     return RunRow(
-        record.run_id, record.created_ns, "running", record.flow_id, record.flow_name, record.root_run_id, record.parent_run_id, owner, record.submit_key, _encoder.encode(spec)
+        record.run_id, record.created_ns, "running", record.flow_id, record.flow_name, record.root_run_id, record.parent_run_id, owner, record.submit_key, _encoder.encode(spec),
+        owner_epoch=owner_epoch,
     )
 
 
@@ -123,7 +155,7 @@ def journal_rows(record: RunRecord, start: int) -> list[JournalRow]:
 
 
 def run_end(record: RunRecord) -> RunEnd:
-    return RunEnd(record.run_id, record.status, record.completed_ns or record.created_ns, _encoder.encode(record.item_counts()))
+    return RunEnd(record.status, record.completed_ns or record.created_ns, _encoder.encode(record.item_counts()), record.run_id)
 
 
 def replay(row: RunRow, entries: list[JournalRow]) -> RunRecord:
@@ -146,6 +178,7 @@ def replay(row: RunRow, entries: list[JournalRow]) -> RunRecord:
         variables=spec.variables,
         max_concurrency=spec.max_concurrency,
         submit_key=row.submit_key,
+        owner=row.owner,
         status=row.status,
         created_ns=row.created_ns,
         completed_ns=row.completed_ns,
@@ -159,7 +192,9 @@ def replay(row: RunRow, entries: list[JournalRow]) -> RunRecord:
 def listed(row: RunRow) -> RunRecord:
     """A run as a list shows it: its summary, without reading its journal."""
     spec = _spec_decoder.decode(row.spec)
-    record = RunRecord(row.run_id, row.flow_id, row.flow_name, spec.inputs, {}, row.root_run_id, row.parent_run_id, status=row.status, created_ns=row.created_ns, completed_ns=row.completed_ns)
+    record = RunRecord(
+        row.run_id, row.flow_id, row.flow_name, spec.inputs, {}, row.root_run_id, row.parent_run_id, owner=row.owner, status=row.status, created_ns=row.created_ns, completed_ns=row.completed_ns
+    )
     record.counts = _counts_decoder.decode(row.counts) if row.counts else None
     return record
 

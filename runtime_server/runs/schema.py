@@ -50,10 +50,25 @@ _COMMON = [
     "INSERT INTO store_sizes VALUES (1, 0, 0, 0)",
 ]
 
+_REPLICAS = [
+    "ALTER TABLE runs ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE",
+    "CREATE TABLE leases (orchestrator_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, expires_at_ms BIGINT NOT NULL)",
+]
+"""Migration 2: replicas. Each runtime holds a lease (renewed, with an expiry); each run names
+its owner and the owner's lease epoch when it took the run, which fences every write."""
+
+
+def _dialect(blob: str, extra_for_replicas: list[str]) -> list[list[str]]:
+    return [[statement.replace("{BLOB}", blob) for statement in migration] for migration in (_COMMON, _REPLICAS + extra_for_replicas)]
+
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [[statement.replace("{BLOB}", "BLOB") for statement in _COMMON]],
-    "postgres": [[statement.replace("{BLOB}", "BYTEA") for statement in _COMMON]],
+    "sqlite": _dialect("BLOB", []),
+    "postgres": _dialect("BYTEA", ["CREATE SEQUENCE lease_epochs"]),
 }
+"""Epochs are never reused, even for a replica whose lease row was deleted: PostgreSQL draws them
+from one sequence; SQLite (one machine) from the highest epoch it has seen."""
 """Per dialect, migration 1, 2, ...: each a list of statements applied in one transaction."""
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ns BIGINT NOT NULL)"

@@ -1,4 +1,4 @@
-"""The durable store on SQLite (WAL, ``synchronous=FULL``): the embedded choice for one machine.
+"""The durable store on SQLite (WAL, ``synchronous=NORMAL``): the embedded choice for one machine.
 
 One connection, used from one thread of its own, so the event loop never waits for a
 commit's fsync and statements never interleave; the group-commit writer (``group_commit.py``)
@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TypeVar
 
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.durable_store import StoreUnavailable
-from runtime_server.runs.rows import Batch, JournalRow, RunRow
+from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS
+from runtime_server.runs.rows import Batch, JournalRow, RunRow, RunsLost
 from runtime_server.runs.schema import VERSION_TABLE, SchemaError, pending
 from runtime_server.runs.store import RunQuery
 
 T = TypeVar("T")
 EVICT_CHUNK = 10_000
-_RUN_COLUMNS = "run_id, created_ns, status, flow_id, flow_name, root_run_id, parent_run_id, owner, submit_key, spec, completed_ns, counts"
 _FILTERS = (("status", "status"), ("flow_name", "flow_name"), ("root_run_id", "root_run_id"), ("parent_run_id", "parent_run_id"))
 
 
@@ -44,7 +46,9 @@ class SqliteBackend:
     async def open(self) -> None:
         try:
             self._db = await asyncio.get_running_loop().run_in_executor(self._thread, self._connect)
-        except (sqlite3.Error, OSError, SchemaError) as error:
+        except SchemaError as error:
+            raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}", lasting=True) from None
+        except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(f"cannot open the SQLite store {self._path}: {error}") from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -52,7 +56,7 @@ class SqliteBackend:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives the process (kill, OOM), not a power cut (decisions.md)
         db.execute("PRAGMA busy_timeout=5000")
         db.execute(VERSION_TABLE)
         current = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
@@ -87,9 +91,6 @@ class SqliteBackend:
         row = await self._call(lambda db: db.execute("SELECT run_id FROM runs WHERE submit_key = ?", (submit_key,)).fetchone())
         return None if row is None else row[0]
 
-    async def unfinished(self, owner: str) -> list[str]:
-        sql = "SELECT run_id FROM runs WHERE owner = ? AND status = 'running' ORDER BY created_ns"
-        return await self._call(lambda db: [row[0] for row in db.execute(sql, (owner,)).fetchall()])
 
     async def delete_run(self, run_id: str) -> bool:
         return await self._call(lambda db: _delete_runs(db, [run_id]) > 0)
@@ -103,6 +104,40 @@ class SqliteBackend:
 
     async def evict(self, max_runs: int, finished_before_ns: int) -> int:
         return await self._call(lambda db: _evict(db, max_runs, finished_before_ns))
+
+    # -- leases: the same rules as PostgreSQL's, on this machine's clock (one machine shares the file)
+
+    async def acquire_lease(self, owner: str, ttl_ms: int) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            return _transaction(db, lambda: db.execute(
+                """INSERT INTO leases VALUES (?, (SELECT COALESCE(MAX(epoch), 0) + 1 FROM leases), ?) ON CONFLICT (orchestrator_id)
+                   DO UPDATE SET epoch = (SELECT MAX(epoch) + 1 FROM leases), expires_at_ms = excluded.expires_at_ms RETURNING epoch""",
+                (owner, _now_ms() + ttl_ms),
+            ).fetchone()[0])
+
+        return await self._call(work)
+
+    async def renew_lease(self, owner: str, epoch: int, ttl_ms: int) -> bool:
+        sql = "UPDATE leases SET expires_at_ms = ? WHERE orchestrator_id = ? AND epoch = ? AND expires_at_ms > ?"
+        return await self._call(lambda db: db.execute(sql, (_now_ms() + ttl_ms, owner, epoch, _now_ms())).rowcount > 0)
+
+    async def release_lease(self, owner: str, epoch: int) -> None:
+        await self._call(lambda db: db.execute("UPDATE leases SET expires_at_ms = 0 WHERE orchestrator_id = ? AND epoch = ?", (owner, epoch)))
+
+    async def expired_owners(self, owner: str) -> list[str]:
+        sql = "SELECT orchestrator_id FROM leases WHERE expires_at_ms <= ? AND orchestrator_id != ?"
+        return await self._call(lambda db: [row[0] for row in db.execute(sql, (_now_ms(), owner)).fetchall()])
+
+    async def claim_runs(self, previous: str, owner: str, epoch: int, limit: int) -> list[tuple[str, bool]]:
+        return await self._call(lambda db: _transaction(db, lambda: _claim(db, previous, owner, epoch, limit)))
+
+    async def request_cancel(self, run_id: str) -> bool:
+        sql = "UPDATE runs SET cancel_requested = 1 WHERE run_id = ? AND status = 'running'"
+        return await self._call(lambda db: db.execute(sql, (run_id,)).rowcount > 0)
+
+    async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> None:
+        """Nothing to hear: SQLite serves one runtime, which sees its own runs end."""
+        return None
 
     async def sizes(self) -> tuple[int, int, int]:
         row = await self._call(lambda db: db.execute("SELECT runs, blobs, blob_bytes FROM store_sizes").fetchone())
@@ -125,25 +160,34 @@ def _transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
 
 def _commit(db: sqlite3.Connection, batch: Batch) -> None:
     def work() -> None:
+        if batch.fence is not None:
+            _check_fence(db, batch)
         if batch.blobs:
             _insert_blobs(db, batch.blobs)
         if batch.runs:
-            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_run_values(row) for row in batch.runs]).rowcount
+            inserted = db.executemany(f"INSERT OR IGNORE INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.runs).rowcount
             db.execute("UPDATE store_sizes SET runs = runs + ?", (inserted,))
         if batch.entries:
-            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [_entry_values(entry) for entry in batch.entries])
+            db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch.entries)
         if batch.ends:
-            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", [(end.status, end.completed_ns, end.counts, end.run_id) for end in batch.ends])
+            db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", batch.ends)
 
     _transaction(db, work)
 
 
-def _run_values(row: RunRow) -> tuple[Any, ...]:
-    return (row.run_id, row.created_ns, row.status, row.flow_id, row.flow_name, row.root_run_id, row.parent_run_id, row.owner, row.submit_key, row.spec, row.completed_ns, row.counts)
 
-
-def _entry_values(entry: JournalRow) -> tuple[Any, ...]:
-    return (entry.run_id, entry.seq, entry.at_ns, entry.kind, entry.item_index, entry.step_id, entry.attempt, entry.status, entry.instance_id, entry.detail)
+def _check_fence(db: sqlite3.Connection, batch: Batch) -> None:
+    """As PostgreSQL's: the batch only for runs this owner still holds at its epoch (BEGIN
+    IMMEDIATE holds the database's write lock, so no claim comes in between)."""
+    assert batch.fence is not None
+    run_ids = batch.existing_run_ids()
+    if not run_ids:
+        return
+    owner, epoch = batch.fence
+    marks = ", ".join("?" * len(run_ids))
+    held = {row[0] for row in db.execute(f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND owner = ? AND owner_epoch = ?", (*run_ids, owner, epoch))}
+    if held != run_ids:
+        raise RunsLost(run_ids - held)
 
 
 def _insert_blobs(db: sqlite3.Connection, blobs: list[tuple[str, str, bytes]]) -> None:
@@ -154,6 +198,21 @@ def _insert_blobs(db: sqlite3.Connection, blobs: list[tuple[str, str, bytes]]) -
             db.execute("UPDATE store_sizes SET blobs = blobs + 1, blob_bytes = blob_bytes + ?", (len(body),))
         elif known[0] != "flow" and blob_type == "flow":
             db.execute("UPDATE blobs SET blob_type = 'flow' WHERE blob_id = ?", (blob_id,))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _claim(db: sqlite3.Connection, previous: str, owner: str, epoch: int, limit: int) -> list[tuple[str, bool]]:
+    if previous != owner and db.execute("SELECT 1 FROM leases WHERE orchestrator_id = ? AND expires_at_ms <= ?", (previous, _now_ms())).fetchone() is None:
+        return []
+    rows = db.execute(
+        "SELECT run_id, cancel_requested FROM runs WHERE owner = ? AND status = 'running' AND NOT (owner = ? AND owner_epoch = ?) ORDER BY created_ns LIMIT ?",
+        (previous, owner, epoch, limit),
+    ).fetchall()
+    db.executemany("UPDATE runs SET owner = ?, owner_epoch = ? WHERE run_id = ?", [(owner, epoch, row[0]) for row in rows])
+    return [(row[0], bool(row[1])) for row in rows]
 
 
 def _run(db: sqlite3.Connection, run_id: str) -> tuple[RunRow, list[JournalRow]] | None:

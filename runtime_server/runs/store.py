@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Protocol
 
 from runtime_server.runs.record import RunRecord
 
@@ -60,6 +61,9 @@ class RunStore(Protocol):
     def adopt(self, record: RunRecord) -> None:
         """A run read back by recovery goes on being written."""
 
+    def forget(self, run_id: str) -> None:
+        """A run this runtime stopped without an end (another replica holds it): write nothing more of it."""
+
     async def get(self, run_id: str) -> RunRecord | None: ...
 
     async def list(self, query: RunQuery) -> list[RunRecord]:
@@ -69,10 +73,6 @@ class RunStore(Protocol):
 
     async def submitted_as(self, submit_key: str) -> RunRecord | None:
         """The run a component's execution submitted under this key (``RunRecord.submit_key``)."""
-
-    async def unfinished(self) -> list[Any]:
-        """This runtime's runs that had not finished (RunRecord), or CorruptRun for one that
-        cannot be read back; empty in memory."""
 
     def __len__(self) -> int: ...
 
@@ -106,6 +106,9 @@ class MemoryRunStore:
         return None
 
     def adopt(self, record: RunRecord) -> None:
+        return None
+
+    def forget(self, run_id: str) -> None:
         return None
 
     def _put(self, record: RunRecord) -> None:
@@ -143,9 +146,6 @@ class MemoryRunStore:
     async def submitted_as(self, submit_key: str) -> RunRecord | None:
         run_id = self._by_submit_key.get(submit_key)
         return None if run_id is None else await self.get(run_id)
-
-    async def unfinished(self) -> list[Any]:
-        return []
 
     def __len__(self) -> int:
         return len(self._runs)

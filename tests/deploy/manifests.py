@@ -67,7 +67,7 @@ def selects(selector: dict, labels: dict) -> bool:
     if "matchExpressions" in selector:
         raise AssertionError("matchExpressions are not used here; extend selects() if needed")
     # A Service's selector is a plain map; the others wrap it in matchLabels.
-    wanted = selector["matchLabels"] if "matchLabels" in selector else selector
+    wanted = selector.get("matchLabels", selector)
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
@@ -275,6 +275,8 @@ def only_reachable_by(fleet: Fleet, isolated: dict, port_name: str, client: str,
     deployments = fleet.workloads()
     container = pod_spec(isolated)["containers"][0]
     http_port = resolve_port(container, port_name)
+    if http_port is None:
+        return [f"the {service} container declares no port named {port_name}"]
     policies = [
         p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))
     ]
@@ -318,8 +320,8 @@ def check_runtime_config(objects: list[dict]) -> list[str]:
     """The runtime's config sends /python/... to the proxy Service, and /builtin/... and
     everything else to the builtin plugin (config.md §6)."""
     config, problems = runtime_config(objects)
-    if problems:
-        return problems
+    if problems or config is None:
+        return problems or ["the runtime's config file is empty"]
     fleet = Fleet(objects)
     proxy_service = fleet.get("Service", host_port(kubernetes_names()["proxy"])[0])
     proxy_urls = [f"http://{service_dns(proxy_service, p['port'])}" for p in proxy_service["spec"]["ports"]]
@@ -579,7 +581,7 @@ def check_database_address(objects: list[dict]) -> list[str]:
     if (db.url.port or 5432) not in [port["port"] for port in db.service["spec"]["ports"]]:
         problems.append(f"databaseUrl port {db.url.port or 5432} is not a port of Service {name}")
     if db.statefulset is None:
-        return problems + [f"Service {name} does not select the pods of exactly one StatefulSet"]
+        return [*problems, f"Service {name} does not select the pods of exactly one StatefulSet"]
     if db.statefulset["spec"].get("serviceName") != name or db.service["spec"].get("clusterIP") != "None":
         problems.append(f"Service {name} is not the headless Service governing StatefulSet {db.statefulset['metadata']['name']}")
     if db.statefulset["spec"].get("replicas", 1) != 1:
@@ -609,7 +611,7 @@ def check_database_credentials(objects: list[dict]) -> list[str]:
         problems.append(f"the runtime's {password.group(1)} is not the Secret key PostgreSQL's POSTGRES_PASSWORD comes from")
     for part, variable in ((db.url.username, "POSTGRES_USER"), (db.url.path.lstrip("/"), "POSTGRES_DB")):
         ref = secret_ref(postgres, variable)
-        value = known.get(ref.get("name"), {}).get(ref.get("key")) if ref else (env_var(postgres, variable) or {}).get("value")
+        value = known.get(ref.get("name", ""), {}).get(ref.get("key", "")) if ref else (env_var(postgres, variable) or {}).get("value")
         if part != value:
             problems.append(f"databaseUrl says {part!r} where PostgreSQL's {variable} is {value!r}")
     return problems

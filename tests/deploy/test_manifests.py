@@ -7,6 +7,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from runtime_server.config import store_settings
+
 from . import manifests
 from .conftest import REPO_ROOT, render
 from .images import built_images, exec_form, last
@@ -35,7 +37,7 @@ ADDED_KINDS = {"overlays/postgres": ["Secret", "StatefulSet", "Service", "Networ
 def test_the_fleet_is_all_there(request, rendered):
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
-        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
+        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]  # noqa: RUF005 - two rows
         + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy"]
         + ADDED_KINDS.get(request.node.callspec.params["rendered"], [])
     )
@@ -89,6 +91,8 @@ def test_the_postgres_overlay_keeps_runs_in_the_statefulset(kubectl):
     secret = manifests.secrets(fleet)[manifests.secret_ref(fleet.container("runtime"), "POSTGRES_PASSWORD")["name"]]
     url = config["storageConfig"]["databaseUrl"].replace("${POSTGRES_PASSWORD}", secret["password"])
     assert url == f"postgresql://{secret['username']}:{secret['password']}@stepflow-postgres:5432/{secret['database']}"
+    store = store_settings(config, {"POSTGRES_PASSWORD": secret["password"]})  # what the runtime makes of it
+    assert (store.type, store.database_url) == ("postgres", url)
     assert fleet.get("StatefulSet", "stepflow-postgres")["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
 
 

@@ -56,7 +56,7 @@ class Fleet:
     def runtime_url(self) -> str:
         return f"http://{HUB}:{self.runtime_port}"
 
-    def start(self, dns_records: Path) -> "Fleet":
+    def start(self, dns_records: Path) -> Fleet:
         service = f"{self.kind}-{self.proxy_port}.fleet.test"
         records = {service: self.pod_addresses}
         if dns_records.exists():

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.support.postgres import PostgresServer, _running
+from tests.support.postgres import PostgresServer, process_running
 
 
 def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -70,7 +70,7 @@ def test_kill_drops_every_connection_and_a_start_recovers_what_was_committed(pri
         await connection.execute("BEGIN; INSERT INTO t VALUES (2)")  # never committed
         backends = [row["pid"] for row in await connection.fetch("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")]
         await asyncio.to_thread(private_postgres.kill)
-        assert not private_postgres.alive() and not any(_running(pid) for pid in backends)
+        assert not private_postgres.alive() and not any(process_running(pid) for pid in backends)
         with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)):
             await connection.fetch("SELECT 1")
         connection.terminate()
@@ -86,7 +86,7 @@ def test_remove_stops_the_server_and_deletes_its_files(tmp_path: Path) -> None:
     data_dir, pid = server.data_dir, server.pid
     assert data_dir.parent.parent == Path("/tmp") and (data_dir / "PG_VERSION").exists()
     server.remove()
-    assert not data_dir.parent.exists() and not _running(pid)
+    assert not data_dir.parent.exists() and not process_running(pid)
     with pytest.raises(OSError):
         os.kill(pid, 0)
 
@@ -94,7 +94,7 @@ def test_remove_stops_the_server_and_deletes_its_files(tmp_path: Path) -> None:
 def test_a_server_that_cannot_start_says_why_with_its_log(postgres: PostgresServer, tmp_path: Path) -> None:
     taken = PostgresServer(tmp_path, port=postgres.port)
     try:
-        with pytest.raises(RuntimeError, match="(?s)exited during start-up.*could not (bind|create listen socket)"):
+        with pytest.raises(RuntimeError, match=r"(?s)exited during start-up.*could not (bind|create listen socket)"):
             taken.start()
     finally:
         taken.remove()

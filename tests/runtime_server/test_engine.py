@@ -77,7 +77,7 @@ def make_runtime(tmp_path: Path, store: dict[str, Any] | None = None) -> tuple[R
     )
     runtime = Runtime(settings)
     plugin = ScriptedPlugin()
-    runtime.plugins["scripted"] = plugin  # type: ignore[assignment]
+    runtime.plugins["scripted"] = plugin
     return runtime, plugin
 
 
@@ -136,7 +136,7 @@ async def test_retriable_transport_failure_reruns_the_step_a_bounded_number_of_t
 
 @pytest.mark.anyio
 async def test_a_step_lost_in_transport_is_rerun_after_a_growing_pause(tmp_path: Path) -> None:
-    runtime, plugin = make_runtime(tmp_path)
+    runtime, _ = make_runtime(tmp_path)
     pauses: list[float] = []
 
     async def record_pause(seconds: float) -> None:

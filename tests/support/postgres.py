@@ -103,7 +103,7 @@ class PostgresServer:
 
     # -- life cycle ----------------------------------------------------------------------
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         """A new cluster on first start (with the ``stepflow`` role), then the server; returns once it accepts connections."""
         if (reason := unavailable_reason()) is not None:
             raise RuntimeError(reason)
@@ -192,7 +192,7 @@ class PostgresServer:
         assert self._process is not None
         self._process.wait(STOP_SECONDS)
         deadline = time.monotonic() + STOP_SECONDS
-        while any(_running(child) for child in children) and time.monotonic() < deadline:
+        while any(process_running(child) for child in children) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def remove(self) -> None:
@@ -272,7 +272,7 @@ def _kill_quietly(pid: int) -> None:
         pass
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Exists and is not a zombie."""
     try:
         return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
