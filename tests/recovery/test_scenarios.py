@@ -113,6 +113,26 @@ def test_many_runs_in_flight_each_step_completes_exactly_once(make_rig: Make, st
     assert rig.metric("runtime_runs_recovered_total") == RUNS_IN_FLIGHT
 
 
+def test_runs_acknowledged_just_before_the_kill_all_run(make_rig: Make, store: Store) -> None:
+    """A run is durable before ``POST /runs`` answers: killed right after the last of 20 answers
+    (most steps not started yet), the restarted runtime runs every one, each step once."""
+    rig = make_rig(store)
+    definition = flow("acknowledged", [step("a", "hold", [from_input()])], "a")
+    flow_id = rig.store_flow(definition)
+    run_ids = [rig.submit(definition, value, flow_id) for value in range(20)]
+    rig.kill_runtime()
+    started = rig.ledger.entries("start", "a")
+    rig.ledger.wait_for("cancelled", "a", len(started))
+    rig.ledger.release("a")
+    rig.start_runtime()
+    ended = rig.wait_runs(run_ids)
+    assert [run_id for run_id, details in ended.items() if details["status"] != "completed"] == []
+    completions = rig.ledger.by_run_step("complete")
+    for value, run_id in enumerate(run_ids):
+        assert rig.result(run_id) == success(value + 1), f"run {run_id} (input {value})"
+        assert completions[(run_id, "a")] == 1, f"run {run_id}: step a completed {completions[(run_id, 'a')]} times"
+
+
 def held_on(rig: Rig, step_id: str, run_id: str) -> str:
     """The pod holding the step's first attempt."""
     return rig.ledger.wait_for("start", step_id, run=run_id)[0].pod
