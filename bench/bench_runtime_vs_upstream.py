@@ -23,7 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,18 @@ class Side:
     fleet: list[ManagedProcess]
     """The proxy and pods both runtimes share: what this runtime's calls cost them is measured too."""
     flow_ids: dict[str, str]
+    more: list[tuple[tuple[str, int], ManagedProcess]] = field(default_factory=list)
+    """Further replicas of this runtime (bench_replicas.py): the load's connections are spread over all, their CPU counted."""
+    fleet_pids: Callable[[], list[int]] | None = None
+    """Instead of ``fleet``'s processes: whose CPU is the fleet's (a database's backends come and go)."""
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [self.address, *(address for address, _ in self.more)]
+
+    @property
+    def runtime_pids(self) -> list[int]:
+        return [self.process.pid, *(process.pid for _, process in self.more)]
 
 
 @dataclass
@@ -84,8 +97,9 @@ async def drive(side: Side, flow: str, concurrency: int, seconds: float, flows: 
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
 
-    async def worker() -> None:
-        connection = await RawConnection.open(*side.address)
+    async def worker(index: int) -> None:
+        addresses = side.addresses
+        connection = await RawConnection.open(*addresses[index % len(addresses)])
         try:
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -98,16 +112,25 @@ async def drive(side: Side, flow: str, concurrency: int, seconds: float, flows: 
         finally:
             connection.close()
 
+    fleet = side.fleet_pids() if side.fleet_pids is not None else [process.pid for process in side.fleet]
+
     def cpu() -> tuple[float, float]:
-        return cpu_seconds(side.process.pid), sum(cpu_seconds(process.pid) for process in side.fleet)
+        return sum(map(cpu_seconds, side.runtime_pids)), sum(map(_cpu_if_alive, fleet))
 
     cpu_before, began = cpu(), time.perf_counter()
     try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(index) for index in range(concurrency)))
     except TimeoutError:
         return Round(0.0, [], float("nan"), float("nan"), hung=True)
     elapsed, cpu_after, runs = time.perf_counter() - began, cpu(), max(1, len(latencies))
     return Round(len(latencies) / elapsed, latencies, (cpu_after[0] - cpu_before[0]) / runs * 1e6, (cpu_after[1] - cpu_before[1]) / runs * 1e6)
+
+
+def _cpu_if_alive(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except FileNotFoundError:  # a database backend that ended meanwhile
+        return 0.0
 
 
 def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]], flows: Flows = FLOWS) -> list[Side]:

@@ -172,8 +172,9 @@ class Engine:
             else:
                 return outcome
             metrics.RETRIES.labels(reason).inc()
-            run.record.steps[step.id].attempt = attempt + 1
-            run.record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=attempt + 1, status=reason, error=_error_json(outcome))
+            state = run.record.steps[step.id]
+            run.record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=attempt + 1, status=reason, error=_error_json(outcome), instance_id=state.instance_id)
+            state.attempt = attempt + 1
             log_event(logger, "step_retried", run_id=run.record.run_id, step_id=step.id, trace_id=run.trace.trace_id, attempt=attempt + 1, reason=reason)
             if reason == "transport":  # give a restarting proxy or a draining pod a moment
                 await self._sleep(RERUN_BACKOFF.delay(self._step_attempts - 1 - reruns_left))
@@ -211,8 +212,7 @@ class Engine:
                 log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
-        if callbacks.instance_id is not None:
-            run.record.steps[step.id].instance_id = callbacks.instance_id
+        run.record.steps[step.id].instance_id = callbacks.instance_id  # this attempt's pod (None: none answered)
         metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
         metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
         return outcome, retriable

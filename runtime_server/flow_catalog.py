@@ -71,6 +71,10 @@ class FlowCatalog:
         self._remember(flow_id, prepared)
         return prepared
 
+    def known_ids(self) -> list[str]:
+        """The flows stored or read since the runtime started (what the UI's flows page lists first)."""
+        return sorted(self._stored)
+
     async def delete(self, flow_id: str) -> bool:
         self._stored.discard(flow_id)
         self._prepared.pop(flow_id, None)

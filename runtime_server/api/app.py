@@ -13,15 +13,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from runtime_server.api import flows, misc, runs
+from runtime_server.api import fleet, flows, misc, runs
 from runtime_server.api.auth import BearerTokenMiddleware
 from runtime_server.api.cors import PermissiveCors
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
 from runtime_server.runs.durable_store import StoreUnavailable
 from runtime_server.runtime import NotReady, Runtime
+from runtime_server.ui.routes import ui_routes
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,11 @@ ROUTES: list[tuple[str, str, Any, str]] = [  # the router tries them in order: t
     ("POST", "/runs/{run_id}/cancel", runs.cancel_run, "Cancel a running run (execution really stops)"),
     ("GET", "/health", misc.health, "Liveness, with each plugin's health"),
     ("GET", "/components", misc.list_components, "Components of every plugin"),
+    ("GET", "/flows", flows.list_flows, "Stored flows by name, paged (limit default 100); an extension"),
     ("POST", "/flows", flows.store_flow, "Validate and store a flow; its id is its content hash"),
     ("GET", "/flows/{flow_id}", flows.get_flow, "A stored flow in normalised form"),
     ("DELETE", "/flows/{flow_id}", flows.delete_flow, "Delete a stored flow"),
+    ("GET", "/fleet", fleet.fleet, "Each configured proxy's membership view and executions per pod (docs/ui.md); an extension"),
 ]
 
 
@@ -89,8 +92,9 @@ def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlet
     token = os.environ.get("STEPFLOW_API_TOKEN")
     if token:
         middleware.append(Middleware(BearerTokenMiddleware, token=token))
-    routes = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
+    routes: list[BaseRoute] = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
     routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"]))
+    routes.extend(ui_routes())
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -98,4 +102,5 @@ def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlet
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, NotReady: _unavailable, StoreUnavailable: _unavailable, Exception: _crash},
     )
     app.state.runtime = runtime
+    app.state.execution_tally = fleet.ExecutionTally()
     return app

@@ -34,7 +34,8 @@ class RunEvent(msgspec.Struct, omit_defaults=True, rename="camel"):
     status: str | None = None
     error: dict[str, Any] | None = None
     instance_id: str | None = None
-    """The pod that answered the step (``Stepflow-Instance-Id``), or the runtime that recovered the run."""
+    """The pod that answered (``Stepflow-Instance-Id``): on step_succeeded/failed the last attempt's, on
+    step_retried the failed attempt's; on run_recovered, the runtime that took the run."""
 
 
 JournalEntry = tuple[int, str, int | None, str | None, int | None, str | None, dict[str, Any] | None, str | None, Any]

@@ -42,6 +42,7 @@ def benches() -> list[Bench]:
         Bench("bench_runtime_vs_upstream.py", ["--seconds", "0.3", "--rounds", "1", "--topology", "one-pod"], ["| flow | conc | ours runs/s |", "| bidirectional | 32 |"], no_netns),
         Bench("bench_pg_driver.py", ["--seconds", "0.1", "--rounds", "1", "--concurrency", "2"], ["| workload | conc | asyncpg ops/s |", "| read one | 2 |"], unavailable_reason()),
         Bench("bench_stores.py", ["--seconds", "0.2", "--rounds", "1", "--recovery", "20"], ["| flow | conc | memory runs/s |", "| builtin | 32 |", "bytes per run", "| postgres | 20 |"], unavailable_reason()),
+        Bench("bench_replicas.py", ["--seconds", "0.2", "--rounds", "1", "--failover", "10"], ["| flow | conc | one replica runs/s |", "| builtin | 32 |", "kill to all resumed"], no_netns or unavailable_reason()),
         Bench("soak.py", ["--runs", "100000", "--seconds", "3", "--concurrency", "4", "--chaos-every", "0.7"], ["| soak | |", "| lost (must be 0) | 0 |", "| process | RSS first (MiB) |"]),
     ]
 
