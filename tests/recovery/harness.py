@@ -171,7 +171,7 @@ class Rig:
     def api(self) -> str:
         return f"http://{RUNTIME_HOST}:{RUNTIME_PORT}/api/v1"
 
-    def start(self) -> "Rig":
+    def start(self) -> Rig:
         self.pods.ensure(self.pod_count)
         self.start_runtime()
         return self
@@ -180,7 +180,8 @@ class Rig:
         urls = ", ".join(f'"{self.pods.url(index)}"' for index in range(self.pod_count))
         options = "".join(f"    {key}: {value}\n" for key, value in self.plugin_options.items())
         return (
-            self.store.config() + self.extra_config
+            self.store.config()
+            + self.extra_config
             + "plugins:\n  builtin:\n    type: builtin\n"
             + f"  hold:\n    type: stepflow\n    urls: [{urls}]\n{options}"
             + 'routes:\n  "/python/{*component}":\n    - plugin: hold\n  "/{*component}":\n    - plugin: builtin\n'
@@ -198,8 +199,20 @@ class Rig:
         return self.runtime
 
     def runtime_args(self, config: Path) -> list[str]:
-        return ["-m", "runtime_server", "--config", str(config), "--host", RUNTIME_HOST, "--port", str(RUNTIME_PORT), "--metrics-port", str(METRICS_PORT),
-                "--orchestrator-id", ORCHESTRATOR_ID]
+        return [
+            "-m",
+            "runtime_server",
+            "--config",
+            str(config),
+            "--host",
+            RUNTIME_HOST,
+            "--port",
+            str(RUNTIME_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+            "--orchestrator-id",
+            ORCHESTRATOR_ID,
+        ]
 
     def wait_ready(self, seconds: float = 20.0) -> None:
         """Health 200 with every plugin initialized (the runtime exiting early fails at once, with its log)."""
@@ -235,8 +248,11 @@ class Rig:
             self.runtime.kill()
 
     def runtime_log(self, tail: int = 6000) -> str:
-        return "\n".join(f"--- runtime start {n}\n{(self.work_dir / f'runtime-{n}.log').read_text(errors='replace')[-tail:]}" for n in range(1, self.starts + 1)
-                         if (self.work_dir / f"runtime-{n}.log").exists())
+        return "\n".join(
+            f"--- runtime start {n}\n{(self.work_dir / f'runtime-{n}.log').read_text(errors='replace')[-tail:]}"
+            for n in range(1, self.starts + 1)
+            if (self.work_dir / f"runtime-{n}.log").exists()
+        )
 
     # -- the API -----------------------------------------------------------------------
 
@@ -280,10 +296,10 @@ class Rig:
         return self.get(f"/runs/{run_id}/items")["items"][0].get("result")
 
     def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
-        return self.get(f"/runs/{run_id}/steps")["steps"]  # type: ignore[no-any-return]
+        return self.get(f"/runs/{run_id}/steps")["steps"]
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        return self.get(f"/runs/{run_id}/events")["events"]  # type: ignore[no-any-return]
+        return self.get(f"/runs/{run_id}/events")["events"]
 
     def wait_runs(self, run_ids: list[str], seconds: float = 30.0) -> dict[str, dict[str, Any]]:
         """Every run's details once it has ended; fails naming the runs still going and the runtime's log."""

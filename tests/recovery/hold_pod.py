@@ -34,9 +34,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from component_server import ComponentServer, Context, parse_settings, serve  # noqa: E402
-from wire_protocol import jsonrpc  # noqa: E402
-from wire_protocol.messages import RunStatus, SubmitRunParams  # noqa: E402
+from component_server import ComponentServer, Context, parse_settings, serve
+from wire_protocol import jsonrpc
+from wire_protocol.messages import RunStatus, SubmitRunParams
 
 POLL_SECONDS = 0.02
 server = ComponentServer()
@@ -120,7 +120,7 @@ async def spawn_component(input: SpawnInput, context: Context) -> dict[str, Any]
     record("start", context)
     flow_id = await context.put_blob(input.flow, "flow")
     params = SubmitRunParams(flow_id=flow_id, inputs=[{"values": input.values}], wait=True)
-    status: RunStatus = await context._call(jsonrpc.RUNS_SUBMIT, params, RunStatus)  # noqa: SLF001 - the SDK has no public runs/submit yet
+    status: RunStatus = await context._call(jsonrpc.RUNS_SUBMIT, params, RunStatus)
     record("submitted", context, subRun=status.run_id, subStatus=status.status)
     if input.hold_after:
         await hold(context)

@@ -33,7 +33,7 @@ class Ledger:
     """More to say when an entry never comes (the rig gives the runtime's log)."""
 
     @classmethod
-    def fresh(cls, directory: Path, explain: Callable[[], str] = lambda: "") -> "Ledger":
+    def fresh(cls, directory: Path, explain: Callable[[], str] = lambda: "") -> Ledger:
         """A view for a new test: nothing released, earlier tests' lines out of sight."""
         releases = directory / "release"
         releases.mkdir(parents=True, exist_ok=True)
@@ -62,8 +62,16 @@ class Ledger:
                 chosen.append(entry)
         return chosen
 
-    def wait_for(self, event: str, step: str | None = None, count: int = 1, seconds: float = 15.0, run: str | None = None, attempt: int | None = None,
-                 min_attempt: int | None = None) -> list[Entry]:
+    def wait_for(
+        self,
+        event: str,
+        step: str | None = None,
+        count: int = 1,
+        seconds: float = 15.0,
+        run: str | None = None,
+        attempt: int | None = None,
+        min_attempt: int | None = None,
+    ) -> list[Entry]:
         """At least ``count`` matching entries (``min_attempt``: only attempts from that on); fails naming what never came."""
 
         def found() -> list[Entry]:

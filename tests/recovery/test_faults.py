@@ -53,7 +53,7 @@ def run_to_end(rig: Rig, value: float) -> dict[str, Any]:
     with rig.client(timeout=20) as client:
         response = client.post("/runs", json={"flow": QUICK, "input": [{"value": value}], "wait": True})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_postgres_unreachable_at_start_then_connects(make_rig: Make, running_postgres: PostgresServer) -> None:
@@ -225,6 +225,7 @@ def test_sqlite_disk_full_fails_or_waits_clearly_and_loses_nothing(make_rig: Mak
     rig.restart_runtime()
     after = reported(rig, list(acknowledged))
     # A completed run must read back as it was; a run that failed for want of space must still exist.
-    lost = {run_id: (said, after.get(run_id)) for run_id, said in acknowledged.items()
-            if run_id not in after or (said[0] == "completed" and after[run_id] != said)}
+    lost = {
+        run_id: (said, after.get(run_id)) for run_id, said in acknowledged.items() if run_id not in after or (said[0] == "completed" and after[run_id] != said)
+    }
     assert lost == {}, f"acknowledged runs read back otherwise after the restart (before, after): {lost}"

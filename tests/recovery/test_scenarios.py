@@ -216,6 +216,7 @@ def test_sub_run_in_flight_is_reattached(make_rig: Make, store: Store) -> None:
     rig = make_rig(store)
     parent = rig.submit(spawning_flow("hold", hold_after=False), 5)
     child = rig.ledger.wait_for("start", "inner")[0].run
+    assert child is not None
     rig.crash_while("inner")
     rig.ledger.wait_for("start", "inner", min_attempt=2)
     rig.ledger.wait_for("start", "p", run=parent, min_attempt=2)
