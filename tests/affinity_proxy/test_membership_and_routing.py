@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from affinity_proxy.membership import Failed, Healthy, Membership, NotReady, ProbeOutcome, Refused, State
-from affinity_proxy.selection import Decision, Selector
+from affinity_proxy.routing import Decision, Selector
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
