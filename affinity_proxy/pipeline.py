@@ -261,15 +261,13 @@ class Exchange:
             return
         if self._client_framing is Framing.CHUNKED:
             self.write(LAST_CHUNK)
-        if not self.request_done and self._upstream is not None:
-            self._upstream.reusable = False
+        self._upstream = None  # back in its pool already (upstream.py), or closed
         self._settle(Outcome.COMPLETED)
 
     def upstream_lost(self) -> None:
+        """The pod went away before its answer ended (an answer delimited by close ends in response_complete)."""
         if not self._head_sent:
             self._settle(Outcome.UPSTREAM_FAILED)
-        elif self._client_framing is Framing.CLOSE:
-            self._settle(Outcome.COMPLETED)  # the body was delimited by the close itself
         else:
             self.keep_alive = False
             self._settle(Outcome.BROKEN)

@@ -20,6 +20,8 @@ from affinity_proxy.http1 import Framing, Headers, body_framing, status_has_no_b
 class ResponseSink(Protocol):
     """What a connection reports to the exchange it carries."""
 
+    request_done: bool
+
     def response_head(self, status: int, reason: bytes, headers: Headers, framing: Framing) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_complete(self) -> None: ...
@@ -41,6 +43,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self._headers: Headers = []
         self._interim = False
+        self._until_close = False
+        """The answer being read has its body delimited by the connection's close."""
 
     # -- driving -------------------------------------------------------------------
     def attach(self, sink: ResponseSink, head_only: bool) -> None:
@@ -84,9 +88,13 @@ class UpstreamConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """For an answer delimited by close, the close is its end (httptools never reports it)."""
         self.closed, self.reusable = True, False
         self.pool.forget(self)
-        self._lose()
+        if self._until_close and self.sink is not None:
+            self._finish()
+        else:
+            self._lose()
 
     def pause_writing(self) -> None:
         if self.sink is not None:
@@ -114,6 +122,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not self._parser.should_keep_alive():
             self.reusable = False
         framing = Framing.NONE if self.head_only or status_has_no_body(status) else body_framing(self._headers)
+        self._until_close = framing is Framing.CLOSE
         self.sink.response_head(status, self._reason, self._headers, framing)
         if self.head_only:
             self.reusable = False  # the parser would wait for a body a HEAD answer never has
@@ -129,10 +138,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- internals -----------------------------------------------------------------
     def _finish(self) -> None:
+        """Back to the pool first, so a pipelined request the completion starts can take this connection."""
         sink, self.sink = self.sink, None
+        if sink is not None and not sink.request_done:
+            self.reusable = False  # the rest of the request body would follow the next request
+        self.pool.give_back(self)
         if sink is not None:
             sink.response_complete()
-        self.pool.give_back(self)
 
     def _lose(self) -> None:
         sink, self.sink = self.sink, None
