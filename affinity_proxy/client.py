@@ -83,7 +83,7 @@ class ClientConnection(asyncio.Protocol):
         """Loop time the connection went idle (no request in progress), None while busy."""
         self._reading_paused = False
         self._closing = False
-        self._head_too_large = False
+        self._too_large = False
         self._held: list[bytes] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
@@ -101,7 +101,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reject(501, "protocol upgrades are not supported by the proxy")
         except httptools.HttpParserError as exc:
-            if self._head_too_large:
+            if self._too_large:
                 self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
@@ -152,11 +152,15 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head_bytes(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._config.max_header_bytes:
+            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._count_head_bytes(len(name) + len(value) + 4)
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._config.max_header_bytes:
+            self._head_too_large()
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -232,11 +236,9 @@ class ClientConnection(asyncio.Protocol):
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
 
-    def _count_head_bytes(self, count: int) -> None:
-        self._head_bytes += count
-        if self._head_bytes > self._config.max_header_bytes:
-            self._head_too_large = True
-            raise ValueError("request head too large")
+    def _head_too_large(self) -> None:
+        self._too_large = True
+        raise ValueError("request head too large")
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""

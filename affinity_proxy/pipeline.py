@@ -32,7 +32,7 @@ from typing import Protocol
 from affinity_proxy import answers, instance_ids
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
-from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, encode_head, end_to_end, request_line, response_framing, status_line
+from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, encode_head, end_to_end, relayed_response_head, request_line, response_framing
 from affinity_proxy.membership import Member, Membership
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Decision, Outcome, Refusal, Route, Selector, give_up, may_retry, unroutable
@@ -235,7 +235,7 @@ class Exchange:
         return encode_chunk(data) if self.head.framing is Framing.CHUNKED else data
 
     # -- 5. relay the answer, as the pod connection parses it ----------------------------
-    def response_head(self, status: int, reason: bytes, headers: Headers, framing: Framing) -> None:
+    def response_head(self, status: int, raw_head: bytes, framing: Framing) -> None:
         self.status = status
         if status == 503 and self.head.instance_id is None and self._replayable:
             self._drop_upstream()
@@ -246,11 +246,8 @@ class Exchange:
         self._client_framing = response_framing(framing, self.head.http_1_0)
         if self._client_framing is Framing.CLOSE:
             self.keep_alive = False
-        response_headers = end_to_end(headers)
-        if not self.keep_alive and self._client_framing is not Framing.CLOSE:
-            response_headers.append((b"connection", b"close"))
         self._head_sent = True
-        self.write(encode_head(status_line(status, reason), response_headers, self._client_framing))
+        self.write(relayed_response_head(raw_head, self._client_framing, close=not self.keep_alive))
 
     def response_body(self, data: bytes) -> None:
         if self._head_sent:
@@ -287,17 +284,17 @@ class Exchange:
     def _account(self, route: Route, outcome: Outcome) -> None:
         member = route.member
         assert member is not None
-        decision = route.decision.value
-        self.services.metrics.request_done(decision, member.address, self.status)
+        decision = route.decision
+        self.services.metrics.request_done(decision._value_, member.address, self.status)  # the plain str: labels are rendered as given
         log_event(
             logger, "routing_decision", decision=decision, instance_id=member.instance_id, pod_address=member.address, status=self.status or None,
-            outcome=outcome.value, duration_ms=round((time.monotonic() - self._attempt_started) * 1000, 3), request_id=self.head.request_id,
+            outcome=outcome, duration_ms=round((time.monotonic() - self._attempt_started) * 1000, 3), request_id=self.head.request_id,
             trace_id=self.head.trace_id,
         )
 
     def _account_unroutable(self, route: Route) -> None:
-        self.services.metrics.request_done(route.decision.value, "", 503)
-        log_event(logger, "routing_decision", decision=route.decision.value, instance_id=route.instance_id, status=503,
+        self.services.metrics.request_done(route.decision._value_, "", 503)
+        log_event(logger, "routing_decision", decision=route.decision, instance_id=route.instance_id, status=503,
                   duration_ms=round((time.monotonic() - self.started) * 1000, 3), request_id=self.head.request_id, trace_id=self.head.trace_id)
 
     # -- the end ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from affinity_proxy.membership import Member, Membership, State
 
 
 class Decision(str, enum.Enum):
+    __hash__ = str.__hash__  # Enum's own hashes in Python; equal to its value, so the value's hash is right
+
     ROUND_ROBIN = "round_robin"
     PINNED = "pinned"
     RETRY = "retry"
@@ -24,8 +26,10 @@ class Decision(str, enum.Enum):
     NO_BACKENDS = "no_backends"
 
 
-class Outcome(enum.Enum):
-    """How one attempt on one pod ended."""
+class Outcome(str, enum.Enum):
+    """How one attempt on one pod ended (a str, so a log line takes it as is)."""
+
+    __hash__ = str.__hash__
 
     COMPLETED = "completed"
     POD_FULL = "pod_full"
@@ -57,7 +61,8 @@ class Route:
 
 
 PINNABLE = (State.ACTIVE, State.DRAINING)
-NEXT_POD = frozenset({Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED})
+_TO_A_MEMBER = (Decision.PINNED, Decision.ROUND_ROBIN, Decision.RETRY)
+NEXT_POD = (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED)
 """Outcomes after which nothing reached the client and the pod did no work for the request."""
 
 
@@ -111,18 +116,31 @@ class Selector:
     _cursor: int = 0
     _version: int = -1
     _active: list[Member] = field(default_factory=list)
+    _routes: dict[Decision, dict[Member, Route]] = field(default_factory=lambda: {decision: {} for decision in _TO_A_MEMBER})
+    """Routes to members, made once each: a request's route is a lookup, not a new object."""
 
     def route(self, instance_id: str | None, tried: Collection[Member] = ()) -> Route:
         """Where a request goes; ``tried`` are pods an unpinned request already failed on."""
         if instance_id is not None:
             member = self.membership.find(instance_id)
             if member is not None and member.state in PINNABLE:
-                return Route(Decision.PINNED, member, instance_id)
+                return self._route_to(Decision.PINNED, member)
             return Route(Decision.INSTANCE_GONE, member, instance_id)
         member = self.next_active(tried)
         if member is None:
             return Route(Decision.NO_BACKENDS)
-        return Route(Decision.RETRY if tried else Decision.ROUND_ROBIN, member)
+        return self._route_to(Decision.RETRY if tried else Decision.ROUND_ROBIN, member)
+
+    def _route_to(self, decision: Decision, member: Member) -> Route:
+        routes = self._routes[decision]
+        route = routes.get(member)
+        if route is None:
+            live = set(self.membership.members.values())
+            for table in self._routes.values():  # forget routes to members the table forgot
+                for gone in [known for known in table if known not in live]:
+                    del table[gone]
+            route = routes[member] = Route(decision, member, member.instance_id if decision is Decision.PINNED else None)
+        return route
 
     def next_active(self, exclude: Collection[Member] = ()) -> Member | None:
         """The least-loaded active member, ties broken in round-robin order from the cursor."""
