@@ -19,7 +19,7 @@ import httptools
 
 from affinity_proxy import answers
 from affinity_proxy.config import ProxyConfig
-from affinity_proxy.http1 import Framing, Headers
+from affinity_proxy.http1 import Headers
 from affinity_proxy.pipeline import ClientSide, RequestHead
 from telemetry.logs import log_event
 
@@ -170,11 +170,11 @@ class ClientConnection(asyncio.Protocol):
         if local is not None or self._open_exchange is None:
             item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive)
         else:
-            framing, length = self._request_framing()
-            if length > self._config.max_body_bytes:
-                self._reject(413, f"request body of {length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
+            head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0")
+            if head.content_length > self._config.max_body_bytes:
+                self._reject(413, f"request body of {head.content_length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
                 return
-            opened = self._open_exchange(RequestHead(method, self._url, self._headers, framing, keep_alive, parser.get_http_version() == "1.0"), self)
+            opened = self._open_exchange(head, self)
             if isinstance(opened, str):
                 self._reject(400, opened)
                 return
@@ -224,15 +224,6 @@ class ClientConnection(asyncio.Protocol):
             self._mark_idle()
 
     # -- helpers ---------------------------------------------------------------------
-    def _request_framing(self) -> tuple[Framing, int]:
-        length = 0
-        for name, value in self._headers:
-            if name == b"transfer-encoding":
-                return Framing.CHUNKED, 0
-            if name == b"content-length":
-                length = int(value)
-        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
-
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
 

@@ -22,6 +22,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 
 class Framing(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity; Enum's own hash runs in Python
     NONE = "none"
     """No body at all."""
     LENGTH = "length"

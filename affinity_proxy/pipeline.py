@@ -65,13 +65,16 @@ class Services(Protocol):
 
 
 class RequestHead:
-    """A parsed request head and the fields the proxy routes and logs by."""
+    """A parsed request head and the fields the proxy frames, routes and logs by, found in one pass."""
 
-    __slots__ = ("method", "target", "headers", "instance_id", "pins", "framing", "keep_alive", "http_1_0", "request_id", "trace_id", "expects_continue")
+    __slots__ = ("method", "target", "headers", "instance_id", "pins", "framing", "content_length", "keep_alive", "http_1_0", "request_id", "trace_id",
+                 "expects_continue")
 
-    def __init__(self, method: bytes, target: bytes, headers: Headers, framing: Framing, keep_alive: bool, http_1_0: bool) -> None:
-        self.method, self.target, self.headers, self.framing = method, target, headers, framing
+    def __init__(self, method: bytes, target: bytes, headers: Headers, keep_alive: bool, http_1_0: bool) -> None:
+        self.method, self.target, self.headers = method, target, headers
         self.keep_alive, self.http_1_0 = keep_alive, http_1_0
+        self.content_length = 0
+        chunked = False
         self.instance_id: str | None = None
         self.pins: frozenset[bytes] = _NO_PINS
         """Every Stepflow-Instance-Id value the request carries (two different ones are refused)."""
@@ -79,7 +82,11 @@ class RequestHead:
         self.trace_id: str | None = None
         self.expects_continue = False
         for name, value in headers:
-            if name == b"stepflow-instance-id":
+            if name == b"content-length":
+                self.content_length = int(value)  # the parser has checked it is a number, and the only one
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"stepflow-instance-id":
                 self.instance_id = value.decode("latin-1").strip() or None
                 self.pins = self.pins | {value}
             elif name == b"x-request-id":
@@ -89,6 +96,10 @@ class RequestHead:
             elif name == b"expect":
                 self.expects_continue = value.lower() == b"100-continue"
                 self.headers = [(n, v) for n, v in headers if n != b"expect"]  # the proxy answers it itself
+        if chunked:
+            self.framing, self.content_length = Framing.CHUNKED, 0
+        else:
+            self.framing = Framing.LENGTH if self.content_length else Framing.NONE
 
 
 def request_filter(head: RequestHead, membership: Membership) -> str | None:
@@ -162,15 +173,15 @@ class Exchange:
             self._give_up(Route(Decision.NO_BACKENDS), self._aborted)
             return
         route = self.services.selector.route(self.head.instance_id, self._tried)
-        if route.worth_rediscovery and not self._refreshed:
+        if not route.unroutable:
+            self._connect(route)
+        elif route.worth_rediscovery and not self._refreshed:
             self._refreshed = True
             asyncio.get_running_loop().create_task(self._rediscover())
-        elif route.unroutable:
+        else:
             self._refuse(unroutable(route, len(self._tried)))
             self._account_unroutable(route)
             self._finish()
-        else:
-            self._connect(route)
 
     async def _rediscover(self) -> None:
         await self.services.discovery.refresh_after(self.started)
@@ -220,10 +231,11 @@ class Exchange:
     def _forward(self, connection: UpstreamConnection) -> None:
         self._upstream, self._answering = connection, True
         connection.attach(self, head_only=self.head.method == b"HEAD")
-        if self._chunks or (self.request_done and self.head.framing is Framing.CHUNKED):
+        chunked = self.head.framing is Framing.CHUNKED
+        if self._chunks or (self.request_done and chunked):
             parts = [self._upstream_head]
-            parts.extend(self._frame_request(chunk) for chunk in self._chunks)
-            if self.request_done and self.head.framing is Framing.CHUNKED:
+            parts.extend(map(encode_chunk, self._chunks) if chunked else self._chunks)
+            if self.request_done and chunked:
                 parts.append(LAST_CHUNK)
             connection.write(b"".join(parts))
             if not self._replayable:

@@ -50,9 +50,10 @@ class Route:
     instance_id: str | None = None
     """The instance a pinned request asked for (whether or not it was found)."""
 
-    @property
-    def unroutable(self) -> bool:
-        return self.member is None or self.decision is Decision.INSTANCE_GONE
+    unroutable: bool = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unroutable", self.member is None or self.decision is Decision.INSTANCE_GONE)
 
     @property
     def worth_rediscovery(self) -> bool:
