@@ -42,7 +42,7 @@ from tests.support.processes import ManagedProcess, python_process  # noqa: E402
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
 HOST = "127.0.0.40"
-DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT, FLOOR_PORT = 15440, 18440, 19440, 18441, 18442
+DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT, FLOOR_PORT, OTHER_PORT, OTHER_METRICS_PORT = 15440, 18440, 19440, 18441, 18442, 18443, 19443
 FLOOR = "uvloop pass-through (floor)"
 DIRECT = "direct (1 pod)"
 BODY = '{"jsonrpc":"2.0","id":"bench","method":"components/execute","params":{"component":"/double","input":{"value":3},"attempt":1,"observability":{}}}'
@@ -172,6 +172,15 @@ def start_haproxy(workdir: Path, instance_ids: list[str]) -> ManagedProcess:
     return haproxy
 
 
+def start_ours(name: str, checkout: Path | None, port: int, metrics_port: int, workdir: Path) -> ManagedProcess:
+    """Our proxy as shipped (logging, metrics, DNS discovery on); from ``checkout`` instead of this tree if given."""
+    flags = ["--listen", f"{HOST}:{port}", "--upstream", f"{NAME}:{POD_PORT}", "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{metrics_port}"]
+    if checkout is None:
+        return python_process(name, ["-m", "affinity_proxy", *flags], workdir).start()
+    code = f"import sys; sys.path.insert(0, {str(checkout.resolve())!r}); sys.argv[1:] = {flags!r}; from affinity_proxy.__main__ import main; main()"
+    return python_process(name, ["-c", code], workdir).start()
+
+
 def start_pods(kind: str, workdir: Path) -> list[ManagedProcess]:
     if kind != "fast":
         return [start_pod(kind, address, workdir) for address in PODS]
@@ -200,6 +209,7 @@ def main() -> None:
     parser.add_argument("--sse-samples", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--floor", action="store_true", help="also measure a byte pass-through on uvloop (no parsing, routing, logs or metrics)")
+    parser.add_argument("--compare", type=Path, help="also measure the proxy of another checkout (e.g. the previous version), in the same rounds")
     args = parser.parse_args()
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
@@ -214,9 +224,8 @@ def main() -> None:
         script = workdir / "post.lua"
         script.write_text(WRK_SCRIPT % {"body": BODY, "pins": ", ".join(f'"{pin}"' for pin in instance_ids)})
         processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HOST}:{DNS_PORT}", "--records", str(records)], workdir).start())
-        ours = python_process("proxy", ["-m", "affinity_proxy", "--listen", f"{HOST}:{OURS_PORT}", "--upstream", f"{NAME}:{POD_PORT}",
-                                        "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{OURS_METRICS_PORT}"], workdir)
-        processes.append(ours.start())
+        ours = start_ours("proxy", None, OURS_PORT, OURS_METRICS_PORT, workdir)
+        processes.append(ours)
         haproxy = start_haproxy(workdir, instance_ids)
         processes.append(haproxy)
         targets: dict[str, tuple[str, int | None]] = {
@@ -224,6 +233,12 @@ def main() -> None:
             "haproxy": (f"http://{HOST}:{HAPROXY_PORT}/", haproxy.pid),
             "ours": (f"http://{HOST}:{OURS_PORT}/", ours.pid),
         }
+        if args.compare is not None:
+            other = start_ours("proxy-compared", args.compare, OTHER_PORT, OTHER_METRICS_PORT, workdir)
+            processes.append(other)
+            targets[f"ours from {args.compare}"] = (f"http://{HOST}:{OTHER_PORT}/", other.pid)
+            other.wait_healthy(f"http://{HOST}:{OTHER_PORT}/health")
+            _wait_members(OTHER_PORT, len(PODS))
         if args.floor:
             pods = [f"{address}:{POD_PORT}" for address in PODS]
             floor = python_process("floor", [str(Path(__file__).with_name("passthrough_proxy.py")), f"{HOST}:{FLOOR_PORT}", *pods], workdir).start()
