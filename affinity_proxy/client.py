@@ -85,6 +85,11 @@ class ClientConnection(asyncio.Protocol):
         self._closing = False
         self._too_large = False
         self._held: list[bytes] | None = None
+        self._between_messages = True
+        self._read: bytes | None = None
+        """The read being parsed while it may begin with a request; None once a request began inside it."""
+        self._raw: bytes | None = None
+        """The read the request being parsed began with (its head then is a prefix), or None."""
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,6 +101,7 @@ class ClientConnection(asyncio.Protocol):
         """A request starts once this read is parsed, so a head and the body that came with it leave in one write."""
         if self._closing:
             return
+        self._read = data if self._between_messages else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -149,6 +155,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._idle_since = None
         self._url, self._headers, self._head_bytes = b"", [], 0
+        self._raw, self._read, self._between_messages = self._read, None, False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -170,7 +177,7 @@ class ClientConnection(asyncio.Protocol):
         if local is not None or self._open_exchange is None:
             item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive)
         else:
-            head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0")
+            head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0", self._raw_head(method))
             if head.content_length > self._config.max_body_bytes:
                 self._reject(413, f"request body of {head.content_length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
                 return
@@ -189,6 +196,7 @@ class ClientConnection(asyncio.Protocol):
             self._parsing.request_body(body)
 
     def on_message_complete(self) -> None:
+        self._between_messages = True
         item, self._parsing = self._parsing, None
         if item is None:
             return
@@ -224,6 +232,14 @@ class ClientConnection(asyncio.Protocol):
             self._mark_idle()
 
     # -- helpers ---------------------------------------------------------------------
+    def _raw_head(self, method: bytes) -> bytes | None:
+        """The head as it came, when the request began its read and the whole head is in it (the usual request)."""
+        raw, self._raw = self._raw, None
+        if raw is None or not raw.startswith(method):
+            return None
+        end = raw.find(b"\r\n\r\n")
+        return raw[: end + 2] if end >= 0 else None
+
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
 

@@ -93,6 +93,19 @@ def head_fields(raw_head: bytes) -> tuple[bytes, Headers]:
     return start, fields
 
 
+_REQUEST_HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade|expect)[ \t]*:", re.IGNORECASE)
+
+
+def forwarded_request_head(raw_head: bytes | None, method: bytes, target: bytes, headers: Headers, framing: Framing) -> bytes:
+    """The head a pod gets: the client's head as it came, plus ``Via``, when it is HTTP/1.1 with no
+    hop-by-hop or ``Expect`` field (the usual request); otherwise rebuilt from the parsed fields."""
+    if raw_head is not None:
+        line_end = raw_head.find(CRLF)
+        if raw_head[line_end - 9 : line_end] == b" HTTP/1.1" and _REQUEST_HOP_BY_HOP_FIELD.search(raw_head) is None:
+            return raw_head + _HEAD_ENDS[framing]
+    return encode_head(request_line(method, target), end_to_end(headers), framing)
+
+
 def relayed_response_head(raw_head: bytes, framing: Framing, close: bool) -> bytes:
     """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without the blank line).
 

@@ -32,7 +32,7 @@ from typing import Protocol
 from affinity_proxy import answers, instance_ids
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
-from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, encode_head, end_to_end, relayed_response_head, request_line, response_framing
+from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
 from affinity_proxy.membership import Member, Membership
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Decision, Outcome, Refusal, Route, Selector, give_up, may_retry, unroutable
@@ -67,11 +67,12 @@ class Services(Protocol):
 class RequestHead:
     """A parsed request head and the fields the proxy frames, routes and logs by, found in one pass."""
 
-    __slots__ = ("method", "target", "headers", "instance_id", "pins", "framing", "content_length", "keep_alive", "http_1_0", "request_id", "trace_id",
-                 "expects_continue")
+    __slots__ = ("method", "target", "headers", "raw", "instance_id", "pins", "framing", "content_length", "keep_alive", "http_1_0", "request_id",
+                 "trace_id", "expects_continue")
 
-    def __init__(self, method: bytes, target: bytes, headers: Headers, keep_alive: bool, http_1_0: bool) -> None:
-        self.method, self.target, self.headers = method, target, headers
+    def __init__(self, method: bytes, target: bytes, headers: Headers, keep_alive: bool, http_1_0: bool, raw: bytes | None = None) -> None:
+        """``raw``: the head's lines as they came, each ending in CRLF, without the blank line (None when not at hand)."""
+        self.method, self.target, self.headers, self.raw = method, target, headers, raw
         self.keep_alive, self.http_1_0 = keep_alive, http_1_0
         self.content_length = 0
         chunked = False
@@ -129,7 +130,7 @@ class Exchange:
         self._chunks: list[bytes] = []
         self._replayable = True
         self._upstream: UpstreamConnection | None = None
-        self._upstream_head = encode_head(request_line(head.method, head.target), end_to_end(head.headers), head.framing)
+        self._upstream_head = forwarded_request_head(head.raw, head.method, head.target, head.headers, head.framing)
         self._client_framing = Framing.NONE
         self._head_sent = False
         self._done: Callable[[Exchange], None] = _nothing

@@ -9,7 +9,7 @@ import pytest
 from affinity_proxy import answers
 from affinity_proxy.config import ConfigError, load, parse_host_port
 from affinity_proxy.health import health_outcome
-from affinity_proxy.http1 import Framing, body_framing, encode_chunk, encode_head, end_to_end, relayed_response_head, response_framing
+from affinity_proxy.http1 import Framing, body_framing, encode_chunk, encode_head, end_to_end, forwarded_request_head, relayed_response_head, response_framing
 from affinity_proxy.membership import Failed, Healthy, NotReady
 
 
@@ -62,6 +62,20 @@ def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) ->
 )
 def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relayed: bytes) -> None:
     assert relayed_response_head(raw, framing, close) == relayed
+
+
+@pytest.mark.parametrize(
+    ("raw", "forwarded"),
+    [
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"POST /a HTTP/1.0\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (None, b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+    ],
+)
+def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
+    headers = [(b"host", b"p"), (b"content-length", b"2")]
+    assert forwarded_request_head(raw, b"POST", b"/a", headers, Framing.LENGTH) == forwarded
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,15 @@ async def test_a_request_and_its_answer_pass_byte_exact(request_split: str, answ
     assert rig.member("pod-a").in_flight == 0 and not transport(client).closed
 
 
+@pytest.mark.parametrize("how", SPLITS)
+@in_loop
+async def test_request_heads_keep_their_spelling_when_they_came_in_one_read(how: str) -> None:
+    rig, pod, client = one_pod()
+    feed(client, b"GET /x HTTP/1.1\r\nHost: p\r\nX-Mixed-Case: A\r\n\r\n", how)
+    expected = b"GET /x HTTP/1.1\r\nHost: p\r\nX-Mixed-Case: A\r\n" if how == "whole" else b"GET /x HTTP/1.1\r\nhost: p\r\nx-mixed-case: A\r\n"
+    assert transport(pod).received == expected + VIA + b"\r\n", "as it came from one read; rebuilt (names lower-cased) from pieces"
+
+
 @in_loop
 async def test_keep_alive_reuses_the_pod_connection_one_write_each_way_per_request() -> None:
     rig, pod, client = one_pod()
