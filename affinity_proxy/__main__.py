@@ -8,8 +8,8 @@ import signal
 import uvloop
 
 from affinity_proxy.config import load
-from telemetry.log_batching import batch_log_writes
 from affinity_proxy.proxy import Proxy
+from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging
 
 

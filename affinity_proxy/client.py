@@ -93,7 +93,7 @@ class ClientConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport  # type: ignore[assignment]  # a stream connection is always handed an asyncio.Transport
         self._loop = asyncio.get_running_loop()
         self._mark_idle()
 

@@ -21,7 +21,7 @@ import dns.resolver
 
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.health import MAX_ANSWER_BYTES, health_outcome, probe_request
-from affinity_proxy.membership import Failed, Membership, ProbeOutcome, Refused
+from affinity_proxy.membership import Failed, Membership, ProbeOutcome, Refused, State
 from affinity_proxy.metrics import ProxyMetrics
 from telemetry.logs import log_event
 
@@ -110,7 +110,7 @@ class Discovery:
         targets = self._membership.probe_targets(self._addresses)
         outcomes = await asyncio.gather(*(probe(address, self._port, self._probe_timeout) for address in targets))
         probes = dict(zip(targets, outcomes, strict=True))
-        for address, outcome in probes.items():
+        for outcome in probes.values():
             if isinstance(outcome, Failed | Refused):
                 self._metrics.discovery_failure("probe")
         before = {m.instance_id: m.state for m in self._membership.members.values()}
@@ -119,7 +119,7 @@ class Discovery:
         self._log_changes(before, probes)
         self._on_round()
 
-    def _log_changes(self, before: dict[str, object], probes: dict[str, ProbeOutcome]) -> None:
+    def _log_changes(self, before: dict[str, State], probes: dict[str, ProbeOutcome]) -> None:
         for member in self._membership.members.values():
             if before.get(member.instance_id) is not member.state:
                 outcome = probes.get(member.address)

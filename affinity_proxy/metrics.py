@@ -33,7 +33,7 @@ class _LiveTables(Collector):
         members = GaugeMetricFamily("affinity_proxy_members", "Pods known to discovery, by state", labels=["state"])
         idle = GaugeMetricFamily("affinity_proxy_pool_idle_connections", "Idle keep-alive connections per pod", labels=["pod", "instance_id"])
         opened = GaugeMetricFamily("affinity_proxy_pool_open_connections", "Open connections per pod", labels=["pod", "instance_id"])
-        counts = {state: 0 for state in State}
+        counts = dict.fromkeys(State, 0)
         for member in self._membership.members.values():
             counts[member.state] += 1
             in_flight.add_metric([member.address, member.instance_id], member.in_flight)

@@ -69,7 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream connection is always handed an asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         """Everything one read produces (head, body pieces, end) leaves in one write, at once."""

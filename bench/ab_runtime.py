@@ -1,13 +1,13 @@
 """Our runtime as in the work tree against another revision of it, on the same pods, in one run.
 
-    python bench/ab_runtime.py [--base HEAD] [--flow simple] [--concurrency 8] [--rounds 7] [--topology one-pod|demo]
+    python bench/ab_runtime.py [--base HEAD] [--flow simple] [--concurrency 8] [--rounds 7] [--seconds 3] [--topology one-pod|demo]
 
 How the rows of "what each change took" in docs/benchmarks.md were measured: a change to the
 runtime moves its CPU per run by a few µs, under what separates two runs of the bench on this
 machine, so both trees run side by side instead. ``--base`` is checked out into a temporary
 ``git worktree``; both runtimes get the same config and drive the same fleet (the topologies
 of bench_runtime_vs_upstream.py, in a ``perf-*`` network namespace, root needed) with the same
-closed-loop client, in alternating rounds of 3 s. Prints each side's median runs/s and CPU per
+closed-loop client, in alternating rounds of ``--seconds`` (3 s). Prints each side's median runs/s and CPU per
 run (runtime process; fleet = proxy and pods) and the ratio. The same tree against itself
 differs by up to ±5 µs a run.
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, drive, sides_on, stop_all  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.processes import REPO_ROOT, ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config, wait_plugins_healthy  # noqa: E402
+from bench.bench_runtime_vs_upstream import FLOWS, HUB, OURS_PORT, TOPOLOGIES, Round, drive, sides_on, stop_all
+from tests.support.netns import inside_new_netns
+from tests.support.processes import REPO_ROOT, ManagedProcess
+from tests.support.runtime import remote_plugin_config, wait_plugins_healthy
 
 BASE_PORT = 7873
 
@@ -65,7 +65,7 @@ def summary(name: str, rounds: list[Round]) -> str:
             f"{statistics.median(r.fleet_cpu_us_per_run for r in rounds):.1f} | {', '.join(f'{rate:.0f}' for rate in rates)} |")
 
 
-def run(base: str, flow: str, concurrency: int, rounds: int, topology: str, log_dir: Path) -> None:
+def run(base: str, flow: str, concurrency: int, rounds: int, seconds: float, topology: str, log_dir: Path) -> None:
     start_fleet, _ = TOPOLOGIES[topology]
     with worktree(base) as tree:
         fleet, ours, url = start_fleet("ours", log_dir)
@@ -77,8 +77,8 @@ def run(base: str, flow: str, concurrency: int, rounds: int, topology: str, log_
             for index in range(rounds):
                 for side in sides if index % 2 == 0 else sides[::-1]:
                     asyncio.run(drive(side, flow, concurrency, 0.3))
-                    results[side.name].append(asyncio.run(drive(side, flow, concurrency, 3.0)))
-            print(f"{topology}, {flow} flow, concurrency {concurrency}, {rounds} alternating rounds of 3 s\n")
+                    results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds)))
+            print(f"{topology}, {flow} flow, concurrency {concurrency}, {rounds} alternating rounds of {seconds:g} s\n")
             print("| runtime | runs/s (median) | CPU µs/run | fleet CPU µs/run | rounds |\n|---|---|---|---|---|")
             for side in sides:
                 print(summary(side.name, results[side.name]))
@@ -94,10 +94,11 @@ def main() -> None:
     parser.add_argument("--flow", choices=sorted(FLOWS), default="simple")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per side (at most 15)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per round (at most 30)")
     parser.add_argument("--topology", choices=sorted(TOPOLOGIES), default="one-pod")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs, inside_new_netns("perf-ab"):
-        run(args.base, args.flow, min(max(args.concurrency, 1), 64), min(max(args.rounds, 1), 15), args.topology, Path(logs))
+        run(args.base, args.flow, min(max(args.concurrency, 1), 64), min(max(args.rounds, 1), 15), min(args.seconds, 30.0), args.topology, Path(logs))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Our demo pod against stepflow-py 0.9.2's, side by side in one run.
 
-    python bench/bench_component_server.py [--seconds 3]
+    python bench/bench_component_server.py [--seconds 1.5] [--rounds 3] [--dispatch-calls 20000]
 
 Starts both pods on loopback (ours on 127.0.0.38, upstream on 127.0.0.39, port 8080),
 drives each with the same raw keep-alive HTTP/1.1 client (httpx would be the
 bottleneck), and prints req/s, p50, p99 and ours/theirs. ``store_and_retrieve_blob``
 answers over SSE; the benchmark plays the runtime and answers both callbacks with
 POSTs carrying the instance header. A second table times JSON-RPC dispatch alone:
-jsonrpcserver against the msgspec path the pod uses (docs/decisions.md).
+jsonrpcserver against the msgspec path the pod uses (docs/decisions.md). Needs the
+``interop`` and ``bench`` extras (``scripts/setup test,interop,bench``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import hashlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,13 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.pods import POD_PORT, start_pod  # noqa: E402
-from wire_protocol import jsonrpc  # noqa: E402
-from wire_protocol.sse import EventStreamDecoder  # noqa: E402
+from tests.support.pods import POD_PORT, start_pod
+from wire_protocol import jsonrpc
+from wire_protocol.sse import EventStreamDecoder
 
 OURS, THEIRS = "127.0.0.38", "127.0.0.39"
 MAX_REQUESTS_PER_RUN = 200_000
-ROUNDS = 3
-"""Ours and theirs alternate; each side's best round is reported, so a burst of other work on the shared machine hurts neither."""
+WARM_UP_SECONDS = 0.5
 
 
 def execute_body(request_id: str, component: str, value: Any) -> bytes:
@@ -49,7 +49,7 @@ class Connection:
         self._reader, self._writer, self._host = reader, writer, host
 
     @classmethod
-    async def open(cls, host: str) -> "Connection":
+    async def open(cls, host: str) -> Connection:
         reader, writer = await asyncio.open_connection(host, POD_PORT)
         return cls(reader, writer, host)
 
@@ -74,7 +74,7 @@ class Connection:
     async def body(self, headers: dict[bytes, bytes]) -> bytes:
         return await self._reader.readexactly(int(headers[b"content-length"]))
 
-    async def chunks(self):  # type: ignore[no-untyped-def]
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The chunks of a chunked body, as the server wrote them."""
         while True:
             size = int((await self._reader.readuntil(b"\r\n"))[:-2], 16)
@@ -145,7 +145,7 @@ async def drive(host: str, call: Callable[..., Any], concurrency: int, seconds: 
             main.close()
             answers.close()
 
-    await asyncio.gather(*(worker(i, time.perf_counter() + 0.5, False) for i in range(concurrency)))  # warm-up
+    await asyncio.gather(*(worker(i, time.perf_counter() + min(WARM_UP_SECONDS, seconds), False) for i in range(concurrency)))  # warm-up
     counter = iter(range(MAX_REQUESTS_PER_RUN))
     started = time.perf_counter()
     await asyncio.gather(*(worker(i, started + seconds, True) for i in range(concurrency)))
@@ -157,7 +157,8 @@ async def drive(host: str, call: Callable[..., Any], concurrency: int, seconds: 
 SCENARIOS = [("double", call_double, 1), ("double", call_double, 16), ("store_and_retrieve_blob", call_blob, 1), ("store_and_retrieve_blob", call_blob, 16)]
 
 
-def pods_table(seconds: float) -> None:
+def pods_table(seconds: float, rounds: int) -> None:
+    """Ours and theirs alternate for ``rounds`` rounds; each side's best round is reported, so a burst of other work on the shared machine hurts neither."""
     import uvloop
 
     with tempfile.TemporaryDirectory(prefix="bench-pods-") as log_dir:
@@ -165,9 +166,9 @@ def pods_table(seconds: float) -> None:
         try:
             print(f"{'scenario':<28} {'conc':>4} | {'ours req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'theirs req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'ours/theirs':>11}")
             for name, call, concurrency in SCENARIOS:
-                rounds = [(uvloop.run(drive(OURS, call, concurrency, seconds)), uvloop.run(drive(THEIRS, call, concurrency, seconds))) for _ in range(ROUNDS)]
-                ours = max((pair[0] for pair in rounds), key=lambda figures: figures.requests_per_second)
-                theirs = max((pair[1] for pair in rounds), key=lambda figures: figures.requests_per_second)
+                pairs = [(uvloop.run(drive(OURS, call, concurrency, seconds)), uvloop.run(drive(THEIRS, call, concurrency, seconds))) for _ in range(rounds)]
+                ours = max((pair[0] for pair in pairs), key=lambda figures: figures.requests_per_second)
+                theirs = max((pair[1] for pair in pairs), key=lambda figures: figures.requests_per_second)
                 print(
                     f"{name:<28} {concurrency:>4} | {ours.requests_per_second:>10.0f} {ours.p50_ms:>7.2f} {ours.p99_ms:>7.2f} | "
                     f"{theirs.requests_per_second:>12.0f} {theirs.p50_ms:>7.2f} {theirs.p99_ms:>7.2f} | {ours.requests_per_second / theirs.requests_per_second:>10.2f}x",
@@ -178,7 +179,7 @@ def pods_table(seconds: float) -> None:
                 pod.stop()
 
 
-def dispatch_table(rounds: int = 20_000) -> None:
+def dispatch_table(calls: int = 20_000) -> None:
     """Decode + dispatch + encode one components/execute of double, no HTTP."""
     import jsonrpcserver
 
@@ -212,9 +213,9 @@ def dispatch_table(rounds: int = 20_000) -> None:
     timings = {}
     for label, run in candidates.items():
         started = time.perf_counter()
-        for _ in range(rounds):
+        for _ in range(calls):
             run()
-        timings[label] = (time.perf_counter() - started) / rounds * 1e6
+        timings[label] = (time.perf_counter() - started) / calls * 1e6
     baseline = timings["msgspec envelope + dispatch (ours)"]
     print(f"\n{'dispatch of components/execute (no HTTP)':<40} | {'us/msg':>7} | {'msgs/s':>8} | {'cost vs ours':>12}")
     for label, micros in timings.items():
@@ -224,10 +225,12 @@ def dispatch_table(rounds: int = 20_000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.5, help="measured seconds per round, scenario and pod")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (at most 9)")
+    parser.add_argument("--dispatch-calls", type=int, default=20_000, help="messages per candidate in the dispatch table")
     args = parser.parse_args()
     print("Shared 2-core machine; client, both pods and other work compete for the same cores.\n")
-    pods_table(args.seconds)
-    dispatch_table()
+    pods_table(args.seconds, min(max(args.rounds, 1), 9))
+    dispatch_table(max(args.dispatch_calls, 1))
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime_server.plugins.base import ExecuteRequest  # noqa: E402
-from runtime_server.plugins.remote.settings import RemoteSettings  # noqa: E402
-from runtime_server.plugins.remote.transport import HttptoolsTransport  # noqa: E402
-from runtime_server.plugins.stepflow_http import StepflowHttpPlugin  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from wire_protocol.messages import Observability, PutBlobParams  # noqa: E402
+from runtime_server.plugins.base import ExecuteRequest
+from runtime_server.plugins.remote.settings import RemoteSettings
+from runtime_server.plugins.remote.transport import HttptoolsTransport
+from runtime_server.plugins.stepflow_http import StepflowHttpPlugin
+from tests.support.pods import start_pod
+from wire_protocol.messages import Observability, PutBlobParams
 
 POD = "127.0.0.63"
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_fleet.dns_server import write_records  # noqa: E402
-from tests.support.pods import POD_PORT, start_pod  # noqa: E402
-from tests.support.processes import ManagedProcess, python_process  # noqa: E402
+from local_fleet.dns_server import write_records
+from tests.support.pods import POD_PORT, start_pod
+from tests.support.processes import ManagedProcess, python_process
 
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
@@ -100,8 +100,19 @@ class Result:
     """The proxy process's user + system CPU over the run divided by the requests it served (None: no proxy)."""
 
 
+def _wrk_field(pattern: str, out: str) -> str:
+    """A figure wrk always prints; if it did not, say which and show what it printed."""
+    found = re.search(pattern, out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {pattern!r}:\n{out}")
+    return found.group(1)
+
+
 def _milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if found is None:
+        raise RuntimeError(f"not a wrk duration: {text!r}")
+    value, unit = found.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
@@ -118,10 +129,10 @@ def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path,
         check=True, capture_output=True, text=True,
     ).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p50 = _milliseconds(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _milliseconds(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out))
+    total = int(_wrk_field(r"(\d+) requests in", out))
+    p50 = _milliseconds(_wrk_field(r"\s50%\s+(\S+)", out))
+    p99 = _milliseconds(_wrk_field(r"\s99%\s+(\S+)", out))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / total if cpu is not None and total else None)

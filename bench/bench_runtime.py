@@ -27,10 +27,10 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.raw_http import RawConnection  # noqa: E402
-from tests.support.netns import inside_new_netns, netns_available  # noqa: E402
-from tests.support.runtime import start_runtime  # noqa: E402
-from tests.support.upstream_server import start_upstream_server  # noqa: E402
+from bench.raw_http import RawConnection  # noqa: E402 - after REPO is put on sys.path
+from tests.support.netns import inside_new_netns, netns_available  # noqa: E402 - after REPO is put on sys.path
+from tests.support.runtime import start_runtime  # noqa: E402 - after REPO is put on sys.path
+from tests.support.upstream_server import start_upstream_server  # noqa: E402 - after REPO is put on sys.path
 
 ADDRESS = "127.0.0.185"
 PORT = 7850
@@ -114,10 +114,11 @@ async def accumulate(total: int, tuned_gc: bool = True) -> None:
     from runtime_server.runtime import Runtime
 
     runtime = Runtime(load_settings(None))
+    await runtime.start()
     if tuned_gc:
         tune_gc()  # as python -m runtime_server does
     prepared = runtime.flows.prepare(FLOW)
-    runtime.flows.store(prepared)
+    await runtime.flows.store(prepared)
     checkpoints = {total // 10, total // 2, total}
     print(f"{'runs':>8} | {'RSS MiB':>8} | {'runs kept':>9} | {'evicted':>8}")
     print("-" * 44)

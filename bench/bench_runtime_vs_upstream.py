@@ -23,8 +23,10 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -32,20 +34,21 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.raw_http import RawConnection  # noqa: E402
-from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet  # noqa: E402
-from tests.support.netns import inside_new_netns  # noqa: E402
-from tests.support.pods import start_pod  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
-from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy  # noqa: E402
-from tests.support.services import start_dns  # noqa: E402
-from tests.support.upstream_server import start_upstream_server  # noqa: E402
+from bench.raw_http import RawConnection
+from tests.e2e.fleet import DNS_LISTEN, HUB, WORKFLOWS, Fleet
+from tests.support.netns import inside_new_netns
+from tests.support.pods import start_pod
+from tests.support.processes import ManagedProcess
+from tests.support.runtime import remote_plugin_config, start_runtime_with_text, wait_plugins_healthy
+from tests.support.services import start_dns
+from tests.support.upstream_server import start_upstream_server
 
 PODS = ["127.0.0.61", "127.0.0.62", "127.0.0.63"]
 PROXY_PORT, OURS_PORT, THEIRS_PORT = 8090, 7870, 7871
-FLOWS = {  # name: (file, item, fields the result must have)
-    "simple": ("simple-test-workflow.yaml", {"value": 3}, {"original": 3, "doubled": 6, "squared": 36, "sum": 39}),
-    "bidirectional": ("bidirectional-test-workflow.yaml", {"data": {"k": 1}}, {"retrieved_data": {"k": 1}}),
+Flows = dict[str, tuple[Path, dict[str, Any], dict[str, Any]]]
+FLOWS: Flows = {  # name: (file, item, fields the result must have)
+    "simple": (WORKFLOWS / "simple-test-workflow.yaml", {"value": 3}, {"original": 3, "doubled": 6, "squared": 36, "sum": 39}),
+    "bidirectional": (WORKFLOWS / "bidirectional-test-workflow.yaml", {"data": {"k": 1}}, {"retrieved_data": {"k": 1}}),
 }
 RUN_TIMEOUT = 10.0
 """Longer than any run takes here; upstream leaves a run unanswered forever when a callback answer is lost."""
@@ -59,6 +62,18 @@ class Side:
     fleet: list[ManagedProcess]
     """The proxy and pods both runtimes share: what this runtime's calls cost them is measured too."""
     flow_ids: dict[str, str]
+    more: list[tuple[tuple[str, int], ManagedProcess]] = field(default_factory=list)
+    """Further replicas of this runtime (bench_replicas.py): the load's connections are spread over all, their CPU counted."""
+    fleet_pids: Callable[[], list[int]] | None = None
+    """Instead of ``fleet``'s processes: whose CPU is the fleet's (a database's backends come and go)."""
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [self.address, *(address for address, _ in self.more)]
+
+    @property
+    def runtime_pids(self) -> list[int]:
+        return [self.process.pid, *(process.pid for _, process in self.more)]
 
 
 @dataclass
@@ -76,14 +91,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Round:
-    _, item, expected = FLOWS[flow]
+async def drive(side: Side, flow: str, concurrency: int, seconds: float, flows: Flows = FLOWS) -> Round:
+    _, item, expected = flows[flow]
     body = msgspec.json.encode({"flowId": side.flow_ids[flow], "input": [item]})
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
 
-    async def worker() -> None:
-        connection = await RawConnection.open(*side.address)
+    async def worker(index: int) -> None:
+        addresses = side.addresses
+        connection = await RawConnection.open(*addresses[index % len(addresses)])
         try:
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -96,24 +112,33 @@ async def drive(side: Side, flow: str, concurrency: int, seconds: float) -> Roun
         finally:
             connection.close()
 
+    fleet = side.fleet_pids() if side.fleet_pids is not None else [process.pid for process in side.fleet]
+
     def cpu() -> tuple[float, float]:
-        return cpu_seconds(side.process.pid), sum(cpu_seconds(process.pid) for process in side.fleet)
+        return sum(map(cpu_seconds, side.runtime_pids)), sum(map(_cpu_if_alive, fleet))
 
     cpu_before, began = cpu(), time.perf_counter()
     try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(index) for index in range(concurrency)))
     except TimeoutError:
         return Round(0.0, [], float("nan"), float("nan"), hung=True)
     elapsed, cpu_after, runs = time.perf_counter() - began, cpu(), max(1, len(latencies))
     return Round(len(latencies) / elapsed, latencies, (cpu_after[0] - cpu_before[0]) / runs * 1e6, (cpu_after[1] - cpu_before[1]) / runs * 1e6)
 
 
-def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]]) -> list[Side]:
+def _cpu_if_alive(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except FileNotFoundError:  # a database backend that ended meanwhile
+        return 0.0
+
+
+def sides_on(fleet: list[ManagedProcess], runtimes: list[tuple[str, tuple[str, int], ManagedProcess]], flows: Flows = FLOWS) -> list[Side]:
     """One side per (name, address, process), all measured on the same proxy and pods, each with the bench's flows stored."""
     shared = [process for process in fleet if process.name != "dns"]
     sides = [Side(name, address, process, shared, {}) for name, address, process in runtimes]
     for side in sides:
-        side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in FLOWS.items()}
+        side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in flows.items()}
     return sides
 
 
@@ -123,8 +148,8 @@ def stop_all(processes: list[ManagedProcess | None]) -> None:
             process.stop()
 
 
-def store(side: Side, flow_file: str) -> str:
-    flow = yaml.safe_load((WORKFLOWS / flow_file).read_text())
+def store(side: Side, flow_file: Path) -> str:
+    flow = yaml.safe_load(flow_file.read_text())
     return httpx.post(f"http://{side.address[0]}:{side.address[1]}/api/v1/flows", json={"flow": flow}, timeout=10).json()["flowId"]
 
 

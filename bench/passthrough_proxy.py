@@ -37,14 +37,14 @@ class _ClientSide(asyncio.Protocol):
         """What the client sent before the pod connection was up."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._client = transport  # type: ignore[assignment]
+        self._client = transport  # type: ignore[assignment]  # a stream connection is always handed an asyncio.Transport
         asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
         assert self._client is not None
         host, port = next(self._pods)
         try:
-            self._pod, _ = await asyncio.get_running_loop().create_connection(lambda: _PodSide(self._client), host, port)  # type: ignore[arg-type]
+            self._pod, _ = await asyncio.get_running_loop().create_connection(lambda: _PodSide(self._client), host, port)  # type: ignore[arg-type]  # asserted not None above; mypy does not carry that into the lambda
         except OSError:
             self._client.close()
             return

@@ -18,7 +18,7 @@ class RawConnection:
         self._host = host
 
     @classmethod
-    async def open(cls, address: str, port: int) -> "RawConnection":
+    async def open(cls, address: str, port: int) -> RawConnection:
         return cls(*await asyncio.open_connection(address, port), address)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:

@@ -36,9 +36,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.fleet import WORKFLOWS  # noqa: E402
-from tests.reliability.chaos_fleet import HUB, ChaosFleet, pod_address, same_attempt_twice  # noqa: E402
-from tests.support.processes import ManagedProcess  # noqa: E402
+from tests.e2e.fleet import WORKFLOWS
+from tests.reliability.chaos_fleet import HUB, ChaosFleet, pod_address, same_attempt_twice
+from tests.support.processes import ManagedProcess
 
 FIRST_POD, LAST_POD = 20, 38
 """Pod indexes 20-38: 127.0.0.121-139 (the chaos tests use 127.0.0.101 and up)."""
@@ -118,10 +118,11 @@ class Chaos:
         self.every = every
         self.memory = memory
         self.actions: Counter[str] = Counter()
-        self.random = random.Random(7)
+        self.random = random.Random(7)  # noqa: S311 - a seeded, repeatable chaos schedule; nothing secret
 
     def processes(self) -> dict[str, ManagedProcess]:
-        named = {"dns": self.fleet.dns, "proxy": self.fleet.proxy, "runtime": self.fleet.runtime}
+        named = {"dns": self.fleet.dns, "runtime": self.fleet.runtime}
+        named.update({f"proxy :{port}": proxy for port, proxy in self.fleet.proxies.items()})
         named.update({f"pod {address} (pid {pod.pid})": pod for address, pod in self.fleet.pods.items()})
         return {name: process for name, process in named.items() if process is not None}
 
@@ -258,7 +259,7 @@ def report(submissions: list[Submission], stopped_by: str, wall: float, back: di
 
 async def soak(args: argparse.Namespace, work_dir: Path) -> bool:
     extra = "stateStore:\n  type: inMemory\n  maxRuns: 1000000\n"
-    fleet = ChaosFleet(work_dir, proxy_port=8081, runtime_port=8181, dns_listen=f"{HUB}:8091", deadlines=dict(SOAK_DEADLINES), extra_config=extra)
+    fleet = ChaosFleet(work_dir, proxy_ports=(8081,), runtime_port=8181, dns_listen=f"{HUB}:8091", deadlines=dict(SOAK_DEADLINES), extra_config=extra)
     await asyncio.to_thread(fleet.start, [pod_address(FIRST_POD + n) for n in range(3)])
     try:
         async with httpx.AsyncClient(base_url=fleet.runtime_url) as client:

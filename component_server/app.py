@@ -75,9 +75,10 @@ class ComponentApp:
         self.callbacks = CallbackHub(instance_id, settings.callback_timeout_seconds, metrics.callback_finished)
         self._streams: set[asyncio.Task[Answer]] = set()
         self._drained: asyncio.Event | None = None
+        self._instance_header = (headers.INSTANCE_ID_LOWER.encode(), instance_id.encode())
         self._sse_headers = [
             (b"content-type", headers.SSE_WITH_CHARSET.encode()),
-            (headers.INSTANCE_ID_LOWER.encode(), instance_id.encode()),
+            self._instance_header,
             *((name.encode(), value.encode()) for name, value in headers.SSE_RESPONSE_HEADERS.items()),
         ]
         self._routes = Starlette(routes=[Route("/health", self.health)], exception_handlers={HTTPException: _http_error})
@@ -103,26 +104,26 @@ class ComponentApp:
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_headers = RequestHeaders(scope["headers"])
         if _JSON_TYPE not in request_headers.content_type:
-            await _send_json(send, bare_error(415, "Content-Type must be application/json"))
+            await self._send_json(send, bare_error(415, "Content-Type must be application/json"))
             return
         if _JSON_TYPE not in request_headers.accept or _SSE_TYPE not in request_headers.accept:
-            await _send_json(send, bare_error(406, "Accept header must include application/json and text/event-stream"))
+            await self._send_json(send, bare_error(406, "Accept header must include application/json and text/event-stream"))
             return
         limit = self.settings.max_body_bytes
         body = None if request_headers.content_length > limit else await _read_body(receive, limit)
         if body is None:
             text = f"Request body larger than the pod's limit of {limit} bytes (--max-body-bytes, env MAX_BODY_BYTES)"
             log_event(logger, "request_rejected", logging.WARNING, instance_id=self.instance_id, status=413, error=text)
-            await _send_json(send, bare_error(413, text), ((b"connection", b"close"),))
+            await self._send_json(send, bare_error(413, text), ((b"connection", b"close"),))
             return
         try:
             envelope = jsonrpc.decode_envelope(body)
         except jsonrpc.ProtocolError as exc:
-            await _send_json(send, bare_error(400, str(exc)))
+            await self._send_json(send, bare_error(400, str(exc)))
             return
         action = dispatch(envelope, self.server, self.callbacks.answer)
         if isinstance(action, Reply):
-            await _send_json(send, action)
+            await self._send_json(send, action)
         else:
             await self._execute(action, request_headers.traceparent, receive, send)
 
@@ -130,7 +131,7 @@ class ComponentApp:
         refusal = self.admission.admit()
         if refusal is not None:
             self.metrics.rejected(refusal)
-            await _send_json(send, self._unavailable(job.request_id, refusal), ((b"retry-after", _RETRY_AFTER_SECONDS),))
+            await self._send_json(send, self._unavailable(job.request_id, refusal), ((b"retry-after", _RETRY_AFTER_SECONDS),))
             return
         self.metrics.in_flight.inc()
         started = time.perf_counter()
@@ -140,7 +141,7 @@ class ComponentApp:
                 answer = await self._stream(job, receive, send)
             else:
                 answer = await execute(job.component, job.request_id, job.params, None)
-                await _send_json(send, Reply(200, answer.body))
+                await self._send_json(send, Reply(200, answer.body))
         except asyncio.CancelledError:
             answer = Answer(b"", "cancelled", "the pod shut down before the component answered")
             raise
@@ -208,6 +209,12 @@ class ComponentApp:
         if self._drained is not None and self.admission.idle:
             self._drained.set()
 
+    async def _send_json(self, send: Send, reply: Reply, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        """Every JSON answer names the pod too, not only SSE ones: the runtime records which pod ran each step."""
+        response_headers = [(b"content-type", _JSON_TYPE), (b"content-length", str(len(reply.body)).encode()), self._instance_header, *extra]
+        await send({"type": "http.response.start", "status": reply.status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
     async def drain(self) -> None:
         """Refuse new executions, let in-flight ones finish within the grace, then cancel the rest."""
         self.admission.start_draining()
@@ -258,7 +265,3 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _send_json(send: Send, reply: Reply, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    response_headers = [(b"content-type", _JSON_TYPE), (b"content-length", str(len(reply.body)).encode()), *extra]
-    await send({"type": "http.response.start", "status": reply.status, "headers": response_headers})
-    await send({"type": "http.response.body", "body": reply.body})

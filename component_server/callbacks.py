@@ -69,7 +69,7 @@ class CallbackHub:
     def answer(self, envelope: jsonrpc.Envelope) -> bool:
         """Hand a POSTed-back response to its waiting callback; False if nobody waits for that id."""
         try:
-            waiter = self._pending.take(envelope.id)  # type: ignore[arg-type]
+            waiter = self._pending.take(envelope.id)  # type: ignore[arg-type]  # a response always has an id (None only in a request-less error, which has no waiter)
         except UnknownRequestId:
             return False
         if not waiter.done():

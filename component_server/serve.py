@@ -57,7 +57,7 @@ class DrainingServer(uvicorn.Server):
 
     def _start_drain(self) -> None:
         if self._drain is None:
-            self._drain = self._loop.create_task(self._drain_then_exit())  # type: ignore[union-attr]
+            self._drain = self._loop.create_task(self._drain_then_exit())  # type: ignore[union-attr]  # the loop is set before a signal can start a drain
 
     async def _drain_then_exit(self) -> None:
         await self._app.drain()

@@ -23,8 +23,10 @@ from telemetry.logs import log_event
 logger = logging.getLogger("local_fleet")
 
 
-def runtime_config(proxy_urls: list[str]) -> str:
-    """The demo config (config.md §6) with the fleet reached through every proxy (``urls``: no Service spreads the load here)."""
+def runtime_config(proxy_urls: list[str], database_url: str | None = None) -> str:
+    """The demo config (config.md §6) with the fleet reached through every proxy (``urls``: no Service
+    spreads the load here), and runs kept in ``database_url`` (durable: a restarted runtime resumes them)."""
+    store = f"storageConfig:\n  databaseUrl: \"{database_url}\"\n" if database_url else ""
     return (
         "plugins:\n"
         "  builtin:\n    type: builtin\n"
@@ -35,6 +37,7 @@ def runtime_config(proxy_urls: list[str]) -> str:
         "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
         "  \"/builtin/{*component}\":\n    - plugin: builtin\n"
         "  \"/{*component}\":\n    - plugin: builtin\n"
+        + store
     )
 
 
@@ -159,7 +162,8 @@ class LocalFleet:
 
     def _start_runtime(self) -> None:
         config_path = self.work_dir / "stepflow-config.yml"
-        config_path.write_text(runtime_config([self.topology.proxy_url(i) for i in range(self.topology.proxies)]))
+        database_url = f"sqlite:{(self.work_dir / 'runtime-state.db').resolve()}?mode=rwc"
+        config_path.write_text(runtime_config([self.topology.proxy_url(i) for i in range(self.topology.proxies)], database_url))
         self.runtime = python_process(
             "runtime",
             [
@@ -168,6 +172,7 @@ class LocalFleet:
                 "--host", self.topology.runtime_address,
                 "--port", str(self.topology.runtime_port),
                 "--metrics-port", str(METRICS_PORT),
+                "--orchestrator-id", "stepflow-server-0",
             ],
             self.log_dir,
             {"POD_NAME": "stepflow-server-0", "STEPFLOW_API_TOKEN": self.api_token},

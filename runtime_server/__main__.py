@@ -14,9 +14,9 @@ from prometheus_client import start_http_server
 
 from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
 from runtime_server.routing import RouteConfigError
+from serving.protocol import ServerProtocol
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
-from serving.protocol import ServerProtocol
 
 logger = logging.getLogger("runtime_server")
 
@@ -24,9 +24,12 @@ logger = logging.getLogger("runtime_server")
 def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime_server", description="Stepflow-compatible orchestration server")
     parser.add_argument("--config", help="YAML/JSON config file (env STEPFLOW_CONFIG); default: builtins only")
-    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a pod serves on its pod IP; --host/HOST narrows it
     parser.add_argument("--port", type=int, default=int(os.environ.get("STEPFLOW_PORT", DEFAULT_PORT)))
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off")
+    parser.add_argument("--shutdown-grace-seconds", type=float, default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", 20)),
+                        help="on SIGTERM, how long runs in flight may take to finish before the rest is left to a peer (env SHUTDOWN_GRACE_SECONDS)")
+    parser.add_argument("--orchestrator-id", help="this runtime's id, which owns its runs in a durable store (env STEPFLOW_ORCHESTRATOR_ID; default the pod name)")
     return parser.parse_args(argv)
 
 
@@ -46,19 +49,21 @@ def serve(argv: list[str]) -> int:
     from runtime_server.runtime import Runtime
 
     try:
-        runtime = Runtime(load_settings(arguments.config))
+        runtime = Runtime(load_settings(arguments.config), arguments.orchestrator_id)
     except (ConfigError, RouteConfigError) as error:
         log_event(logger, "config_invalid", logging.ERROR, error=str(error))
         print(f"runtime_server: invalid configuration: {error}", file=sys.stderr)
         return 2
     if arguments.metrics_port:
         start_http_server(arguments.metrics_port, addr=arguments.host)
-    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins))
-    app = create_app(runtime)
+    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins),
+              store=runtime.settings.store.type, orchestrator_id=runtime.orchestrator_id)
+    app = create_app(runtime, arguments.shutdown_grace_seconds)
     tune_gc()
     logs = batch_log_writes()
     try:
         uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol,
+                    timeout_graceful_shutdown=arguments.shutdown_grace_seconds,
                     proxy_headers=False, server_header=False)  # as the pods: no client address is used, no server name given away
     finally:
         if logs is not None:

@@ -5,14 +5,13 @@ keys in the order received, a positive exponent with its sign (``1e+16``), and a
 beyond 64 bits as the float it becomes there (tests/interop/test_flow_ids_match_upstream.py).
 
 Blobs are kept as their JSON bytes (what was hashed), decoded on read. Memory by default;
-SQLite alongside the SQLite run store so flows survive a restart too.
+a durable store keeps them in its database beside the runs (``runs/durable_store.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from typing import Any, Protocol
 
 import msgspec
@@ -68,13 +67,14 @@ def _upstream_float(value: float) -> Any:
 
 
 class BlobStore(Protocol):
-    def put(self, data: Any, blob_type: str) -> str: ...
+    async def put(self, data: Any, blob_type: str) -> str: ...
 
-    def put_encoded(self, blob_id: str, body: bytes, blob_type: str) -> None: ...
+    async def put_encoded(self, blob_id: str, body: bytes, blob_type: str) -> None:
+        """Durable when it returns; a flow blob is never turned back into a data blob."""
 
-    def get(self, blob_id: str) -> tuple[Any, str] | None: ...
+    async def get(self, blob_id: str) -> tuple[Any, str] | None: ...
 
-    def delete(self, blob_id: str) -> bool: ...
+    async def delete(self, blob_id: str) -> bool: ...
 
     @property
     def size_bytes(self) -> int: ...
@@ -87,23 +87,23 @@ class MemoryBlobStore:
         self._blobs: dict[str, tuple[bytes, str]] = {}
         self._size = 0
 
-    def put(self, data: Any, blob_type: str) -> str:
+    async def put(self, data: Any, blob_type: str) -> str:
         blob_id, body = encode_blob(data)
-        self.put_encoded(blob_id, body, blob_type)
+        await self.put_encoded(blob_id, body, blob_type)
         return blob_id
 
-    def put_encoded(self, blob_id: str, body: bytes, blob_type: str) -> None:
+    async def put_encoded(self, blob_id: str, body: bytes, blob_type: str) -> None:
         if blob_id not in self._blobs:
             self._size += len(body)
         elif self._blobs[blob_id][1] == "flow":
             return
         self._blobs[blob_id] = (body, blob_type)
 
-    def get(self, blob_id: str) -> tuple[Any, str] | None:
+    async def get(self, blob_id: str) -> tuple[Any, str] | None:
         entry = self._blobs.get(blob_id)
         return None if entry is None else (msgspec.json.decode(entry[0]), entry[1])
 
-    def delete(self, blob_id: str) -> bool:
+    async def delete(self, blob_id: str) -> bool:
         entry = self._blobs.pop(blob_id, None)
         if entry is None:
             return False
@@ -116,35 +116,3 @@ class MemoryBlobStore:
 
     def __len__(self) -> int:
         return len(self._blobs)
-
-
-class SqliteBlobStore:
-    def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS blobs (blob_id TEXT PRIMARY KEY, blob_type TEXT NOT NULL, body BLOB NOT NULL)")
-
-    def put(self, data: Any, blob_type: str) -> str:
-        blob_id, body = encode_blob(data)
-        self.put_encoded(blob_id, body, blob_type)
-        return blob_id
-
-    def put_encoded(self, blob_id: str, body: bytes, blob_type: str) -> None:
-        self._db.execute(
-            "INSERT INTO blobs VALUES (?, ?, ?) ON CONFLICT(blob_id) DO UPDATE SET blob_type = excluded.blob_type WHERE blobs.blob_type != 'flow'",
-            (blob_id, blob_type, body),
-        )
-
-    def get(self, blob_id: str) -> tuple[Any, str] | None:
-        row = self._db.execute("SELECT body, blob_type FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone()
-        return None if row is None else (msgspec.json.decode(row[0]), row[1])
-
-    def delete(self, blob_id: str) -> bool:
-        return self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,)).rowcount > 0
-
-    @property
-    def size_bytes(self) -> int:
-        return self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM blobs").fetchone()[0]
-
-    def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]

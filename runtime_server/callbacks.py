@@ -1,11 +1,15 @@
 """What a running component may ask of the runtime (protocol.md §5.7-5.10).
 
-One ``RunCallbacks`` per run, handed to plugins in every ExecuteRequest. Errors carry
-the codes and messages upstream uses, so upstream SDKs react the same way.
+One ``RunCallbacks`` per execution of a step, handed to the plugin in its ExecuteRequest.
+Errors carry the codes and messages upstream uses, so upstream SDKs react the same way.
+A run a component submits is keyed by the execution that asked (run, item, step, and the
+how-manieth submit of that execution): the same step run again after a recovery gets the
+same run back instead of a second one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,9 +30,25 @@ if TYPE_CHECKING:
 
 
 class RunCallbacks:
-    def __init__(self, runtime: "Runtime", record: "RunRecord") -> None:
+    __slots__ = ("_runtime", "_record", "_item_index", "_step_id", "_submits", "instance_id")
+
+    def __init__(self, runtime: Runtime, record: RunRecord, item_index: int = 0, step_id: str = "") -> None:
         self._runtime = runtime
         self._record = record
+        self._item_index = item_index
+        self._step_id = step_id
+        self._submits = 0
+        self.instance_id: str | None = None
+        """The pod that answered this execution, as the plugin reports it."""
+
+    def answered_by(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+
+    def next_submit_key(self) -> str:
+        """The key of this execution's next sub-run: the same for the same step run again after a restart."""
+        key = f"{self._record.run_id}/{self._item_index}/{self._step_id}/{self._submits}"
+        self._submits += 1
+        return key
 
     async def handle(self, method: str, params: Any) -> Any:
         handler = _HANDLERS.get(method)
@@ -57,28 +77,32 @@ class RunCallbacks:
                 prepared = self._runtime.flows.prepare(params.data)
             except FlowParseError as error:
                 raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to put blob", f"not a valid flow: {error}") from None
-            if not self._runtime.flows.store(prepared):
+            if not await self._runtime.flows.store(prepared):
                 raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to put blob", "the flow has fatal validation errors")
             return PutBlobResult(prepared.flow_id)
-        return PutBlobResult(self._runtime.blobs.put(params.data, params.blob_type))
+        return PutBlobResult(await self._runtime.blobs.put(params.data, params.blob_type))
 
     async def _get_blob(self, params: GetBlobParams) -> GetBlobResult:
-        blob = self._runtime.blobs.get(params.blob_id) if is_blob_id(params.blob_id) else None
+        blob = await self._runtime.blobs.get(params.blob_id) if is_blob_id(params.blob_id) else None
         if blob is None:
             raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to get blob", f"no blob with id {params.blob_id!r}")
-        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]
+        return GetBlobResult(blob[0], blob[1])  # type: ignore[arg-type]  # a stored blob_type is always "data" or "flow" (BlobType); the store keeps it as str
 
     async def _submit_run(self, params: SubmitRunParams) -> RunStatus:
         try:
-            prepared = self._runtime.flows.get(params.flow_id)
+            prepared = await self._runtime.flows.get(params.flow_id)
         except (NotAFlow, FlowParseError):
             prepared = None
         if prepared is None:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: flow with ID '{params.flow_id}'")
         if not params.inputs:
             raise CallbackError(jsonrpc.INVALID_VALUE, "inputs must hold at least one item")
-        self._check_run_capacity()
-        record = self._runtime.submit(prepared, params.inputs, overrides=params.overrides, max_concurrency=params.max_concurrency)
+        key = self.next_submit_key()
+        record = await self._runtime.submitted_run(key)
+        if record is None:
+            self._check_run_capacity()
+            record = self._runtime.submit(prepared, params.inputs, overrides=params.overrides, max_concurrency=params.max_concurrency, submit_key=key)
+            await self._runtime.journaled(record)
         if params.wait:
             await self._runtime.wait(record)
         return run_status(record, include_results=params.wait)
@@ -94,7 +118,7 @@ class RunCallbacks:
     async def _get_run(self, params: GetRunParams) -> RunStatus:
         if not is_run_id(params.run_id):
             raise CallbackError(jsonrpc.INVALID_VALUE, "Invalid value for field 'run_id': expected valid UUID")
-        record = self._runtime.get_run(params.run_id)
+        record = await self._runtime.get_run(params.run_id)
         if record is None:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: run with ID '{params.run_id}'")
         if params.wait:
@@ -102,7 +126,7 @@ class RunCallbacks:
         return run_status(record, include_results=params.include_results, by_completion=params.result_order == "by_completion")
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[RunCallbacks, Any], Awaitable[Any]]] = {
     jsonrpc.BLOBS_PUT: RunCallbacks._put_blob,
     jsonrpc.BLOBS_GET: RunCallbacks._get_blob,
     jsonrpc.RUNS_SUBMIT: RunCallbacks._submit_run,

@@ -31,6 +31,13 @@ class UsageError(Exception):
     """Something the user can fix: the message says what and where."""
 
 
+class Unreachable(UsageError):
+    """The runtime did not answer (restarting, or its store away: 503); worth asking again."""
+
+
+RECONNECT_SECONDS = 0.5
+
+
 # -- pure parts ----------------------------------------------------------------------------
 
 
@@ -109,8 +116,12 @@ class Api:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         try:
             response = self._client.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{method} {self._client.base_url}{path} failed: {exc or type(exc).__name__}") from None
         except httpx.HTTPError as exc:
             raise UsageError(f"{method} {self._client.base_url}{path} failed: {exc}") from None
+        if response.status_code == 503:
+            raise Unreachable(f"{method} {path} answered HTTP 503: {_message(response)}")
         if response.status_code >= 400:
             raise UsageError(f"{method} {path} answered HTTP {response.status_code}: {_message(response)}")
         try:
@@ -160,13 +171,15 @@ def _store_flow(api: Api, flow: Any, err: TextIO) -> str:
 
 
 def _follow(api: Api, run: dict[str, Any], show_progress: bool, deadline: float, err: TextIO) -> dict[str, Any]:
-    """Poll the run until it is terminal, redrawing the progress bar when it moves."""
+    """Poll the run until it is terminal, redrawing the progress bar when it moves. A runtime
+    that stops answering (a restart: a durable store resumes the run) is asked again until
+    ``deadline``, and the user is told."""
     drawn = ""
     while run.get("status") not in TERMINAL:
         if time.monotonic() > deadline:
             raise UsageError(f"run {run.get('runId')} still {run.get('status')} when --timeout ran out")
         time.sleep(POLL_SECONDS)
-        run = api.call("GET", f"/api/v1/runs/{run['runId']}")
+        run = _reconnecting(api, f"/api/v1/runs/{run['runId']}", deadline, err)
         bar = progress_bar(run.get("items", {}))
         if show_progress and bar != drawn:
             print(f"\r{bar}", end="", file=err, flush=True)
@@ -174,6 +187,25 @@ def _follow(api: Api, run: dict[str, Any], show_progress: bool, deadline: float,
     if show_progress:
         print(f"\r{progress_bar(run.get('items', {}))}", file=err, flush=True)
     return run
+
+
+def _reconnecting(api: Api, path: str, deadline: float, err: TextIO) -> Any:
+    """``GET path``, asked again while the runtime is unreachable, until ``deadline``."""
+    lost: Unreachable | None = None
+    while True:
+        try:
+            answer = api.call("GET", path)
+        except Unreachable as exc:
+            if time.monotonic() + RECONNECT_SECONDS > deadline:
+                raise
+            if lost is None:
+                print(f"\nlost the runtime ({exc}); reconnecting and waiting for the run again", file=err, flush=True)
+            lost = exc
+            time.sleep(RECONNECT_SECONDS)
+            continue
+        if lost is not None:
+            print("reconnected to the runtime; still waiting for the run", file=err, flush=True)
+        return answer
 
 
 def submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -199,7 +231,7 @@ def submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if len(inputs) == 1 and "result" in run:
             results = [run["result"]]
         else:
-            results = [item.get("result") for item in api.call("GET", f"/api/v1/runs/{run['runId']}/items")["items"]]
+            results = [item.get("result") for item in _reconnecting(api, f"/api/v1/runs/{run['runId']}/items", started + args.timeout, err)["items"]]
     finally:
         api.close()
     summary = summarize(results, time.monotonic() - started)

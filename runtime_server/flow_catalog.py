@@ -42,15 +42,17 @@ class FlowCatalog:
         self._remember(raw_id, prepared)
         return prepared
 
-    def store(self, prepared: PreparedFlow) -> bool:
-        """Keep the flow as a blob unless it has fatal diagnostics; True if stored."""
+    async def store(self, prepared: PreparedFlow) -> bool:
+        """Keep the flow as a blob unless it has fatal diagnostics; True if stored (durably)."""
         if not prepared.runnable:
             return False
-        self._blobs.put_encoded(prepared.flow_id, encode_blob(prepared.flow_json)[1], "flow")
+        if prepared.flow_id in self._stored:
+            return True
+        await self._blobs.put_encoded(prepared.flow_id, encode_blob(prepared.flow_json)[1], "flow")
         self._stored.add(prepared.flow_id)
         return True
 
-    def get(self, flow_id: str) -> PreparedFlow | None:
+    async def get(self, flow_id: str) -> PreparedFlow | None:
         """A stored flow, prepared; None if unknown; NotAFlow for a data blob."""
         prepared = self._prepared.get(flow_id)
         if prepared is not None and flow_id in self._stored:
@@ -58,7 +60,7 @@ class FlowCatalog:
             return prepared
         if not is_blob_id(flow_id):
             return None
-        blob = self._blobs.get(flow_id)
+        blob = await self._blobs.get(flow_id)
         if blob is None:
             return None
         data, blob_type = blob
@@ -69,10 +71,14 @@ class FlowCatalog:
         self._remember(flow_id, prepared)
         return prepared
 
-    def delete(self, flow_id: str) -> bool:
+    def known_ids(self) -> list[str]:
+        """The flows stored or read since the runtime started (what the UI's flows page lists first)."""
+        return sorted(self._stored)
+
+    async def delete(self, flow_id: str) -> bool:
         self._stored.discard(flow_id)
         self._prepared.pop(flow_id, None)
-        return self._blobs.delete(flow_id)
+        return await self._blobs.delete(flow_id)
 
     def _remember(self, raw_id: str, prepared: PreparedFlow) -> None:
         self._prepared[prepared.flow_id] = prepared

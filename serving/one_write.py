@@ -15,7 +15,6 @@ import asyncio
 from typing import Any
 
 
-
 class TurnWriteTransport:
     """A transport whose writes collect until the end of the loop turn; everything else is the real one."""
 

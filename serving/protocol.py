@@ -18,8 +18,8 @@ from serving.one_write import TurnWriteTransport
 
 
 class ServerProtocol(HttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(TurnWriteTransport(transport, self.loop))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # narrowed as uvicorn's own override is
+        super().connection_made(TurnWriteTransport(transport, self.loop))  # type: ignore[arg-type]  # a Transport by duck typing: it forwards what it does not override
 
     def on_response_complete(self) -> None:
         """A finished answer leaves now rather than at the end of the loop turn: the peer's next

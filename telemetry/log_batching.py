@@ -73,7 +73,7 @@ def batch_log_writes() -> BatchedStream | None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and isinstance(handler.formatter, JsonLineFormatter):
             stream = BatchedStream(handler, handler.formatter)
-            handler.setStream(stream)  # type: ignore[arg-type]
+            handler.setStream(stream)
             send_events_to(stream.event)
             return stream
     return None

@@ -74,7 +74,7 @@ def configure_logging(service: str, level: str | None = None) -> None:
 def skip_unused_record_fields() -> None:
     """The logging HOWTO's "Optimization" switches, for services that log on their hot path:
     no JSON line reads the caller's frame, thread or process, so records need not gather them."""
-    logging._srcfile = None  # type: ignore[attr-defined]  # no stack walk per record
+    logging._srcfile = None  # no stack walk per record
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

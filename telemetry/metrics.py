@@ -67,7 +67,8 @@ class _OneThreadMetric(Collector):
         yield family
 
     def _new_child(self) -> Any: ...
-    def _family(self) -> Metric: ...
+    def _family(self) -> Metric:
+        raise NotImplementedError
     def _add(self, family: Any, values: list[str], child: Any) -> None: ...
 
 
@@ -113,4 +114,4 @@ class OneThreadHistogram(_OneThreadMetric):
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def _add(self, family: HistogramMetricFamily, values: list[str], child: _HistogramChild) -> None:
-        family.add_metric(values, list(zip(self._bucket_names, accumulate(child.counts))), child.total)
+        family.add_metric(values, list(zip(self._bucket_names, accumulate(child.counts), strict=True)), child.total)

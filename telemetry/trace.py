@@ -30,7 +30,7 @@ class TraceContext(NamedTuple):
     def tracestate(self) -> str | None:
         return self.state or None
 
-    def child(self) -> "TraceContext":
+    def child(self) -> TraceContext:
         """Same trace, new span: what a step or a call made on behalf of this span carries."""
         return TraceContext(self.trace_id, new_span_id(), self.flags, self.state)
 

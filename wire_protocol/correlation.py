@@ -25,7 +25,7 @@ class PendingRequests(Generic[Waiter]):
 
     prefix: str = ""
     _waiters: dict[RequestId, Waiter] = field(default_factory=dict)
-    _counter: itertools.count = field(default_factory=itertools.count)
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def new_id(self) -> str:
         return f"{self.prefix}{next(self._counter)}"

@@ -5,21 +5,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from runtime_server.api import flows, misc, runs
+from runtime_server.api import fleet, flows, misc, runs
 from runtime_server.api.auth import BearerTokenMiddleware
 from runtime_server.api.cors import PermissiveCors
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
-from runtime_server.runtime import Runtime
+from runtime_server.runs.durable_store import StoreUnavailable
+from runtime_server.runtime import NotReady, Runtime
+from runtime_server.ui.routes import ui_routes
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -36,9 +39,11 @@ ROUTES: list[tuple[str, str, Any, str]] = [  # the router tries them in order: t
     ("POST", "/runs/{run_id}/cancel", runs.cancel_run, "Cancel a running run (execution really stops)"),
     ("GET", "/health", misc.health, "Liveness, with each plugin's health"),
     ("GET", "/components", misc.list_components, "Components of every plugin"),
+    ("GET", "/flows", flows.list_flows, "Stored flows by name, paged (limit default 100); an extension"),
     ("POST", "/flows", flows.store_flow, "Validate and store a flow; its id is its content hash"),
     ("GET", "/flows/{flow_id}", flows.get_flow, "A stored flow in normalised form"),
     ("DELETE", "/flows/{flow_id}", flows.delete_flow, "Delete a stored flow"),
+    ("GET", "/fleet", fleet.fleet, "Each configured proxy's membership view and executions per pod (docs/ui.md); an extension"),
 ]
 
 
@@ -58,12 +63,17 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(error.status_code, str(error.detail))
 
 
+async def _unavailable(request: Request, error: Exception) -> Response:
+    """The store cannot be used now: nothing was created, try again (the reason names the database, never its password)."""
+    return error_response(503, f"The runtime's store is unavailable: {error}", {"Retry-After": "1"})
+
+
 async def _crash(request: Request, error: Exception) -> Response:
     log_event(logger, "request_failed", logging.ERROR, path=request.url.path, error=repr(error))
     return error_response(500, f"Internal error while handling {request.method} {request.url.path}: {type(error).__name__}: {error}")
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlette:
     document = openapi_document([(method, path, summary) for method, path, _, summary in ROUTES])
 
     async def openapi(request: Request) -> Response:
@@ -75,19 +85,22 @@ def create_app(runtime: Runtime) -> Starlette:
         try:
             yield
         finally:
+            await runtime.drain(shutdown_grace_seconds)
             await runtime.close()
 
     middleware = [Middleware(PermissiveCors)]
     token = os.environ.get("STEPFLOW_API_TOKEN")
     if token:
         middleware.append(Middleware(BearerTokenMiddleware, token=token))
-    routes = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
+    routes: list[BaseRoute] = [Route(f"/api/v1{path}", handler, methods=[method]) for method, path, handler, _ in ROUTES]
     routes.append(Route("/api/v1/openapi.json", openapi, methods=["GET"]))
+    routes.extend(ui_routes())
     app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, NotReady: _unavailable, StoreUnavailable: _unavailable, Exception: _crash},
     )
     app.state.runtime = runtime
+    app.state.execution_tally = fleet.ExecutionTally()
     return app

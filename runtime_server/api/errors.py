@@ -14,6 +14,6 @@ class ApiError(Exception):
         self.extra = extra
 
     @classmethod
-    def stacked(cls, status: int, message: str) -> "ApiError":
+    def stacked(cls, status: int, message: str) -> ApiError:
         """The shape upstream gives errors from its error stack: ``stack`` repeats the message (rest-api.md §1.1)."""
         return cls(status, message, stack=[{"error": message}])

@@ -9,13 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime_server.api import limits
-from runtime_server.api.responses import ApiError, json_response, read_body
+from runtime_server.api.responses import ApiError, json_response, query_int, read_body
 from runtime_server.flow.model import FlowParseError, FlowTooDeep, load_flow_text
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow_catalog import NotAFlow
 from runtime_server.plugins.builtin import BuiltinPlugin
 from runtime_server.routing import RoutingError
+from runtime_server.runs.store import RunQuery
 from runtime_server.runtime import Runtime
+
+RUNS_FOR_FLOWS = 1000
+"""The flows page also lists the flows of this many of the newest runs."""
 
 
 class StoreFlowRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -62,9 +66,9 @@ def check_components(runtime: Runtime, prepared: PreparedFlow) -> None:
             )
 
 
-def fetch_flow(runtime: Runtime, flow_id: str) -> PreparedFlow:
+async def fetch_flow(runtime: Runtime, flow_id: str) -> PreparedFlow:
     try:
-        prepared = runtime.flows.get(flow_id)
+        prepared = await runtime.flows.get(flow_id)
     except NotAFlow:
         raise ApiError(400, "Blob is not a flow") from None
     if prepared is None:
@@ -84,13 +88,34 @@ def _all_examples(flow_json: dict[str, Any]) -> list[Any]:
 async def store_flow(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = await read_body(request, StoreFlowRequest)
+    if body.flow is None:
+        raise ApiError(422, "flow is required: the flow itself, as an object or YAML/JSON text")
     prepared = prepare_submitted(runtime, body.flow)
-    stored = False if body.dry_run else runtime.flows.store(prepared)
+    stored = False if body.dry_run else await runtime.flows.store(prepared)
     return json_response({"flowId": prepared.flow_id, "stored": stored, "diagnostics": prepared.diagnostics})
 
 
+async def list_flows(request: Request) -> Response:
+    """Flows by name (an extension: upstream lists none), paged like the runs: those stored or read
+    since the runtime started, and those of its newest runs (a durable store keeps them across restarts)."""
+    runtime: Runtime = request.app.state.runtime
+    offset = query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    recent = await runtime.list_runs(RunQuery(limit=RUNS_FOR_FLOWS))
+    flows = []
+    for flow_id in sorted({*runtime.flows.known_ids(), *(record.flow_id for record in recent)}):
+        try:
+            prepared = await runtime.flows.get(flow_id)
+        except NotAFlow:
+            continue
+        if prepared is not None:
+            flows.append({"flowId": flow_id, "name": prepared.flow.name, "description": prepared.flow_json.get("description"), "steps": len(prepared.flow.steps)})
+    flows.sort(key=lambda flow: (flow["name"] or "", flow["flowId"]))
+    return json_response({"flows": flows[offset : offset + limit], "total": len(flows)})
+
+
 async def get_flow(request: Request) -> Response:
-    prepared = fetch_flow(request.app.state.runtime, request.path_params["flow_id"])
+    prepared = await fetch_flow(request.app.state.runtime, request.path_params["flow_id"])
     body: dict[str, Any] = {"flow": prepared.flow_json, "flowId": prepared.flow_id}
     examples = _all_examples(prepared.flow_json)
     if examples:
@@ -100,6 +125,6 @@ async def get_flow(request: Request) -> Response:
 
 async def delete_flow(request: Request) -> Response:
     flow_id = request.path_params["flow_id"]
-    if not request.app.state.runtime.flows.delete(flow_id):
+    if not await request.app.state.runtime.flows.delete(flow_id):
         raise ApiError(404, "Flow not found")
     return Response(status_code=200)

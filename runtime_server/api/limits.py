@@ -43,7 +43,7 @@ def count_values(value: Any, max_depth: int, max_values: float = float("inf")) -
             stack.pop()
             walked[id(frame[0])] = frame[2]
             if not stack:
-                return frame[2]
+                return int(frame[2])
             stack[-1][2] += frame[2]
             count = stack[-1][2]
         elif type(child) not in _CONTAINERS:

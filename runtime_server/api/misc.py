@@ -16,12 +16,18 @@ VERSION = "0.9.0"
 
 
 async def health(request: Request) -> Response:
+    """Healthy (200) once the store takes writes; 503 with the reason while it does not, so a
+    readiness probe keeps traffic away from a runtime whose database is away."""
     runtime: Runtime = request.app.state.runtime
     plugins = {}
     for name, plugin in runtime.plugins.items():
         state = plugin.health()
         plugins[name] = {"healthy": state.healthy, **state.detail}
-    return json_response({"status": "healthy", "timestamp": rfc3339_offset(now_ns()), "version": VERSION, "plugins": plugins})
+    body = {"status": "healthy", "timestamp": rfc3339_offset(now_ns()), "version": VERSION, "plugins": plugins}
+    problem = runtime.problem
+    if problem is not None:
+        return json_response({**body, "status": "unavailable", "reason": problem}, 503, {"Retry-After": "1"})
+    return json_response(body)
 
 
 async def list_components(request: Request) -> Response:
@@ -30,7 +36,7 @@ async def list_components(request: Request) -> Response:
     names = list(runtime.plugins)
     answers = await asyncio.gather(*(runtime.plugins[name].list_components() for name in names), return_exceptions=True)
     components = []
-    for name, answer in zip(names, answers):
+    for name, answer in zip(names, answers, strict=True):
         if isinstance(answer, BaseException):
             raise ApiError(500, f"plugin {name!r} could not list its components: {answer}")
         for info in answer:

@@ -72,6 +72,20 @@ SCHEMAS: dict[str, Any] = {
     "Items": {"type": "object", "required": ["itemCount", "items"], "properties": {"itemCount": {"type": "integer"}, "items": {"type": "array"}}},
     "Steps": {"type": "object", "required": ["steps"], "properties": {"steps": {"type": "object"}}},
     "Events": {"type": "object", "required": ["runId", "status", "events"], "properties": {"runId": {"type": "string"}, "events": {"type": "array"}}},
+    "FlowList": {
+        "type": "object",
+        "required": ["flows", "total"],
+        "properties": {"flows": {"type": "array", "items": {"type": "object", "required": ["flowId", "steps"]}}, "total": {"type": "integer"}},
+    },
+    "Fleet": {
+        "type": "object",
+        "required": ["proxies", "executions", "countedRuns"],
+        "properties": {
+            "proxies": {"type": "array", "items": {"type": "object", "required": ["plugin", "url"]}},
+            "executions": {"type": "object", "description": "By instance id ('unknown': a pod that did not name itself)"},
+            "countedRuns": {"type": "integer"},
+        },
+    },
     "Health": {"type": "object", "required": ["status", "version", "plugins"], "properties": {"status": {"type": "string"}, "plugins": {"type": "object"}}},
     "Components": {"type": "object", "required": ["components"], "properties": {"components": {"type": "array"}}},
 }
@@ -108,6 +122,8 @@ _PAGE = [_query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})]
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/health"): {"responses": {"200": _ok("Health")}},
     ("GET", "/components"): {"parameters": [_query("includeSchemas", {"type": "boolean"})], "responses": {"200": _ok("Components")}},
+    ("GET", "/flows"): {"parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}), *_PAGE], "responses": {"200": _ok("FlowList"), **_errors(400)}},
+    ("GET", "/fleet"): {"responses": {"200": _ok("Fleet")}},
     ("POST", "/flows"): {"body": "StoreFlowRequest", "responses": {"200": _ok("StoreFlowResponse"), **_errors(*_BODY)}},
     ("GET", "/flows/{flow_id}"): {"responses": {"200": _ok("FlowResponse"), **_errors(400, 404)}},
     ("DELETE", "/flows/{flow_id}"): {"responses": {"200": _ok(None, "Deleted (empty body)"), **_errors(404)}},

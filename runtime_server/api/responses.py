@@ -12,9 +12,10 @@ from runtime_server.api import limits
 from runtime_server.api.errors import ApiError
 from runtime_server.api.request_headers import header
 from runtime_server.config import ApiLimits
+from runtime_server.nulls import without_nulls
 from wire_protocol import headers
 
-__all__ = ["ApiError", "error_response", "json_response", "query_int", "read_body"]
+__all__ = ["ApiError", "decode_body", "error_response", "json_response", "query_int", "read_body"]
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
@@ -36,7 +37,7 @@ async def read_body(request: Request, body_type: type[T]) -> T:
     api_limits: ApiLimits = request.app.state.runtime.settings.limits
     raw = await _read_limited(request, api_limits)
     try:
-        body = msgspec.json.decode(raw, type=body_type)
+        body = decode_body(raw, body_type)
     except msgspec.ValidationError as error:
         raise ApiError(422, f"The request body does not have the expected shape: {error}") from None
     except msgspec.DecodeError as error:
@@ -46,6 +47,19 @@ async def read_body(request: Request, body_type: type[T]) -> T:
     if limits.could_nest_deeper(raw, api_limits.max_nesting_depth):
         limits.check_depth(msgspec.structs.asdict(body) if isinstance(body, msgspec.Struct) else body, api_limits, "The request body")
     return body
+
+
+def decode_body(raw: bytes, body_type: type[T]) -> T:
+    """Typed decoding; a body that does not fit is tried once more with its top-level ``null``
+    members left out (an explicit null means absent: upstream's clients send them), so the
+    fast path stays one typed decode and a required field given as null is reported missing."""
+    try:
+        return msgspec.json.decode(raw, type=body_type)
+    except msgspec.ValidationError:
+        data = msgspec.json.decode(raw)
+        if not isinstance(data, dict) or None not in data.values():
+            raise
+        return msgspec.convert(without_nulls(data), body_type)
 
 
 async def _read_limited(request: Request, api_limits: ApiLimits) -> bytes:

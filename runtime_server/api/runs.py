@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from runtime_server.api.request_headers import header
 from runtime_server.api.responses import ApiError, json_response, query_int, read_body
 from runtime_server.flow.prepared import PreparedFlow
 from runtime_server.flow.results import to_wire
+from runtime_server.nulls import without_nulls
 from runtime_server.runs.ids import is_run_id
 from runtime_server.runs.record import PENDING, RunRecord
 from runtime_server.runs.store import RunQuery
@@ -38,7 +40,7 @@ class CreateRunRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
 
 
 def _inputs(body: CreateRunRequest) -> list[Any]:
-    if body.input is msgspec.UNSET:
+    if body.input is msgspec.UNSET or body.input is None:
         raise ApiError(422, "input is required: a list with one element per item, e.g. [{\"value\": 3}]")
     if not isinstance(body.input, list):
         raise ApiError(422, "input must be a list with one element per item; wrap a single input as [input]")
@@ -55,6 +57,7 @@ async def create_run(request: Request) -> Response:
         raise ApiError(400, "maxConcurrency must be 0 or more")
     if (body.flow_id is None) == (body.flow is None):
         raise ApiError(400, "give exactly one of flowId (a stored flow) and flow (the flow itself, as an object or YAML/JSON text)")
+    runtime.check_ready()
     limits.check_run_capacity(runtime.runs_in_flight, runtime.settings.limits)
     if body.flow is not None:
         prepared = prepare_submitted(runtime, body.flow)
@@ -62,17 +65,18 @@ async def create_run(request: Request) -> Response:
             raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
     else:
         try:
-            prepared = fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]
+            prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]  # the exactly-one check above leaves flow_id set here
         except ApiError:
             raise ApiError.stacked(404, f"Workflow '{body.flow_id}' not found") from None
-    overrides = _typed(body.overrides)
+    overrides = _typed(_unwrapped(body.overrides, prepared))
     _check_runnable(runtime, prepared, overrides)
     if body.flow is not None:
-        runtime.flows.store(prepared)
+        await runtime.flows.store(prepared)
     caller = parse_traceparent(header(request.scope, b"traceparent"))
     record = runtime.submit(
         prepared, inputs, variables=body.variables, overrides=overrides, max_concurrency=body.max_concurrency, trace_id=caller.trace_id if caller else None
     )
+    await runtime.journaled(record)
     if not body.wait:
         return json_response({"runId": record.run_id, "itemCount": len(inputs), "status": record.status}, 202)
     await runtime.wait(record)
@@ -82,11 +86,19 @@ async def create_run(request: Request) -> Response:
     return json_response(answer)
 
 
+def _unwrapped(overrides: dict[str, Any] | None, prepared: PreparedFlow) -> dict[str, Any] | None:
+    """stepflow-py 0.9.2 sends overrides as ``{"steps": {step: override}}``, upstream's server takes them flat:
+    the wrapper is taken off unless the flow has a step named ``steps``."""
+    if overrides and overrides.keys() == {"steps"} and isinstance(overrides["steps"], dict) and "steps" not in prepared.flow.step_index:
+        return overrides["steps"]
+    return overrides
+
+
 def _typed(overrides: dict[str, Any] | None) -> dict[str, Any] | None:
     """Each override as upstream keeps and shows it: ``$type`` first, ``merge_patch`` when not given."""
     if not overrides:
         return overrides
-    return {step: {"$type": "merge_patch", **override} if isinstance(override, dict) else override for step, override in overrides.items()}
+    return {step: {"$type": "merge_patch", **without_nulls(override)} if isinstance(override, dict) else override for step, override in overrides.items()}
 
 
 def _check_runnable(runtime: Runtime, prepared: PreparedFlow, overrides: dict[str, Any] | None) -> None:
@@ -98,11 +110,11 @@ def _check_runnable(runtime: Runtime, prepared: PreparedFlow, overrides: dict[st
     check_components(runtime, prepared)
 
 
-def _record(request: Request) -> RunRecord:
+async def _record(request: Request) -> RunRecord:
     run_id = request.path_params["run_id"]
     if not is_run_id(run_id):
         raise ApiError(400, f"Invalid run id {run_id!r}: expected a UUID")
-    record = request.app.state.runtime.get_run(run_id)
+    record = await request.app.state.runtime.get_run(run_id)
     if record is None:
         raise ApiError.stacked(404, f"Execution '{run_id}' not found")
     return record
@@ -117,18 +129,27 @@ async def list_runs(request: Request) -> Response:
         flow_name=request.query_params.get("flowName"),
         root_run_id=request.query_params.get("rootRunId"),
         parent_run_id=request.query_params.get("parentRunId"),
-        limit=query_int(request, "limit", 100, 1, 10_000),
+        limit=query_int(request, "limit", 100, 0, 10_000),
         offset=query_int(request, "offset", 0, 0, 10**9),
     )
-    return json_response({"runs": [run_summary(record) for record in request.app.state.runtime.list_runs(query)]})
+    return json_response({"runs": [run_summary(record) for record in await request.app.state.runtime.list_runs(query)]})
+
+
+MAX_WAIT_SECONDS = 3600
 
 
 async def get_run(request: Request) -> Response:
-    return json_response(run_details(_record(request)))
+    """The run; with ``wait=true``, once it has ended or ``timeoutSecs`` (default 60) have passed
+    (upstream 0.10's long poll: a client whose waiting ``POST /runs`` broke waits again here)."""
+    record = await _record(request)
+    if request.query_params.get("wait", "false").lower() == "true" and not record.finished:
+        timeout = query_int(request, "timeoutSecs", 60, 0, MAX_WAIT_SECONDS)
+        record = await request.app.state.runtime.wait_for_end(record, timeout)
+    return json_response(run_details(record))
 
 
 async def get_items(request: Request) -> Response:
-    record = _record(request)
+    record = await _record(request)
     offset = query_int(request, "offset", 0, 0, 10**9)
     limit = query_int(request, "limit", 1000, 1, 100_000)
     indexes = range(offset, min(offset + limit, len(record.inputs)))
@@ -136,25 +157,25 @@ async def get_items(request: Request) -> Response:
 
 
 async def get_steps(request: Request) -> Response:
-    return json_response({"steps": step_runs(_record(request))})
+    return json_response({"steps": step_runs(await _record(request))})
 
 
 async def get_run_flow(request: Request) -> Response:
-    record = _record(request)
-    prepared = fetch_flow(request.app.state.runtime, record.flow_id)
+    record = await _record(request)
+    prepared = await fetch_flow(request.app.state.runtime, record.flow_id)
     return json_response({"flow": prepared.flow_json, "flowId": prepared.flow_id})
 
 
 async def cancel_run(request: Request) -> Response:
     try:
-        return json_response(run_summary(request.app.state.runtime.cancel(_record(request))))
+        return json_response(run_summary(await request.app.state.runtime.cancel_anywhere(await _record(request))))
     except RunConflict as conflict:
         raise ApiError.stacked(409, str(conflict)) from None
 
 
 async def delete_run(request: Request) -> Response:
     try:
-        request.app.state.runtime.delete(_record(request))
+        await request.app.state.runtime.delete(await _record(request))
     except RunConflict as conflict:
         raise ApiError.stacked(409, str(conflict)) from None
     return Response(status_code=200)
@@ -162,9 +183,11 @@ async def delete_run(request: Request) -> Response:
 
 async def get_events(request: Request) -> Response:
     """The run's journal: JSON, or an SSE stream that follows a live run to its end."""
-    record = _record(request)
+    record = await _record(request)
     if headers.SSE in (header(request.scope, b"accept") or ""):
-        return StreamingResponse(_event_stream(record), media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
+        runtime: Runtime = request.app.state.runtime
+        events = _event_stream(record) if runtime.is_live(record.run_id) or record.finished else _peer_event_stream(runtime, record)
+        return StreamingResponse(events, media_type=headers.SSE, headers={"Cache-Control": "no-cache"})
     return json_response({"runId": record.run_id, "status": record.status, "events": record.events()})
 
 
@@ -179,3 +202,23 @@ async def _event_stream(record: RunRecord) -> AsyncIterator[bytes]:
         if record.journal_complete and sent == len(record.journal):
             return
         await change.wait()
+
+
+PEER_EVENTS_SECONDS = 0.5
+"""How often the journal of a run another replica runs is read again for an events stream."""
+
+
+async def _peer_event_stream(runtime: Runtime, record: RunRecord) -> AsyncIterator[bytes]:
+    """The events of a run another replica runs: its journal read from the shared store as it grows
+    (woken at once by the run's end), until the end is in."""
+    sent = 0
+    while True:
+        events = record.events(sent)
+        sent += len(events)
+        for event in events:
+            yield encode_event(_encoder.encode(event))
+        if record.journal_complete:
+            return
+        record = await runtime.wait_for_end(record, PEER_EVENTS_SECONDS)
+        if record.finished and not record.journal_complete:
+            record = await runtime.get_run(record.run_id) or record

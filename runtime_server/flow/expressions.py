@@ -296,7 +296,10 @@ class ArrayTemplate(Expr):
 
 
 def parse_expr(value: Any, location: str = "$") -> Expr:
-    """Parse plain JSON into an expression; ``location`` names where it sits in the flow."""
+    """Parse plain JSON into an expression; ``location`` names where it sits in the flow.
+
+    Inside expressions ``null`` is a value, not an absent key (``else: null``, ``default: null``):
+    upstream 0.9.0 keeps both, in the flow id too."""
     if isinstance(value, dict):
         return _parse_object(value, location)
     if isinstance(value, list):
@@ -322,11 +325,10 @@ def _parse_object(value: dict[str, Any], location: str) -> Expr:
     if "$if" in value:
         if "then" not in value:
             raise ExpressionError("$if needs a 'then' branch", location)
-        otherwise = value.get("else")
         return If(
             parse_expr(value["$if"], f"{location}.$if"),
             parse_expr(value["then"], f"{location}.then"),
-            None if otherwise is None else parse_expr(otherwise, f"{location}.else"),
+            parse_expr(value["else"], f"{location}.else") if "else" in value else None,
         )
     if "$coalesce" in value:
         options = value["$coalesce"]
@@ -340,10 +342,9 @@ def _parse_object(value: dict[str, Any], location: str) -> Expr:
         return StepRef(step_id, _path(value.get("path"), "path", location), location)
     if "$input" in value:
         return InputRef(_path(value["$input"], "$input", location))
-    if "$variable" in value:
-        default = value.get("default")
+    if "$variable" in value:  # a written ``default: null`` is a default of null, as upstream has it
         path = _path(value["$variable"], "$variable", location)
-        return VariableRef(path, None if default is None else parse_expr(default, f"{location}.default"), location)
+        return VariableRef(path, parse_expr(value["default"], f"{location}.default") if "default" in value else None, location)
     fields = [(key, parse_expr(item, f"{location}.{key}")) for key, item in value.items()]
     if all(type(expr) is Literal and not expr.escaped for _, expr in fields):
         return Literal(value)

@@ -1,7 +1,10 @@
 """The v1 flow format (flows.md §1): parse JSON/YAML-shaped data into a Flow, and back.
 
 Parsing rejects what upstream rejects (steps as a mapping, unknown ``onError`` actions,
-malformed expressions) with the location of the problem; unknown keys are ignored.
+malformed expressions) with the location of the problem; unknown keys are ignored, and a
+key given as ``null`` is the key left out (upstream's SDK ``FlowBuilder`` writes every unset
+option as ``null``; upstream 0.11.1 made this the rule). Required keys given as ``null``
+are refused naming the key, as if missing.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import yaml
 
 from runtime_server.flow.expressions import Expr, ExpressionError, parse_expr
+from runtime_server.nulls import without_nulls
 
 DEFAULT_RETRY_ATTEMPTS = 3
 
@@ -50,18 +54,21 @@ class Step:
     component: str
     input: Expr
     on_error: OnError = field(default_factory=OnError)
-    must_execute: bool = False
+    on_error_written: bool = False
+    """Whether the flow says ``onError`` (even ``fail``): upstream keeps what is written, and so the flow id."""
+    must_execute: bool | None = None
+    """None when not written (upstream keeps a written ``false``)."""
     metadata: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "component": self.component}
-        if self.on_error.action != "fail":
+        if self.on_error_written:
             out["onError"] = self.on_error.to_json()
         step_input = self.input.to_json()
         if step_input is not None:
             out["input"] = step_input
-        if self.must_execute:
-            out["mustExecute"] = True
+        if self.must_execute is not None:
+            out["mustExecute"] = self.must_execute
         if self.metadata:
             out["metadata"] = self.metadata
         return out
@@ -90,9 +97,11 @@ class Flow:
         output = self.output.to_json()
         if output is not None:
             out["output"] = output
-        for key in ("test", "examples", "metadata"):
-            if getattr(self, key):
+        for key in ("test", "examples"):
+            if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.metadata:
+            out["metadata"] = self.metadata
         return out
 
     def variable_schemas(self) -> dict[str, Any]:
@@ -119,6 +128,7 @@ def load_flow_text(text: str | bytes) -> Any:
 def parse_flow(data: Any) -> Flow:
     if not isinstance(data, dict):
         raise FlowParseError(f"a flow must be an object, got {type(data).__name__}")
+    data = without_nulls(data)
     steps_data = data.get("steps") or []
     if isinstance(steps_data, dict):
         raise FlowParseError(
@@ -134,8 +144,8 @@ def parse_flow(data: Any) -> Flow:
         name=_optional_str(data, "name"),
         description=_optional_str(data, "description"),
         version=_optional_str(data, "version"),
-        schemas=_optional_dict(data, "schemas"),
-        test=_optional_dict(data, "test"),
+        schemas=_schemas(_optional_dict(data, "schemas")),
+        test=_test(_optional_dict(data, "test")),
         examples=data.get("examples") if isinstance(data.get("examples"), list) else None,
         metadata=_optional_dict(data, "metadata"),
     )
@@ -149,6 +159,32 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise FlowParseError(f"{key} must be a string", f"$.{key}")
     return value
+
+
+def _schemas(schemas: dict[str, Any] | None) -> dict[str, Any] | None:
+    """As upstream reads and writes them (flows.md §1.3): ``$defs``, ``properties.{input, output, variables}``
+    and the step schemas ``properties.steps.properties``; anything else is dropped, and nothing left is no schemas."""
+    if schemas is None:
+        return None
+    properties = schemas.get("properties")
+    properties = without_nulls(properties) if isinstance(properties, dict) else {}
+    kept: dict[str, Any] = {key: properties[key] for key in ("input", "output", "variables") if key in properties}
+    step_schemas = properties.get("steps")
+    if isinstance(step_schemas, dict) and step_schemas.get("properties"):
+        kept["steps"] = {"type": "object", "properties": step_schemas["properties"]}
+    out: dict[str, Any] = {"type": "object"}
+    if schemas.get("$defs"):
+        out["$defs"] = schemas["$defs"]
+    if kept:
+        out["properties"] = kept
+    return out if len(out) > 1 else None
+
+
+def _test(test: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Upstream leaves an empty ``cases`` list out."""
+    if test is None or test.get("cases"):
+        return test
+    return {key: value for key, value in test.items() if key != "cases"}
 
 
 def _optional_dict(data: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -168,17 +204,19 @@ def _expr(value: Any, location: str) -> Expr:
 def _parse_step(data: Any, location: str) -> Step:
     if not isinstance(data, dict):
         raise FlowParseError("a step must be an object with id and component", location)
+    data = without_nulls(data)
     for key in ("id", "component"):
         if not isinstance(data.get(key), str):
             raise FlowParseError(f"step field {key!r} is required and must be a string", f"{location}.{key}")
-    must_execute = data.get("mustExecute", False)
-    if not isinstance(must_execute, bool):
+    must_execute = data.get("mustExecute")
+    if must_execute is not None and not isinstance(must_execute, bool):
         raise FlowParseError("mustExecute must be true or false", f"{location}.mustExecute")
     return Step(
         id=data["id"],
         component=data["component"],
         input=_expr(data.get("input"), f"{location}.input"),
         on_error=_parse_on_error(data.get("onError"), f"{location}.onError"),
+        on_error_written="onError" in data,
         must_execute=must_execute,
         metadata=data.get("metadata") if isinstance(data.get("metadata"), dict) else None,
     )
@@ -189,7 +227,10 @@ def _parse_on_error(data: Any, location: str) -> OnError:
         return OnError()
     if not isinstance(data, dict):
         raise FlowParseError("onError must be an object with an action", location)
-    action = data.get("action", "fail")
+    data = without_nulls(data)
+    action = data.get("action")
+    if action is None:
+        raise FlowParseError("onError needs an action: fail, useDefault or retry", f"{location}.action")
     if action == "fail":
         return OnError()
     if action == "useDefault":

@@ -7,6 +7,7 @@ runtime (blobs, runs) only through the ``Callbacks`` it is handed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,8 @@ class ExecuteRequest(msgspec.Struct, frozen=True):
     tracestate: str | None = None
     deadline_seconds: float | None = None
     """Total time allowed for this execution (None: the plugin's own default)."""
+    answered_by: Callable[[str], None] | None = None
+    """Told the instance id of the pod that answered (``Stepflow-Instance-Id``), when it sends one."""
 
 
 class ComponentFailed(Exception):

@@ -7,7 +7,8 @@ runtime's file system on behalf of any flow author). Subflows run as child runs 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -58,7 +59,10 @@ Handler = Callable[["BuiltinPlugin", Any, ExecuteRequest], Awaitable[Any]]
 
 
 class BuiltinPlugin:
-    def __init__(self, name: str, runtime: "Runtime") -> None:
+    remote = False
+    """Runs in the runtime's process: the engine journals no dispatch before calling it."""
+
+    def __init__(self, name: str, runtime: Runtime) -> None:
         self.name = name
         self._runtime = runtime
 
@@ -86,7 +90,7 @@ class BuiltinPlugin:
             raise ComponentFailed(f"Unknown builtin component '{request.component}' (builtins: {', '.join(sorted(_COMPONENTS))})")
         input_type, handler, _ = entry
         try:
-            arguments = msgspec.convert(request.input, input_type)
+            arguments: Any = msgspec.convert(request.input, input_type)
         except msgspec.ValidationError as error:
             raise ComponentFailed(f"Invalid input for {request.component}: {error}") from None
         return await handler(self, arguments, request)
@@ -103,33 +107,33 @@ class BuiltinPlugin:
     async def _put_blob(self, arguments: PutBlobInput, request: ExecuteRequest) -> Any:
         if arguments.blob_type == "flow":
             prepared = self._flow_from_data(arguments.data, "data")
-            self._runtime.flows.store(prepared)
+            await self._runtime.flows.store(prepared)
             return {"blob_id": prepared.flow_id}
-        return {"blob_id": self._runtime.blobs.put(arguments.data, "data")}
+        return {"blob_id": await self._runtime.blobs.put(arguments.data, "data")}
 
     async def _get_blob(self, arguments: GetBlobInput, request: ExecuteRequest) -> Any:
         if not is_blob_id(arguments.blob_id):
             raise ComponentFailed(f"blob_id must be 64 lowercase hex characters, got {arguments.blob_id!r}")
-        blob = self._runtime.blobs.get(arguments.blob_id)
+        blob = await self._runtime.blobs.get(arguments.blob_id)
         if blob is None:
             raise ComponentFailed(f"Blob '{arguments.blob_id}' not found")
         return {"data": blob[0]}
 
     async def _eval(self, arguments: EvalInput, request: ExecuteRequest) -> Any:
         try:
-            prepared = self._runtime.flows.get(arguments.flow_id)
+            prepared = await self._runtime.flows.get(arguments.flow_id)
         except NotAFlow as error:
             raise ComponentFailed(str(error)) from None
         if prepared is None:
             raise ComponentFailed(f"Flow '{arguments.flow_id}' not found (store it with put_blob blob_type flow)")
-        child = await self._runtime.run_subflow(prepared, [arguments.input], request.observability.run_id)
+        child = await self._runtime.run_subflow(prepared, [arguments.input], request.observability.run_id, submit_key=_submit_key(request))
         return {"result": to_wire(child.item_outcomes[0]), "run_id": request.observability.run_id}
 
     async def _map(self, arguments: MapInput, request: ExecuteRequest) -> Any:
         if not arguments.items:
             return {"results": [], "successful": 0, "failed": 0}
         prepared = self._flow_from_data(arguments.workflow, "workflow")
-        child = await self._runtime.run_subflow(prepared, arguments.items, request.observability.run_id, arguments.max_concurrency)
+        child = await self._runtime.run_subflow(prepared, arguments.items, request.observability.run_id, arguments.max_concurrency, _submit_key(request))
         failures = sum(isinstance(outcome, Failed) for outcome in child.item_outcomes)
         return {"results": [to_wire(outcome) for outcome in child.item_outcomes], "successful": len(arguments.items) - failures, "failed": failures}
 
@@ -137,7 +141,7 @@ class BuiltinPlugin:
         prepared = self._flow_from_data(arguments.flow, "flow")
         current = arguments.initial_input
         for iteration in range(1, arguments.max_iterations + 1):
-            outcome = (await self._runtime.run_subflow(prepared, [current], request.observability.run_id)).item_outcomes[0]
+            outcome = (await self._runtime.run_subflow(prepared, [current], request.observability.run_id, submit_key=_submit_key(request))).item_outcomes[0]
             if isinstance(outcome, Failed):
                 raise ComponentFailed(f"iteration {iteration} failed: {outcome.error.message}", outcome.error.code, outcome.error.data)
             if isinstance(outcome, dict) and "result" in outcome:
@@ -150,6 +154,13 @@ class BuiltinPlugin:
     async def _create_messages(self, arguments: CreateMessagesInput, request: ExecuteRequest) -> Any:
         messages = [{"role": "system", "content": arguments.system_instructions}] if arguments.system_instructions else []
         return {"messages": [*messages, {"role": "user", "content": arguments.user_prompt}]}
+
+
+def _submit_key(request: ExecuteRequest) -> str | None:
+    """The child run's key from the execution's callbacks (the engine's ``RunCallbacks``), so a
+    map or eval re-run after a restart finds the child it started; None when called otherwise."""
+    next_key = getattr(request.callbacks, "next_submit_key", None)
+    return next_key() if next_key is not None else None
 
 
 _COMPONENTS: dict[str, tuple[type, Handler, str]] = {

@@ -26,6 +26,9 @@ def _canonical_key(key: Any) -> str:
 
 
 class MockPlugin:
+    remote = False
+    """Runs in the runtime's process: the engine journals no dispatch before calling it."""
+
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         components = options.get("components") or {}

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from runtime_server.config import ConfigError, RuntimeSettings
 from runtime_server.plugins.base import Plugin
@@ -18,13 +19,13 @@ Factory = Callable[[str, dict[str, Any], RuntimeSettings, "Runtime"], Plugin]
 _LAZY: dict[str, str] = {"stepflow": "runtime_server.plugins.stepflow_http:create_plugin"}
 
 
-def _builtin(name: str, options: dict[str, Any], settings: RuntimeSettings, runtime: "Runtime") -> Plugin:
+def _builtin(name: str, options: dict[str, Any], settings: RuntimeSettings, runtime: Runtime) -> Plugin:
     from runtime_server.plugins.builtin import BuiltinPlugin
 
     return BuiltinPlugin(name, runtime)
 
 
-def _mock(name: str, options: dict[str, Any], settings: RuntimeSettings, runtime: "Runtime") -> Plugin:
+def _mock(name: str, options: dict[str, Any], settings: RuntimeSettings, runtime: Runtime) -> Plugin:
     from runtime_server.plugins.mock import MockPlugin
 
     return MockPlugin(name, options)
@@ -42,7 +43,7 @@ def _lazy_factory(kind: str) -> Factory:
     return lambda name, options, settings, runtime: create(name, options, settings)
 
 
-def create_plugins(settings: RuntimeSettings, runtime: "Runtime") -> dict[str, Plugin]:
+def create_plugins(settings: RuntimeSettings, runtime: Runtime) -> dict[str, Plugin]:
     plugins: dict[str, Plugin] = {}
     for name, options in settings.plugins.items():
         kind = options["type"]

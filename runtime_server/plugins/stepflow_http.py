@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -190,7 +190,7 @@ class StepflowHttpPlugin:
         turn = rotation.take()
         while True:
             try:
-                return await self._exchange(rotation.urls[turn], body, request_headers, execute_id, request.callbacks, deadline, total)
+                return await self._exchange(rotation.urls[turn], body, request_headers, execute_id, request.callbacks, request.answered_by, deadline, total)
             except _Unreachable as exc:
                 pause = next_delay(self._backoff, retries, self._settings.connect_retries, loop.time(), deadline)
                 if pause is None:
@@ -202,13 +202,18 @@ class StepflowHttpPlugin:
                 await asyncio.sleep(pause)
                 turn = rotation.after(turn)
 
-    async def _exchange(self, url: str, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, deadline: float, total: float) -> Any:
+    async def _exchange(
+        self, url: str, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, answered_by: Callable[[str], None] | None, deadline: float, total: float
+    ) -> Any:
         stream: _Stream | None = None
         task = asyncio.current_task()
         watch = Watch(deadline, self._settings.idle_timeout_seconds, task)
         self._watches.add(watch)
         try:
             response = await self._http.stream(url, body, request_headers)
+            instance_id = response.headers.get(headers.INSTANCE_ID_LOWER)
+            if instance_id and answered_by is not None:
+                answered_by(instance_id)
             try:
                 if response.status_code == RETRY_ELSEWHERE_STATUS:
                     await response.aread()
@@ -303,7 +308,7 @@ class StepflowHttpPlugin:
                 metrics.CALLBACKS.labels(_method_label(call.method), "refused").inc()
                 raise _CallbackUndelivered(f"the {what} was refused with HTTP {response.status_code}: {excerpt(response.content)}")
         finally:
-            stream.answers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            stream.answers.discard(asyncio.current_task())
             watch.heard(asyncio.get_running_loop().time())
 
     # -- helpers -----------------------------------------------------------------------

@@ -1,18 +1,20 @@
 """A run as the API reports it: summary, items, per-step status, and the event journal.
 
-The engine mutates a live record; stores keep finished ones. ``to_state``/``from_state``
-are the storage form (plain JSON), separate from the API views in ``views.py``.
+The engine mutates a live record. The journal is the run's write-ahead log: a durable store
+(``runs/durable_store.py``) writes each entry, and a run read back is rebuilt from its
+entries (``runs/replay.py``), so nothing else of a run needs storing as it changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from runtime_server.flow.results import Failed, from_wire, to_wire
+from runtime_server.flow.results import Failed
 from runtime_server.runs.clock import now_ns, rfc3339
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -31,13 +33,19 @@ class RunEvent(msgspec.Struct, omit_defaults=True, rename="camel"):
     attempt: int | None = None
     status: str | None = None
     error: dict[str, Any] | None = None
+    instance_id: str | None = None
+    """The pod that answered (``Stepflow-Instance-Id``): on step_succeeded/failed the last attempt's, on
+    step_retried the failed attempt's; on run_recovered, the runtime that took the run."""
 
 
-JournalEntry = tuple[int | str, str, int | None, str | None, int | None, str | None, dict[str, Any] | None]
-"""(time, kind, item_index, step_id, attempt, status, error): time in ns as recorded, or the
-formatted time of a run read back from storage. Every run writes them on its hot path and
-few are ever read: a tuple and a clock reading cost a fifth of a ``RunEvent`` with its time
-formatted, which ``events()`` makes when asked."""
+JournalEntry = tuple[int, str, int | None, str | None, int | None, str | None, dict[str, Any] | None, str | None, Any]
+"""(time ns, kind, item_index, step_id, attempt, status, error, instance_id, outcome). Every
+run writes them on its hot path and few are ever read: a tuple and a clock reading cost a
+fifth of a ``RunEvent`` with its time formatted, which ``events()`` makes when asked.
+``outcome`` (a step's or an item's result, ``PENDING`` elsewhere) is what recovery needs;
+the API's events leave it out."""
+
+RUN_KINDS = ("run_started", "run_recovered", "step_started", "step_retried", "step_succeeded", "step_failed", "item_completed", "run_completed")
 
 
 @dataclass
@@ -45,6 +53,10 @@ class StepState:
     component: str
     status: str = "blocked"
     outcome: Any = PENDING
+    attempt: int = 0
+    instance_id: str | None = None
+    started_ns: int | None = None
+    completed_ns: int | None = None
 
 
 @dataclass
@@ -58,6 +70,13 @@ class RunRecord:
     parent_run_id: str | None = None
     overrides: dict[str, Any] | None = None
     trace_id: str | None = None
+    variables: dict[str, Any] | None = None
+    max_concurrency: int | None = None
+    submit_key: str | None = None
+    """For a run a component submitted: which execution asked, so a re-run of that step after a
+    recovery gets the same run back (``Runtime.submit``)."""
+    owner: str | None = None
+    """The runtime (orchestrator id) that runs it."""
     status: str = "running"
     created_ns: int = field(default_factory=now_ns)
     completed_ns: int | None = None
@@ -65,6 +84,10 @@ class RunRecord:
     item_completed_ns: list[int | None] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     changed: asyncio.Event | None = None
+    sink: Callable[[RunRecord], None] | None = None
+    """Told of every new journal entry (a durable store's writer); None in memory."""
+    counts: dict[str, int] | None = None
+    """Item counts as stored, for a run listed without its journal."""
 
     def __post_init__(self) -> None:
         if not self.item_outcomes:
@@ -72,9 +95,19 @@ class RunRecord:
             self.item_completed_ns = [None] * len(self.inputs)
 
     def record_event(
-        self, kind: str, item_index: int | None = None, step_id: str | None = None, attempt: int | None = None, status: str | None = None, error: dict[str, Any] | None = None
+        self,
+        kind: str,
+        item_index: int | None = None,
+        step_id: str | None = None,
+        attempt: int | None = None,
+        status: str | None = None,
+        error: dict[str, Any] | None = None,
+        instance_id: str | None = None,
+        outcome: Any = PENDING,
     ) -> None:
-        self.journal.append((now_ns(), kind, item_index, step_id, attempt, status, error))
+        self.journal.append((now_ns(), kind, item_index, step_id, attempt, status, error, instance_id, outcome))
+        if self.sink is not None:
+            self.sink(self)
         if self.changed is not None:
             self.changed.set()
             self.changed = None
@@ -82,8 +115,8 @@ class RunRecord:
     def events(self, start: int = 0) -> list[RunEvent]:
         """The journal from entry ``start`` on."""
         return [
-            RunEvent(seq, rfc3339(at) if isinstance(at, int) else at, kind, item_index, step_id, attempt, status, error)
-            for seq, (at, kind, item_index, step_id, attempt, status, error) in enumerate(self.journal[start:], start)
+            RunEvent(seq, rfc3339(at), kind, item_index, step_id, attempt, status, error, instance_id)
+            for seq, (at, kind, item_index, step_id, attempt, status, error, instance_id, _) in enumerate(self.journal[start:], start)
         ]
 
     @property
@@ -102,6 +135,8 @@ class RunRecord:
         return self.status in TERMINAL
 
     def item_counts(self) -> dict[str, int]:
+        if self.counts is not None:
+            return self.counts
         counts = {"total": len(self.inputs), "completed": 0, "running": 0, "failed": 0, "cancelled": 0}
         for index, outcome in enumerate(self.item_outcomes):
             if outcome is PENDING:
@@ -115,26 +150,3 @@ class RunRecord:
         if outcome is PENDING:
             return "cancelled" if self.status == "cancelled" else "running"
         return "failed" if isinstance(outcome, Failed) else "completed"
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "runId": self.run_id, "flowId": self.flow_id, "flowName": self.flow_name, "inputs": self.inputs,
-            "steps": {key: [s.component, s.status, None if s.outcome is PENDING else to_wire(s.outcome), s.outcome is PENDING] for key, s in self.steps.items()},
-            "rootRunId": self.root_run_id, "parentRunId": self.parent_run_id, "overrides": self.overrides,
-            "traceId": self.trace_id, "status": self.status, "createdNs": self.created_ns, "completedNs": self.completed_ns,
-            "items": [None if outcome is PENDING else to_wire(outcome) for outcome in self.item_outcomes],
-            "itemCompletedNs": self.item_completed_ns,
-            "events": self.events(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "RunRecord":
-        steps = {key: StepState(c, s, PENDING if pending else from_wire(o)) for key, (c, s, o, pending) in state["steps"].items()}
-        return cls(
-            run_id=state["runId"], flow_id=state["flowId"], flow_name=state["flowName"], inputs=state["inputs"], steps=steps,
-            root_run_id=state["rootRunId"], parent_run_id=state["parentRunId"], overrides=state["overrides"],
-            trace_id=state["traceId"], status=state["status"], created_ns=state["createdNs"], completed_ns=state["completedNs"],
-            item_outcomes=[PENDING if item is None else from_wire(item) for item in state["items"]],
-            item_completed_ns=state["itemCompletedNs"],
-            journal=[(e.at, e.kind, e.item_index, e.step_id, e.attempt, e.status, e.error) for e in msgspec.convert(state["events"], list[RunEvent])],
-        )

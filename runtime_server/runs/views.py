@@ -32,6 +32,8 @@ def run_details(record: RunRecord) -> dict[str, Any]:
     if record.overrides:
         details["overrides"] = record.overrides
     details["traceId"] = record.trace_id
+    if record.owner is not None:
+        details["orchestratorId"] = record.owner
     return details
 
 
@@ -50,6 +52,13 @@ def step_runs(record: RunRecord) -> dict[str, Any]:
         entry: dict[str, Any] = {"stepId": step_id, "component": state.component, "status": state.status}
         if state.outcome is not PENDING:
             entry["result"] = to_wire(state.outcome)
+        if state.attempt:
+            entry["attempt"] = state.attempt
+            entry["instanceId"] = state.instance_id
+        if state.started_ns:
+            entry["startedAt"] = rfc3339(state.started_ns)
+        if state.completed_ns:
+            entry["completedAt"] = rfc3339(state.completed_ns)
         steps[step_id] = entry
     return steps
 
@@ -58,7 +67,7 @@ def run_status(record: RunRecord, include_results: bool = False, by_completion: 
     """The RunStatusProtocol answer to runs/submit and runs/get (``+00:00`` timestamps)."""
     results = None
     if include_results:
-        indexes = range(len(record.inputs))
+        indexes: range | list[int] = range(len(record.inputs))
         if by_completion:
             indexes = sorted(indexes, key=lambda index: record.item_completed_ns[index] or float("inf"))
         results = [ItemResult(**_snake(item_result(record, index))) for index in indexes]

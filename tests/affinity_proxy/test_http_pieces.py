@@ -121,7 +121,7 @@ def test_request_id_of_a_body() -> None:
 def test_settings_from_flags_and_environment() -> None:
     config = load(["--upstream", "svc.local:8080", "--refresh-seconds", "0.5"], {"DNS_SERVER": "10.0.0.10", "LISTEN": "127.0.0.1:9000", "MAX_ATTEMPTS": "5"})
     assert (config.upstream.host, config.upstream.port) == ("svc.local", 8080)
-    assert (config.dns_server.host, config.dns_server.port) == ("10.0.0.10", 53)  # type: ignore[union-attr]
+    assert (config.dns_server.host, config.dns_server.port) == ("10.0.0.10", 53)  # type: ignore[union-attr]  # DNS_SERVER is set just above
     assert str(config.listen) == "127.0.0.1:9000" and config.refresh_seconds == 0.5 and config.max_attempts == 5
     assert load(["--upstream", "s:1", "--metrics-listen", "off"], {}).metrics_listen is None
 

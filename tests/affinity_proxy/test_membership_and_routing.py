@@ -113,7 +113,7 @@ def test_gone_members_are_forgotten_after_the_retention() -> None:
 
 def test_round_robin_spreads_in_order() -> None:
     selector = Selector(table(A, B, C))
-    chosen = [selector.route(None).member.address for _ in range(6)]  # type: ignore[union-attr]
+    chosen = [selector.route(None).member.address for _ in range(6)]  # type: ignore[union-attr]  # a table with an active member always routes to one
     assert chosen == [A, B, C, A, B, C]
 
 
@@ -124,16 +124,16 @@ def test_least_in_flight_wins_over_round_robin_order() -> None:
         member = membership.find(f"pod-{address}")
         assert member is not None
         member.acquire()
-    assert {selector.route(None).member.address for _ in range(3)} == {C}  # type: ignore[union-attr]
+    assert {selector.route(None).member.address for _ in range(3)} == {C}  # type: ignore[union-attr]  # a table with an active member always routes to one
 
 
 def test_retry_skips_pods_already_tried_and_says_so() -> None:
     membership = table(A, B)
     selector = Selector(membership)
     first = selector.route(None)
-    second = selector.route(None, tried=[first.member])  # type: ignore[list-item]
+    second = selector.route(None, tried=[first.member])  # type: ignore[list-item]  # a table with an active member always routes to one
     assert second.decision is Decision.RETRY and second.member is not first.member
-    assert selector.route(None, tried=[first.member, second.member]).decision is Decision.NO_BACKENDS  # type: ignore[list-item]
+    assert selector.route(None, tried=[first.member, second.member]).decision is Decision.NO_BACKENDS  # type: ignore[list-item]  # a table with an active member always routes to one
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_retry_skips_pods_already_tried_and_says_so() -> None:
 def test_pinned_requests_go_to_their_instance_only(probe: ProbeOutcome, in_dns: bool, decision: Decision) -> None:
     membership = Membership()
     membership.refresh([A], {A: Healthy("pod-A")})
-    membership.find("pod-A").acquire()  # type: ignore[union-attr]
+    membership.find("pod-A").acquire()  # type: ignore[union-attr]  # pod-A was refreshed into the table just above
     membership.refresh([A] if in_dns else [], {A: probe})
     route = Selector(membership).route("pod-A")
     assert route.decision is decision

@@ -80,7 +80,7 @@ def test_pod_leaving_dns_keeps_its_pinned_callbacks_until_its_stream_ends(fresh_
     leaving_id = fresh_fleet.member(leaving)["instance_id"]
     drained = threading.Event()
 
-    def leave_dns_at_first_callback(run) -> None:  # noqa: ANN001 - ComponentRun
+    def leave_dns_at_first_callback(run) -> None:  # run: a ComponentRun
         if run.instance_id == leaving_id and not drained.is_set():
             fresh_fleet.set_dns([a for a in fresh_fleet.dns if a != leaving])
             fresh_fleet.wait_until(lambda members: {m["instance_id"]: m["state"] for m in members}.get(leaving_id) == "draining", timeout=5)

@@ -60,7 +60,7 @@ def test_hop_by_hop_headers_stop_at_the_proxy_and_trace_headers_pass(odd_fleet: 
         "x-end-to-end": "kept",
     }
     response = httpx.post(f"{odd_fleet.proxy_url}/", content=b'{"a":1}', headers=headers)
-    seen = {name: value for name, value in response.json()["headers"]}
+    seen = dict(response.json()["headers"])
     for hop in ("x-private", "keep-alive", "proxy-authorization", "te"):
         assert hop not in seen
     assert seen.get("connection") in (None, "keep-alive")  # only what the proxy itself chose for its hop

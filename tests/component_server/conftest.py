@@ -66,7 +66,7 @@ class SseExecution:
     _chunks: Iterator[bytes] | None = None
 
     @classmethod
-    def start(cls, pod: Pod, value: Any, request_id: str = "sse-1", component: str = "/store_and_retrieve_blob") -> "SseExecution":
+    def start(cls, pod: Pod, value: Any, request_id: str = "sse-1", component: str = "/store_and_retrieve_blob") -> SseExecution:
         client = httpx.Client(timeout=10)
         request = client.build_request("POST", pod.url + "/", content=execute_body(component, value, request_id), headers=REQUEST_HEADERS)
         return cls(pod, request_id, client.send(request, stream=True))

@@ -59,6 +59,15 @@ def test_plain_components_answer_json(demo_pod: Pod, component: str, value: dict
     assert response.json() == {"id": "e1", "result": {"output": output}, "jsonrpc": "2.0"}
 
 
+def test_plain_answers_name_the_pod_like_streams_do(demo_pod: Pod) -> None:
+    """The runtime records which pod ran each step from this header, so plain JSON answers carry it too."""
+    instance_id = httpx.get(demo_pod.url + "/health").json()["instanceId"]
+    answered = demo_pod.execute("/double", {"value": 3})
+    failed = demo_pod.execute("/fibonacci", {"value": 31})
+    listed = demo_pod.rpc("components/list", {})
+    assert [r.headers.get("stepflow-instance-id") for r in (answered, failed, listed)] == [instance_id] * 3
+
+
 def test_compute_intensive_task(demo_pod: Pod) -> None:
     output = demo_pod.execute("/compute_intensive_task", {"value": 5, "iterations": 3}).json()["result"]["output"]
     assert output["result"] == pytest.approx(((5 * 1.1 + 0.5) * 1.1 + 0.5) * 1.1 + 0.5)

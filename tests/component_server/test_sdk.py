@@ -36,7 +36,7 @@ def make_server() -> ComponentServer:
         return Total(input.x + input.y)
 
     @server.component(name="untyped", description="Echo whatever comes in.")
-    async def echo(input, context):  # type: ignore[no-untyped-def]
+    async def echo(input, context):
         return input
 
     @server.component
@@ -147,11 +147,16 @@ def test_dispatch_table(message: jsonrpc.Envelope, status: int, check: Any) -> N
 
 def test_dispatch_hands_executions_and_known_answers_to_the_shell() -> None:
     answered: list[jsonrpc.Envelope] = []
+
+    def take(found: jsonrpc.Envelope) -> bool:
+        answered.append(found)
+        return True
+
     server = make_server()
-    job = dispatch(envelope("components/execute", {"component": "/total", "input": {"x": 1}, "attempt": 2, "observability": {"step_id": "s"}}), server, answered.append)
+    job = dispatch(envelope("components/execute", {"component": "/total", "input": {"x": 1}, "attempt": 2, "observability": {"step_id": "s"}}), server, take)
     assert isinstance(job, ExecuteJob) and (job.request_id, job.component.name, job.params.attempt) == ("r1", "/total", 2)
     answer = jsonrpc.decode_envelope(b'{"jsonrpc":"2.0","id":"cb","result":{}}')
-    assert dispatch(answer, server, lambda found: answered.append(found) is None) == Reply(202, b'""')
+    assert dispatch(answer, server, take) == Reply(202, b'""')
     assert answered == [answer]
 
 
@@ -240,7 +245,7 @@ async def test_an_unanswered_callback_times_out_and_a_late_answer_is_refused() -
     async def emit(message: bytes) -> None:
         sent.append(msgspec.json.decode(message)["id"])
 
-    with pytest.raises(CallbackTimeout, match="blobs/put got no answer from the runtime within 0.05s"):
+    with pytest.raises(CallbackTimeout, match=r"blobs/put got no answer from the runtime within 0.05s"):
         await Context(callbacks, emit, ExecuteParams(component="/x").observability, 1).put_blob({})
     assert callbacks.answer(jsonrpc.decode_envelope(jsonrpc.success(sent[0], {"blob_id": "late"}))) is False
     assert len(observed) == 1 and observed[0][1] >= 0.05

@@ -11,7 +11,7 @@ from .tools import find_tool
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The kustomizations that must render, and the overlays meant for deployment.
-KUSTOMIZATIONS = ["base", "overlays/local", "overlays/kind"]
+KUSTOMIZATIONS = ["base", "overlays/local", "overlays/kind", "overlays/postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -83,9 +83,9 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 
 def listen_port(service: str, argv: list[str]) -> int:
     """The port the service's main listener binds, from its command line."""
-    if service == "proxy":
-        return int(flag_value(argv, "--listen").rsplit(":", 1)[1])
-    return int(flag_value(argv, "--port"))
+    value = flag_value(argv, "--listen" if service == "proxy" else "--port")
+    assert value is not None, f"the {service} command line names no listen port: {argv}"
+    return int(value.rsplit(":", 1)[-1])
 
 
 def kubernetes_names() -> dict[str, str]:
@@ -94,9 +94,15 @@ def kubernetes_names() -> dict[str, str]:
     'namespace'."""
     text = ARCHITECTURE.read_text()
     sentence = text[text.index("Kubernetes names") :].split("\n\n")[0]
+
+    def named(pattern: str) -> str:
+        match = re.search(pattern, sentence)
+        assert match is not None, f"docs/architecture.md's Kubernetes names sentence has no {pattern!r}"
+        return match.group(1)
+
     return {
-        "namespace": re.search(r"namespace\s+`([^`]+)`", sentence).group(1),
-        "runtime": re.search(r"runtime\s+service\s+`([^`]+)`", sentence).group(1),
-        "proxy": re.search(r"proxy\s+service\s+`([^`]+)`", sentence).group(1),
-        "headless": re.search(r"headless\s+pod\s+service\s+`([^`]+)`", sentence).group(1),
+        "namespace": named(r"namespace\s+`([^`]+)`"),
+        "runtime": named(r"runtime\s+service\s+`([^`]+)`"),
+        "proxy": named(r"proxy\s+service\s+`([^`]+)`"),
+        "headless": named(r"headless\s+pod\s+service\s+`([^`]+)`"),
     }

@@ -6,8 +6,12 @@ on every kustomization, and also feed them deliberately broken objects to show e
 check can fail.
 """
 
+import base64
+import re
 import shlex
+from dataclasses import dataclass
 from pathlib import PurePosixPath
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -38,6 +42,10 @@ class Fleet:
                 return obj
         raise AssertionError(f"no {kind} named {name}")
 
+    def workloads(self) -> list[dict]:
+        """Deployments and StatefulSets: whatever runs pods."""
+        return self.of_kind("Deployment") + self.of_kind("StatefulSet")
+
     def deployment(self, service: str) -> dict:
         return self.get("Deployment", DEPLOYMENTS[service])
 
@@ -59,7 +67,7 @@ def selects(selector: dict, labels: dict) -> bool:
     if "matchExpressions" in selector:
         raise AssertionError("matchExpressions are not used here; extend selects() if needed")
     # A Service's selector is a plain map; the others wrap it in matchLabels.
-    wanted = selector["matchLabels"] if "matchLabels" in selector else selector
+    wanted = selector.get("matchLabels", selector)
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
@@ -103,8 +111,8 @@ def check_namespace(objects: list[dict]) -> list[str]:
 
 
 def check_services_select_pods(objects: list[dict]) -> list[str]:
-    """Every Service selects the pods of exactly one Deployment, and each targetPort is a
-    port those pods' container declares."""
+    """Every Service selects the pods of exactly one Deployment or StatefulSet, and each
+    targetPort is a port those pods' container declares."""
     fleet = Fleet(objects)
     problems = []
     for service in fleet.of_kind("Service"):
@@ -113,10 +121,10 @@ def check_services_select_pods(objects: list[dict]) -> list[str]:
         if not selector:
             problems.append(f"Service {name} has no selector")
             continue
-        matched = [d for d in fleet.of_kind("Deployment") if selects(selector, pod_labels(d))]
+        matched = [d for d in fleet.workloads() if selects(selector, pod_labels(d))]
         if len(matched) != 1:
             names = [d["metadata"]["name"] for d in matched]
-            problems.append(f"Service {name} selects the pods of {names or 'no Deployment'}")
+            problems.append(f"Service {name} selects the pods of {names or 'no workload'}")
             continue
         container = pod_spec(matched[0])["containers"][0]
         for port in service["spec"]["ports"]:
@@ -201,13 +209,19 @@ def check_proxy_upstream(objects: list[dict]) -> list[str]:
 
 
 def check_probes(objects: list[dict]) -> list[str]:
-    """Readiness and liveness probes GET the documented health path on the http port."""
+    """Readiness and liveness probes GET the documented health path on the http port; a
+    liveness probe may instead only connect to the http port (the runtime on a database:
+    its health says 503 while the database is away, which a restart would not mend)."""
     fleet = Fleet(objects)
     problems = []
     for service, command in command_lines().items():
         container = fleet.container(service)
         for kind in ("readinessProbe", "livenessProbe"):
             probe = container.get(kind)
+            if kind == "livenessProbe" and probe and "tcpSocket" in probe:
+                if resolve_port(container, probe["tcpSocket"]["port"]) != resolve_port(container, "http"):
+                    problems.append(f"{service}: {kind} does not connect to the http port")
+                continue
             if not probe or "httpGet" not in probe:
                 problems.append(f"{service}: no HTTP {kind}")
                 continue
@@ -252,10 +266,17 @@ def _isolation_problems(objects: list[dict], service: str, client: str) -> list[
     """One NetworkPolicy selects the pods of `service`, restricts Ingress, and opens their
     http port to the pods of `client` only."""
     fleet = Fleet(objects)
-    deployments = fleet.of_kind("Deployment")
-    isolated = fleet.deployment(service)
-    container = fleet.container(service)
-    http_port = resolve_port(container, "http")
+    return only_reachable_by(fleet, fleet.deployment(service), "http", DEPLOYMENTS[client], service)
+
+
+def only_reachable_by(fleet: Fleet, isolated: dict, port_name: str, client: str, service: str) -> list[str]:
+    """One NetworkPolicy selects the pods of the workload `isolated` (called `service` in the
+    problems), restricts Ingress, and opens its port `port_name` to the workload `client` only."""
+    deployments = fleet.workloads()
+    container = pod_spec(isolated)["containers"][0]
+    http_port = resolve_port(container, port_name)
+    if http_port is None:
+        return [f"the {service} container declares no port named {port_name}"]
     policies = [
         p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))
     ]
@@ -273,8 +294,8 @@ def _isolation_problems(objects: list[dict], service: str, client: str) -> list[
     if others:
         problems.append(f"the {service} NetworkPolicy also isolates {others}")
     allowed = allowed_sources(policy, http_port, container, deployments)
-    if allowed != {DEPLOYMENTS[client]}:
-        problems.append(f"port {http_port} of the {service} pods is open to {sorted(allowed)}, not just the {client}")
+    if allowed != {client}:
+        problems.append(f"port {http_port} of the {service} pods is open to {sorted(allowed)}, not just {client}")
     return problems
 
 
@@ -299,8 +320,8 @@ def check_runtime_config(objects: list[dict]) -> list[str]:
     """The runtime's config sends /python/... to the proxy Service, and /builtin/... and
     everything else to the builtin plugin (config.md §6)."""
     config, problems = runtime_config(objects)
-    if problems:
-        return problems
+    if problems or config is None:
+        return problems or ["the runtime's config file is empty"]
     fleet = Fleet(objects)
     proxy_service = fleet.get("Service", host_port(kubernetes_names()["proxy"])[0])
     proxy_urls = [f"http://{service_dns(proxy_service, p['port'])}" for p in proxy_service["spec"]["ports"]]
@@ -325,8 +346,9 @@ def check_pod_security(objects: list[dict]) -> list[str]:
     writable emptyDir at /tmp."""
     fleet = Fleet(objects)
     problems = []
-    for service in DEPLOYMENTS:
-        spec = pod_spec(fleet.deployment(service))
+    for workload in fleet.workloads():
+        service = workload["metadata"]["name"]
+        spec = pod_spec(workload)
         pod_security = spec.get("securityContext", {})
         for container in spec["containers"]:
             security = {**pod_security, **container.get("securityContext", {})}
@@ -432,8 +454,9 @@ def check_scaling(objects: list[dict]) -> list[str]:
 def check_resources(objects: list[dict]) -> list[str]:
     fleet = Fleet(objects)
     problems = []
-    for service in DEPLOYMENTS:
-        resources = fleet.container(service).get("resources", {})
+    for workload in fleet.workloads():
+        service = workload["metadata"]["name"]
+        resources = pod_spec(workload)["containers"][0].get("resources", {})
         for kind in ("requests", "limits"):
             missing = {"cpu", "memory"} - set(resources.get(kind, {}))
             if missing:
@@ -475,6 +498,178 @@ def check_pod_env(objects: list[dict]) -> list[str]:
     return problems
 
 
+def secrets(fleet: Fleet) -> dict[str, dict[str, str]]:
+    """Secret name -> its keys and (decoded) values."""
+    found = {}
+    for secret in fleet.of_kind("Secret"):
+        data = {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+        found[secret["metadata"]["name"]] = {**data, **secret.get("stringData", {})}
+    return found
+
+
+def env_var(container: dict, name: str) -> dict | None:
+    return next((var for var in container.get("env", []) if var["name"] == name), None)
+
+
+def secret_ref(container: dict, name: str) -> dict:
+    """The secretKeyRef the env var `name` is taken from ({} if it is not)."""
+    return (env_var(container, name) or {}).get("valueFrom", {}).get("secretKeyRef", {})
+
+
+def check_secret_references(objects: list[dict]) -> list[str]:
+    """Every env var taken from a Secret that is not optional names a Secret of this
+    kustomization and a key that Secret has."""
+    fleet = Fleet(objects)
+    known = secrets(fleet)
+    problems = []
+    for workload in fleet.workloads():
+        for container in pod_spec(workload)["containers"]:
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if not ref or ref.get("optional"):
+                    continue
+                where = f"{workload['metadata']['name']}/{container['name']}: {var['name']}"
+                if ref["name"] not in known:
+                    problems.append(f"{where} comes from Secret {ref['name']}, which is not there")
+                elif ref["key"] not in known[ref["name"]]:
+                    problems.append(f"{where} comes from key {ref['key']!r} of Secret {ref['name']}, which has only {sorted(known[ref['name']])}")
+    return problems
+
+
+# --- the database (kustomizations whose runtime keeps its runs in PostgreSQL) -----------
+
+
+@dataclass
+class Database:
+    fleet: Fleet
+    url: SplitResult
+    """The runtime's storageConfig.databaseUrl."""
+    service: dict | None
+    """The Service named by the URL's host."""
+    statefulset: dict | None
+    """The one StatefulSet that Service selects."""
+
+
+def database(objects: list[dict]) -> Database | None:
+    """The runtime's PostgreSQL and what it points at; None when its storageConfig is not postgres."""
+    config, problems = runtime_config(objects)
+    storage = (config or {}).get("storageConfig") or {}
+    if problems or storage.get("type") != "postgres":
+        return None
+    fleet = Fleet(objects)
+    url = urlsplit(str(storage.get("databaseUrl", "")))
+    host = (url.hostname or "").split(".")[0]
+    service = next((s for s in fleet.of_kind("Service") if s["metadata"]["name"] == host), None)
+    selected = [w for w in fleet.of_kind("StatefulSet") if service and selects(service["spec"].get("selector") or {"-": "-"}, pod_labels(w))]
+    return Database(fleet, url, service, selected[0] if len(selected) == 1 else None)
+
+
+def check_database_address(objects: list[dict]) -> list[str]:
+    """databaseUrl's host is the headless Service governing a one-replica PostgreSQL
+    StatefulSet (in this namespace, if the host is a full name), its port a port of that Service."""
+    db = database(objects)
+    if db is None:
+        return []
+    if db.url.scheme not in ("postgres", "postgresql"):
+        return [f"databaseUrl scheme {db.url.scheme!r} is not postgres or postgresql"]
+    if db.service is None:
+        return [f"databaseUrl host {db.url.hostname!r} is not a Service of this kustomization"]
+    name = db.service["metadata"]["name"]
+    problems = []
+    if "." in (db.url.hostname or "") and service_dns(db.service, db.url.port or 5432).split(":")[0] != db.url.hostname:
+        problems.append(f"databaseUrl host {db.url.hostname} is not {service_dns(db.service, 5432)}")
+    if (db.url.port or 5432) not in [port["port"] for port in db.service["spec"]["ports"]]:
+        problems.append(f"databaseUrl port {db.url.port or 5432} is not a port of Service {name}")
+    if db.statefulset is None:
+        return [*problems, f"Service {name} does not select the pods of exactly one StatefulSet"]
+    if db.statefulset["spec"].get("serviceName") != name or db.service["spec"].get("clusterIP") != "None":
+        problems.append(f"Service {name} is not the headless Service governing StatefulSet {db.statefulset['metadata']['name']}")
+    if db.statefulset["spec"].get("replicas", 1) != 1:
+        problems.append("PostgreSQL must run as one replica (there is no replication here)")
+    return problems
+
+
+def check_database_credentials(objects: list[dict]) -> list[str]:
+    """The password is no literal in the ConfigMap: every ${VAR} of databaseUrl is an env
+    var of the runtime taken from a Secret, and the password is the Secret key the database
+    is initialised with; the URL's user and database are those the database creates."""
+    db = database(objects)
+    if db is None or db.statefulset is None:
+        return []
+    runtime = db.fleet.container("runtime")
+    postgres = pod_spec(db.statefulset)["containers"][0]
+    known = secrets(db.fleet)
+    problems = []
+    password = re.fullmatch(r"\$\{(\w+)\}", db.url.password or "")
+    if password is None:
+        problems.append("databaseUrl's password is not a ${VAR} taken from the environment")
+    for name in re.findall(r"\$\{(\w+)\}", db.url.geturl()):
+        ref = secret_ref(runtime, name)
+        if not ref or ref.get("optional"):
+            problems.append(f"databaseUrl's ${{{name}}} is not an env var of the runtime taken from a Secret (not optional)")
+    if password and secret_ref(runtime, password.group(1)) != secret_ref(postgres, "POSTGRES_PASSWORD"):
+        problems.append(f"the runtime's {password.group(1)} is not the Secret key PostgreSQL's POSTGRES_PASSWORD comes from")
+    for part, variable in ((db.url.username, "POSTGRES_USER"), (db.url.path.lstrip("/"), "POSTGRES_DB")):
+        ref = secret_ref(postgres, variable)
+        value = known.get(ref.get("name", ""), {}).get(ref.get("key", "")) if ref else (env_var(postgres, variable) or {}).get("value")
+        if part != value:
+            problems.append(f"databaseUrl says {part!r} where PostgreSQL's {variable} is {value!r}")
+    return problems
+
+
+def check_database_storage(objects: list[dict]) -> list[str]:
+    """PostgreSQL's data directory (PGDATA) is inside a volume from the StatefulSet's
+    volumeClaimTemplates, a ReadWriteOnce claim with a size."""
+    db = database(objects)
+    if db is None or db.statefulset is None:
+        return []
+    templates = {t["metadata"]["name"]: t["spec"] for t in db.statefulset["spec"].get("volumeClaimTemplates", [])}
+    container = pod_spec(db.statefulset)["containers"][0]
+    pgdata = PurePosixPath((env_var(container, "PGDATA") or {}).get("value", "/var/lib/postgresql/data"))
+    mounts = [m for m in container.get("volumeMounts", []) if pgdata == PurePosixPath(m["mountPath"]) or PurePosixPath(m["mountPath"]) in pgdata.parents]
+    if not mounts or mounts[-1]["name"] not in templates:
+        return [f"PGDATA {pgdata} is not on a volume from the StatefulSet's volumeClaimTemplates ({sorted(templates)})"]
+    claim = templates[mounts[-1]["name"]]
+    problems = []
+    if claim.get("accessModes") != ["ReadWriteOnce"]:
+        problems.append(f"the data claim's accessModes are {claim.get('accessModes')}, not [ReadWriteOnce]")
+    if "storage" not in claim.get("resources", {}).get("requests", {}):
+        problems.append("the data claim requests no storage size")
+    if mounts[-1]["name"] in {v["name"] for v in pod_spec(db.statefulset).get("volumes", [])}:
+        problems.append(f"volume {mounts[-1]['name']} is also a pod volume, which would hide the claim")
+    return problems
+
+
+def check_database_probes(objects: list[dict]) -> list[str]:
+    """PostgreSQL has readiness and liveness probes; the runtime's readiness asks its
+    health (503 while the database is away) and its liveness does not (a restart would not
+    bring the database back); the runtime's orchestrator id stays the same across pods, so
+    a restarted runtime resumes the runs the previous pod owned."""
+    db = database(objects)
+    if db is None or db.statefulset is None:
+        return []
+    postgres = pod_spec(db.statefulset)["containers"][0]
+    runtime = db.fleet.container("runtime")
+    health = command_lines()["runtime"].health_path
+    problems = [f"PostgreSQL has no {kind}" for kind in ("readinessProbe", "livenessProbe") if not postgres.get(kind)]
+    if runtime.get("readinessProbe", {}).get("httpGet", {}).get("path") != health:
+        problems.append(f"the runtime's readinessProbe does not GET {health}")
+    if runtime.get("livenessProbe", {}).get("httpGet", {}).get("path") == health:
+        problems.append(f"the runtime's livenessProbe GETs {health}, which fails while the database is away: it would restart a runtime that is only waiting")
+    if not (env_var(runtime, "STEPFLOW_ORCHESTRATOR_ID") or {}).get("value"):
+        problems.append("the runtime has no fixed STEPFLOW_ORCHESTRATOR_ID (the default, the pod's name, changes with every new pod)")
+    return problems
+
+
+def check_database_network(objects: list[dict]) -> list[str]:
+    """Only the runtime's pods may reach PostgreSQL."""
+    db = database(objects)
+    if db is None or db.statefulset is None or db.service is None:
+        return []
+    port = db.service["spec"]["ports"][0]
+    return only_reachable_by(db.fleet, db.statefulset, port.get("targetPort", port["port"]), DEPLOYMENTS["runtime"], "PostgreSQL")
+
+
 ALL_CHECKS = [
     check_namespace,
     check_services_select_pods,
@@ -490,4 +685,10 @@ ALL_CHECKS = [
     check_resources,
     check_metrics_annotations,
     check_pod_env,
+    check_secret_references,
+    check_database_address,
+    check_database_credentials,
+    check_database_storage,
+    check_database_probes,
+    check_database_network,
 ]

@@ -7,6 +7,7 @@ period, and afterwards the HEALTHCHECK must fail. This needs the project install
 the test environment (scripts/setup does it).
 """
 
+import itertools
 import os
 import signal
 import socket
@@ -39,7 +40,7 @@ def on_loopback(argv: list[str], http: int, metrics: int) -> list[str]:
         "--metrics-listen": f"127.0.0.1:{metrics}",
     }
     result = [sys.executable if argv[0] == "python" else argv[0]]
-    for previous, word in zip(argv, argv[1:]):
+    for previous, word in itertools.pairwise(argv):
         result.append(moved.get(previous, word))
     return result
 
@@ -47,6 +48,7 @@ def on_loopback(argv: list[str], http: int, metrics: int) -> list[str]:
 def healthcheck(service: str, http: int) -> subprocess.CompletedProcess:
     """The Dockerfile's HEALTHCHECK command, aimed at the moved port."""
     command = healthcheck_command(DOCKERFILES[service])
+    assert command is not None, f"the {service} Dockerfile has no exec-form HEALTHCHECK"
     command = [sys.executable if word == "python" else word for word in command]
     for port in ("7840", "8080"):  # the images' listen ports
         command = [word.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{http}/") for word in command]

@@ -7,6 +7,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from runtime_server.config import store_settings
+
 from . import manifests
 from .conftest import REPO_ROOT, render
 from .images import built_images, exec_form, last
@@ -28,11 +30,16 @@ def test_every_object_is_valid_kubernetes(rendered):
     assert errors == []
 
 
-def test_the_fleet_is_all_there(rendered):
+# What an overlay adds to the base's objects.
+ADDED_KINDS = {"overlays/postgres": ["Secret", "StatefulSet", "Service", "NetworkPolicy"]}
+
+
+def test_the_fleet_is_all_there(request, rendered):
     kinds = sorted(obj["kind"] for obj in rendered)
     assert kinds == sorted(
-        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]
+        ["Namespace", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Deployment", "Service", "Service", "Service"]  # noqa: RUF005 - two rows
         + ["PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy"]
+        + ADDED_KINDS.get(request.node.callspec.params["rendered"], [])
     )
 
 
@@ -41,10 +48,13 @@ def test_wiring(rendered, check):
     assert check(rendered) == []
 
 
-def test_the_configmap_holds_config_stepflow_config_yml(rendered):
+def test_the_configmap_holds_config_stepflow_config_yml(request, rendered):
     config, problems = manifests.runtime_config(rendered)
     assert problems == []
-    assert config == yaml.safe_load((REPO_ROOT / "config" / "stepflow-config.yml").read_text())
+    expected = yaml.safe_load((REPO_ROOT / "config" / "stepflow-config.yml").read_text())
+    if request.node.callspec.params["rendered"] == "overlays/postgres":
+        expected = {**{key: value for key, value in expected.items() if key != "stateStore"}, "storageConfig": config.get("storageConfig")}
+    assert config == expected
     assert (REPO_ROOT / "k8s/base/stepflow-config.yml").read_text() == (
         REPO_ROOT / "config/stepflow-config.yml"
     ).read_text(), "k8s/base/stepflow-config.yml and config/stepflow-config.yml differ"
@@ -52,7 +62,7 @@ def test_the_configmap_holds_config_stepflow_config_yml(rendered):
 
 @pytest.mark.parametrize(
     "overlay, policy",
-    [("overlays/local", "Always"), ("overlays/kind", "IfNotPresent")],
+    [("overlays/local", "Always"), ("overlays/kind", "IfNotPresent"), ("overlays/postgres", "Always")],
 )
 def test_overlays_run_the_built_images(kubectl, overlay, policy):
     """Each Deployment runs the image scripts/build-images.sh tags for it (default REGISTRY
@@ -67,6 +77,23 @@ def test_overlays_run_the_built_images(kubectl, overlay, policy):
         cmd = exec_form(last(image.dockerfile, "CMD").arguments)
         assert cmd[:3] == argv(container)[:3], f"{service} runs {argv(container)[:3]} but {image.dockerfile.name} {cmd[:3]}"
         assert container["imagePullPolicy"] == policy
+
+
+def test_the_postgres_overlay_keeps_runs_in_the_statefulset(kubectl):
+    """Beyond the generic checks: the component's config differs from the base's in storage only,
+    and the URL the runtime ends up with, ${POSTGRES_PASSWORD} filled in from the Secret, is the
+    database PostgreSQL is initialised with."""
+    objects = render(kubectl, "overlays/postgres")
+    config, _ = manifests.runtime_config(objects)
+    assert config["storageConfig"] == {"type": "postgres", "databaseUrl": "postgresql://stepflow:${POSTGRES_PASSWORD}@stepflow-postgres:5432/stepflow"}
+    assert "stateStore" not in config
+    fleet = Fleet(objects)
+    secret = manifests.secrets(fleet)[manifests.secret_ref(fleet.container("runtime"), "POSTGRES_PASSWORD")["name"]]
+    url = config["storageConfig"]["databaseUrl"].replace("${POSTGRES_PASSWORD}", secret["password"])
+    assert url == f"postgresql://{secret['username']}:{secret['password']}@stepflow-postgres:5432/{secret['database']}"
+    store = store_settings(config, {"POSTGRES_PASSWORD": secret["password"]})  # what the runtime makes of it
+    assert (store.type, store.database_url) == ("postgres", url)
+    assert fleet.get("StatefulSet", "stepflow-postgres")["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
 
 
 # --- the checks can fail -------------------------------------------------------------
@@ -153,3 +180,66 @@ def test_a_liveness_probe_shorter_than_the_drain_is_caught(broken):
 def test_a_root_container_is_caught(broken):
     Fleet(broken).deployment("proxy")["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = False
     assert manifests.check_pod_security(broken)
+
+
+@pytest.fixture
+def broken_postgres(kubectl):
+    """A fresh copy of the PostgreSQL overlay to break."""
+    return copy.deepcopy(render(kubectl, "overlays/postgres"))
+
+
+def _postgres_container(objects: list[dict]) -> dict:
+    return Fleet(objects).get("StatefulSet", "stepflow-postgres")["spec"]["template"]["spec"]["containers"][0]
+
+
+def _set_database_url(objects: list[dict], old: str, new: str) -> None:
+    config_map = next(item for item in Fleet(objects).of_kind("ConfigMap") if "stepflow-config.yml" in item.get("data", {}))
+    config_map["data"]["stepflow-config.yml"] = config_map["data"]["stepflow-config.yml"].replace(old, new)
+
+
+def test_a_secret_key_that_is_not_there_is_caught(broken_postgres):
+    manifests.secret_ref(Fleet(broken_postgres).container("runtime"), "POSTGRES_PASSWORD")["key"] = "passwd"
+    assert manifests.check_secret_references(broken_postgres)
+    assert manifests.check_database_credentials(broken_postgres)
+
+
+def test_a_database_url_naming_another_host_is_caught(broken_postgres):
+    _set_database_url(broken_postgres, "@stepflow-postgres:", "@postgres:")
+    assert manifests.check_database_address(broken_postgres)
+
+
+def test_a_database_url_on_another_port_is_caught(broken_postgres):
+    _set_database_url(broken_postgres, ":5432/", ":5433/")
+    assert manifests.check_database_address(broken_postgres)
+
+
+def test_a_literal_password_in_the_config_is_caught(broken_postgres):
+    _set_database_url(broken_postgres, "${POSTGRES_PASSWORD}", "hunter2")
+    assert manifests.check_database_credentials(broken_postgres)
+
+
+def test_a_database_name_the_server_does_not_create_is_caught(broken_postgres):
+    _set_database_url(broken_postgres, "5432/stepflow", "5432/runs")
+    assert manifests.check_database_credentials(broken_postgres)
+
+
+def test_data_off_the_volume_claim_is_caught(broken_postgres):
+    Fleet(broken_postgres).get("StatefulSet", "stepflow-postgres")["spec"]["volumeClaimTemplates"] = []
+    assert manifests.check_database_storage(broken_postgres)
+    pgdata = manifests.env_var(_postgres_container(broken_postgres), "PGDATA")
+    assert pgdata is not None
+    pgdata["value"] = "/tmp/pgdata"
+    assert manifests.check_database_storage(broken_postgres)
+
+
+def test_a_runtime_killed_for_its_database_being_away_is_caught(broken_postgres):
+    Fleet(broken_postgres).container("runtime")["livenessProbe"] = {"httpGet": {"path": "/api/v1/health", "port": "http"}}
+    assert manifests.check_database_probes(broken_postgres)
+    del _postgres_container(broken_postgres)["readinessProbe"]
+    assert len(manifests.check_database_probes(broken_postgres)) == 2
+
+
+def test_a_database_open_to_the_proxies_is_caught(broken_postgres):
+    policy = Fleet(broken_postgres).get("NetworkPolicy", "stepflow-postgres-ingress")
+    policy["spec"]["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-load-balancer"}}})
+    assert manifests.check_database_network(broken_postgres)

@@ -28,7 +28,7 @@ def shell_scripts() -> list[Path]:
     for path in sorted(SCRIPTS.iterdir()):
         if path.is_file():
             first = path.read_text(errors="replace").split("\n", 1)[0]
-            if path.suffix == ".sh" or ("bash" in first or first.endswith("/sh")) and first.startswith("#!"):
+            if path.suffix == ".sh" or (("bash" in first or first.endswith("/sh")) and first.startswith("#!")):
                 found.append(path)
     return found
 
@@ -169,7 +169,7 @@ def test_kind_up_runs_the_whole_flow(machine):
     assert_in_order(
         machine.calls(),
         ["kind create cluster --name stepflow --wait 120s"]
-        + [f"docker build -f {dockerfile} -t {ref} ." for dockerfile, ref in zip(DOCKERFILES, refs)]
+        + [f"docker build -f {dockerfile} -t {ref} ." for dockerfile, ref in zip(DOCKERFILES, refs, strict=True)]
         + [f"kind load docker-image --name stepflow {' '.join(refs)}"]
         + [f"{KIND_KUBECTL} apply -k {REPO_ROOT}/k8s/overlays/kind"]
         + [
@@ -258,7 +258,7 @@ def test_build_with_nerdctl_pushes_to_the_plain_http_local_registry(tmp_path):
     refs = [f"localhost:5000/{image}:latest" for image in IMAGES]
     assert_in_order(
         machine.calls(),
-        [f"nerdctl build -f {dockerfile} -t {ref} ." for dockerfile, ref in zip(DOCKERFILES, refs)]
+        [f"nerdctl build -f {dockerfile} -t {ref} ." for dockerfile, ref in zip(DOCKERFILES, refs, strict=True)]
         + [f"nerdctl push --insecure-registry {ref}" for ref in refs],
     )
 

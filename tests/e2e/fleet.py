@@ -42,7 +42,7 @@ def wait_terminal(runtime_url: str, run_ids: list[str], seconds: float) -> list[
 
 @dataclass
 class Fleet:
-    """``kind`` pods behind one proxy (service ``name``) and one runtime."""
+    """``kind`` pods behind one proxy (service ``name``) and one runtime; proxy and runtime on ``hub``."""
 
     kind: str
     pod_addresses: list[str]
@@ -51,12 +51,14 @@ class Fleet:
     log_dir: Path
     processes: list[ManagedProcess] = field(default_factory=list)
     pods: dict[str, ManagedProcess] = field(default_factory=dict)
+    hub: str = HUB
+    dns_listen: str = DNS_LISTEN
 
     @property
     def runtime_url(self) -> str:
-        return f"http://{HUB}:{self.runtime_port}"
+        return f"http://{self.hub}:{self.runtime_port}"
 
-    def start(self, dns_records: Path) -> "Fleet":
+    def start(self, dns_records: Path) -> Fleet:
         service = f"{self.kind}-{self.proxy_port}.fleet.test"
         records = {service: self.pod_addresses}
         if dns_records.exists():
@@ -66,9 +68,9 @@ class Fleet:
             for address in self.pod_addresses:
                 self.pods[address] = start_pod(self.kind, address, self.log_dir)
                 self.processes.append(self.pods[address])
-            self.processes.append(start_proxy(f"{HUB}:{self.proxy_port}", f"{service}:8080", DNS_LISTEN, self.log_dir))
-            config = remote_plugin_config(f"http://{HUB}:{self.proxy_port}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
-            runtime, api = start_runtime_with_text(config, HUB, self.log_dir, self.runtime_port)
+            self.processes.append(start_proxy(f"{self.hub}:{self.proxy_port}", f"{service}:8080", self.dns_listen, self.log_dir))
+            config = remote_plugin_config(f"http://{self.hub}:{self.proxy_port}", idleTimeoutSeconds=5, totalTimeoutSeconds=20)
+            runtime, api = start_runtime_with_text(config, self.hub, self.log_dir, self.runtime_port)
             self.processes.append(runtime)
             wait_plugins_healthy(api, runtime)
         except BaseException:

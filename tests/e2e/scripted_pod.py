@@ -60,7 +60,7 @@ class ScriptedPod:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "ScriptedPod":
+    def start(self) -> ScriptedPod:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:

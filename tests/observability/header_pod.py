@@ -21,9 +21,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from component_server import parse_settings, serve  # noqa: E402
-from component_server.app import ComponentApp  # noqa: E402
-from component_server.demo import server  # noqa: E402
+from component_server import parse_settings, serve
+from component_server.app import ComponentApp
+from component_server.demo import server
 
 RECORDED = (b"traceparent", b"tracestate", b"stepflow-instance-id")
 
@@ -52,5 +52,5 @@ if __name__ == "__main__":
     ours.add_argument("--header-log", required=True)
     known, rest = ours.parse_known_args()
     serving = importlib.import_module("component_server.serve")  # the module: the package's attribute "serve" is the function
-    serving.ComponentApp = recording_app(known.header_log)
+    serving.ComponentApp = recording_app(known.header_log)  # type: ignore[attr-defined]  # replacing the class serve() builds its app from
     serve(server, parse_settings(rest, description=__doc__))

@@ -53,7 +53,7 @@ def metric_names(expr: str) -> set[str]:
         expr = expr.replace(variable, value)
     assert "$" not in expr, f"an unknown Grafana variable in {expr!r}"
     names: set[str] = set()
-    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name) if isinstance(node, promql_parser.VectorSelector) else None)
+    promql_parser.walk(promql_parser.parse(expr), lambda node: names.add(node.name or "") if isinstance(node, promql_parser.VectorSelector) else None)
     return names
 
 
@@ -94,7 +94,7 @@ def documented_alerts() -> list[str]:
     """The PromQL column of the alerts table in docs/operations.md (``\\|`` is a table-escaped ``|``)."""
     section = OPERATIONS.read_text().split("## Alerts worth setting", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
-    return [re.search(r"`([^`]+)`", line.split(" | ")[1]).group(1).replace("\\|", "|") for line in rows]  # type: ignore[union-attr]
+    return [re.search(r"`([^`]+)`", line.split(" | ")[1]).group(1).replace("\\|", "|") for line in rows]  # type: ignore[union-attr]  # every row of the alerts table has a backticked query
 
 
 def test_the_documented_alerts_parse_and_name_exported_series(exported: dict[str, set[str]]) -> None:

@@ -151,7 +151,7 @@ RUNTIME: list[BadRequest] = [
     BadRequest("store: steps is a string", "runtime", "POST", "/api/v1/flows", 422, "steps must be a list", JSON, _json({"flow": {"steps": "a"}})),
     BadRequest("store: dryRun is a string", "runtime", "POST", "/api/v1/flows", 422, "$.dryRun", JSON, _json({"flow": {"steps": []}, "dryRun": "no"})),
     BadRequest("list: limit is not a number", "runtime", "GET", "/api/v1/runs?limit=ten", 400, "query parameter limit must be an integer"),
-    BadRequest("list: limit out of range", "runtime", "GET", "/api/v1/runs?limit=0", 400, "limit must be between 1 and"),
+    BadRequest("list: limit out of range", "runtime", "GET", "/api/v1/runs?limit=10001", 400, "limit must be between 0 and"),
     BadRequest("list: unknown status", "runtime", "GET", "/api/v1/runs?status=exploded", 400, "unknown status 'exploded'"),
     BadRequest("run id that is not a UUID", "runtime", "GET", "/api/v1/runs/not-a-uuid", 400, "expected a UUID"),
     BadRequest("unknown run", "runtime", "GET", f"/api/v1/runs/{SOME_RUN_ID}", 404, f"Execution '{SOME_RUN_ID}' not found"),

@@ -77,7 +77,7 @@ class ChaosFleet:
     def records_path(self) -> Path:
         return self.work_dir / "dns-records.json"
 
-    def start(self, pod_addresses: list[str], **pod_options: Any) -> "ChaosFleet":
+    def start(self, pod_addresses: list[str], **pod_options: Any) -> ChaosFleet:
         """DNS, then ``pod_addresses`` (plus pods added before), the proxy, the runtime; all healthy."""
         try:
             self.dns, _ = start_dns(self.work_dir, self.dns_listen, {SERVICE: self.published})

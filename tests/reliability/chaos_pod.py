@@ -26,9 +26,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from component_server import Context, app, parse_settings, serve  # noqa: E402
-from component_server.demo import server  # noqa: E402
-from wire_protocol.messages import ExecuteParams  # noqa: E402
+from component_server import Context, app, parse_settings, serve
+from component_server.demo import server
+from wire_protocol.messages import ExecuteParams
 
 
 class WorkInput(msgspec.Struct):

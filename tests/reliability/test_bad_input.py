@@ -48,7 +48,7 @@ class BadInputFleet:
     def address(self, target: str) -> tuple[str, int]:
         return {"runtime": (HUB, RUNTIME_PORT), "pod": (POD_ADDRESSES[0], POD_PORT), "proxy": (HUB, PROXY_PORT)}[target]
 
-    def start(self) -> "BadInputFleet":
+    def start(self) -> BadInputFleet:
         self.processes["dns"], _ = start_dns(self.log_dir, DNS_LISTEN, {SERVICE: POD_ADDRESSES})
         for address in POD_ADDRESSES:
             self.processes[address] = start_pod("ours", address, self.log_dir, ["--metrics-port", "0"])

@@ -45,7 +45,7 @@ def submit_many(fleet: ChaosFleet, flow: dict[str, Any], inputs: list[dict[str, 
         return [fleet.submit(client, flow, run_input) for run_input in inputs]
 
 
-def stream_runs(fleet: ChaosFleet, flow: dict[str, Any], make_input: Callable[[int], dict[str, Any]], seconds: float, actions: dict[float, Callable[[], None]]) -> list[str]:
+def stream_runs(fleet: ChaosFleet, flow: dict[str, Any], make_input: Callable[[int], dict[str, Any]], seconds: float, actions: dict[float, Callable[[], object]]) -> list[str]:
     """Submit a run every 40 ms for ``seconds`` while ``actions`` fire (each at its second, in its own thread)."""
     timers = [threading.Timer(at, action) for at, action in actions.items()]
     for timer in timers:
@@ -127,7 +127,7 @@ def test_pod_killed_mid_bidirectional_execution_runs_the_step_again_on_another_p
 def test_pod_killed_while_its_callbacks_are_in_flight(fleet: ChaosFleet) -> None:
     """Sixty rounds of eight concurrent blobs/put per run, 10 ms apart: the kill lands with callback answers on their way."""
     kill_a_pod_mid_runs(fleet, TALK, talk_input(60, 8, 0.01), 15, 0.3)
-    assert "execute_transport_failed" in fleet.runtime.log(200_000)  # type: ignore[union-attr]
+    assert "execute_transport_failed" in fleet.runtime.log(200_000)  # type: ignore[union-attr]  # the fleet fixture has started the runtime
 
 
 # -- membership changing --------------------------------------------------------------
@@ -245,4 +245,4 @@ def test_full_pods_answer_503_and_nothing_runs_twice(fleet: ChaosFleet) -> None:
     verdict = check_verdict(fleet, run_ids)
     assert verdict.with_status("completed") == run_ids, verdict.errors
     assert sorted(entry["run_id"] for entry in fleet.ledger()) == sorted(run_ids), "a 503 is a refusal: every run's step ran exactly once"
-    assert "answered HTTP 503" in fleet.runtime.log(200_000), "no pod was ever full: the scenario did not happen"  # type: ignore[union-attr]
+    assert "answered HTTP 503" in fleet.runtime.log(200_000), "no pod was ever full: the scenario did not happen"  # type: ignore[union-attr]  # the fleet fixture has started the runtime

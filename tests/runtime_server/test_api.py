@@ -97,6 +97,18 @@ def test_fatal_flow_is_not_stored_and_reports_step_and_path(api: httpx.Client) -
     assert inline["diagnostics"]["numFatal"] == 1
 
 
+def test_request_bodies_take_null_as_absent_and_name_required_keys_given_as_null(api: httpx.Client) -> None:
+    stored = api.post("/flows", json={"flow": FLOW, "dryRun": None}).json()
+    assert stored["stored"] is True
+    run = {"flowId": stored["flowId"], "flow": None, "input": [{"data": DEMO_DATA}], "variables": None, "maxConcurrency": None, "wait": None}
+    created = api.post("/runs", json={**run, "overrides": {"steps": {"unused": {"value": {"input": {"blob_id": "1" * 64}}}}}}).json()
+    assert created["status"] == "completed", created
+    assert list(api.get(f"/runs/{created['runId']}").json()["overrides"]) == ["unused"]  # stepflow-py 0.9.2's wrapper taken off
+    assert_json_error(api.post("/flows", json={"flow": None}), 422, "flow is required")
+    assert_json_error(api.post("/flows", json={"flow": None, "dryRun": None}), 422, "missing required field `flow`")
+    assert_json_error(api.post("/runs", json={**run, "input": None}), 422, "input is required")
+
+
 def test_run_a_stored_flow_and_read_it_back(api: httpx.Client) -> None:
     flow_id = store(api, FLOW)
     created = api.post("/runs", json={"flowId": flow_id, "input": [{"data": DEMO_DATA}]}).json()

@@ -6,6 +6,7 @@ by comparing its blob ids; tests/interop/test_flow_ids_match_upstream.py checks 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -38,9 +39,11 @@ def test_blob_id_is_the_hash_of_upstreams_spelling(data: Any, spelling: bytes) -
 
 
 def test_a_stored_blob_reads_back_as_upstream_reads_it() -> None:
-    blobs = MemoryBlobStore()
-    blob_id = blobs.put({"i": 2**64, "f": 1e16}, "data")
-    assert blobs.get(blob_id) == ({"i": 1.8446744073709552e19, "f": 1e16}, "data")
+    async def put_and_get() -> Any:
+        blobs = MemoryBlobStore()
+        return await blobs.get(await blobs.put({"i": 2**64, "f": 1e16}, "data"))
+
+    assert asyncio.run(put_and_get()) == ({"i": 1.8446744073709552e19, "f": 1e16}, "data")
 
 
 def test_a_flow_without_steps_leaves_the_empty_list_out_of_its_id() -> None:

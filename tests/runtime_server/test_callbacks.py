@@ -36,7 +36,7 @@ async def test_runs_submit_waits_and_returns_the_results(tmp_path: Path) -> None
     runtime = runtime_with(tmp_path)
     parent = runtime.submit(runtime.flows.prepare(ENDLESS_FLOW), [{}])
     flow = runtime.flows.prepare(ECHO_FLOW)
-    runtime.flows.store(flow)
+    await runtime.flows.store(flow)
     status = await RunCallbacks(runtime, parent).handle(jsonrpc.RUNS_SUBMIT, {"flowId": flow.flow_id, "inputs": [{"a": 1}], "wait": True})
     assert status.status == "completed"
     runtime.cancel(parent)
@@ -47,7 +47,7 @@ async def test_runs_submit_is_refused_at_the_runtimes_run_limit_and_creates_noth
     runtime = runtime_with(tmp_path, maxConcurrentRuns=1)
     parent = runtime.submit(runtime.flows.prepare(ENDLESS_FLOW), [{}])
     flow = runtime.flows.prepare(ECHO_FLOW)
-    runtime.flows.store(flow)
+    await runtime.flows.store(flow)
     with pytest.raises(CallbackError) as refused:
         await RunCallbacks(runtime, parent).handle(jsonrpc.RUNS_SUBMIT, {"flowId": flow.flow_id, "inputs": [{"a": 1}]})
     assert refused.value.code == jsonrpc.SERVER_ERROR and "limits.maxConcurrentRuns = 1" in refused.value.message

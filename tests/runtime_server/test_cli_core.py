@@ -36,11 +36,11 @@ def test_jsonl_errors_name_the_line(text: str, message: str) -> None:
 
 
 def test_flow_file_errors_are_named(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="cannot read --flow .*missing.yaml"):
+    with pytest.raises(UsageError, match=r"cannot read --flow .*missing.yaml"):
         load_document(tmp_path / "missing.yaml", "--flow")
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(UsageError, match="bad.json is not valid JSON"):
+    with pytest.raises(UsageError, match=r"bad.json is not valid JSON"):
         load_document(bad, "--flow")
 
 

@@ -77,7 +77,7 @@ def make_runtime(tmp_path: Path, store: dict[str, Any] | None = None) -> tuple[R
     )
     runtime = Runtime(settings)
     plugin = ScriptedPlugin()
-    runtime.plugins["scripted"] = plugin  # type: ignore[assignment]
+    runtime.plugins["scripted"] = plugin
     return runtime, plugin
 
 
@@ -136,7 +136,7 @@ async def test_retriable_transport_failure_reruns_the_step_a_bounded_number_of_t
 
 @pytest.mark.anyio
 async def test_a_step_lost_in_transport_is_rerun_after_a_growing_pause(tmp_path: Path) -> None:
-    runtime, plugin = make_runtime(tmp_path)
+    runtime, _ = make_runtime(tmp_path)
     pauses: list[float] = []
 
     async def record_pause(seconds: float) -> None:
@@ -211,7 +211,7 @@ async def test_subflows_are_child_runs(tmp_path: Path) -> None:
     flow = {"steps": [step("map", "/map", {"workflow": {"$literal": inner}, "items": ["a", "b"]})], "output": {"$step": "map", "path": "successful"}}
     record = await run_flow(runtime, flow, [{}])
     assert record.item_outcomes[0] == 2
-    children = runtime.list_runs(RunQuery(parent_run_id=record.run_id))
+    children = await runtime.list_runs(RunQuery(parent_run_id=record.run_id))
     assert len(children) == 1 and children[0].root_run_id == record.run_id and len(children[0].inputs) == 2
 
 
@@ -228,11 +228,16 @@ async def test_memory_store_keeps_a_bounded_number_of_runs(tmp_path: Path) -> No
 async def test_sqlite_store_keeps_runs_and_flows_across_a_restart(tmp_path: Path) -> None:
     store = {"type": "sqlite", "databaseUrl": f"sqlite:{tmp_path / 'state.db'}?mode=rwc"}
     runtime, _ = make_runtime(tmp_path, store)
+    await runtime.start()
+    await runtime.connected()
     prepared = runtime.flows.prepare({"name": "keep", "steps": [], "output": {"$input": "v"}})
-    runtime.flows.store(prepared)
+    await runtime.flows.store(prepared)
     record = await runtime.wait(runtime.submit(prepared, [{"v": 41}]))
     await runtime.close()
     reopened, _ = make_runtime(tmp_path, store)
-    again = reopened.get_run(record.run_id)
+    await reopened.start()
+    await reopened.connected()
+    again = await reopened.get_run(record.run_id)
     assert again is not None and again.status == "completed" and again.item_outcomes == [41] and again.flow_name == "keep"
-    assert reopened.flows.get(prepared.flow_id) is not None
+    assert await reopened.flows.get(prepared.flow_id) is not None
+    await reopened.close()

@@ -164,7 +164,7 @@ def test_a_static_plan_offers_the_steps_demand_would(name: str, flow_data: dict[
     """Run each flow's schedule to the end (a step at a time, last ready first), comparing the
     plan's answer with the demand walk's at every point."""
     prepared = prepare("id", parse_flow(flow_data), flow_data)
-    scope, started = ItemScope({}, {}), set()
+    scope, started = ItemScope({}, {}), set[int]()
     while True:
         ready = demanded_ready_steps(prepared, scope, started)
         assert ready_steps(prepared, scope, started) == ready

@@ -56,7 +56,7 @@ async def test_executions_alternate_over_the_urls_and_answers_go_back_where_aske
     for n in range(6):
         output = await both.execute(execute_request("/ask", {"calls": [BLOB_PUT], "n": n}))
         assert "result" in output["answers"][0]
-    for pod, count in zip(pods, before):
+    for pod, count in zip(pods, before, strict=True):
         assert len(pod.executes()) - count == 3
         assert {headers["stepflow-instance-id"] for headers, _ in pod.callback_answers()} == {pod.instance_id}
     assert both.health().detail["urls"] == [pods[0].url, pods[1].url]

@@ -114,7 +114,7 @@ async def test_the_plugin_works_the_same_over_an_httpx_transport() -> None:
     await plugin.start()
     try:
         observability = Observability(run_id="run-1", flow_id="flow-1", step_id="step-1")
-        request = ExecuteRequest(component="/double", input={"value": 21}, attempt=1, observability=observability, callbacks=None)  # type: ignore[arg-type]
+        request = ExecuteRequest(component="/double", input={"value": 21}, attempt=1, observability=observability, callbacks=None)  # type: ignore[arg-type]  # the demo /double never calls back, so no Callbacks are needed
         assert await plugin.execute(request) == {"doubled": 42}
     finally:
         await plugin.close()

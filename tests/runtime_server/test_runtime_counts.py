@@ -17,6 +17,7 @@ from runtime_server.plugins.base import ExecuteRequest, PluginHealth
 from runtime_server.runs.record import RunRecord
 from runtime_server.runs.store import MemoryRunStore
 from runtime_server.runtime import Runtime
+from wire_protocol.messages import ComponentInfo
 
 FLOW = {
     "name": "counted",
@@ -45,6 +46,9 @@ class GatedPlugin:
 
     def health(self) -> PluginHealth:
         return PluginHealth(True)
+
+    async def list_components(self) -> list[ComponentInfo]:
+        return []
 
     async def execute(self, request: ExecuteRequest) -> Any:
         self.waiting += 1
@@ -130,10 +134,8 @@ async def test_a_waiter_given_up_leaves_the_run_and_the_other_waiters_alone() ->
 class FailingAtTheEnd(MemoryRunStore):
     """A run store that cannot keep a finished run (a full disk, a locked database)."""
 
-    def put(self, record: RunRecord) -> None:
-        if record.finished:
-            raise OSError("disk full")
-        super().put(record)
+    def ended(self, record: RunRecord) -> None:
+        raise OSError("disk full")
 
 
 @pytest.mark.anyio

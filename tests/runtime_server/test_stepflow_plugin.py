@@ -145,7 +145,7 @@ async def test_starts_with_the_fleet_down_and_connects_when_it_comes_up(tmp_path
         await asyncio.sleep(0.3)
         health = plugin.health()
         assert not health.healthy and "initialize failed" in health.detail["lastError"]
-        with pytest.raises(TransportFailed, match="cannot reach http://127.0.0.62:8080"):
+        with pytest.raises(TransportFailed, match=r"cannot reach http://127.0.0.62:8080"):
             await plugin.execute(execute_request("/double", {"value": 1}))
         pod = await asyncio.to_thread(start_pod, "upstream", address, tmp_path)
         try:
@@ -248,7 +248,7 @@ async def test_silent_stream_ends_at_the_idle_deadline(scripted: StepflowHttpPlu
 
 @pytest.mark.anyio
 async def test_total_deadline_of_the_request_wins(scripted: StepflowHttpPlugin) -> None:
-    with pytest.raises(TransportFailed, match="within the 0.3s deadline"):
+    with pytest.raises(TransportFailed, match=r"within the 0.3s deadline"):
         await scripted.execute(execute_request("/silent", {}, deadline_seconds=0.3))
 
 

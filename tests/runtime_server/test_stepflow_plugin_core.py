@@ -36,7 +36,7 @@ def test_malformed_event_is_a_protocol_error() -> None:
 
 
 def test_result_without_output_is_a_transport_failure() -> None:
-    with pytest.raises(TransportFailed, match="not {\"output\": ...}"):
+    with pytest.raises(TransportFailed, match=r"not {\"output\": ...}"):
         outcome_of(jsonrpc.decode_envelope(b'{"jsonrpc":"2.0","id":"x","result":{"out":1}}'))
 
 

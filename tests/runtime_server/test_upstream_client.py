@@ -35,15 +35,15 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 async def store_raw(client: StepflowClient, flow: dict[str, Any]) -> StoreFlowResponse:
     """``POST /flows`` through the client's own transport and response model.
 
-    ``client.store_flow`` cannot be used with any real flow: the 0.9.2 client parses the
-    flow locally first and its ValueExpr model rejects every ``$step``/``$input``
-    ("Multiple matches found"); its FlowSchema also wants the Rust struct's shape.
+    ``client.store_flow`` cannot take a flow as a dict: the 0.9.2 client parses it locally
+    first and its ValueExpr model rejects every ``$step``/``$input`` ("Multiple matches
+    found"). A ``FlowBuilder`` flow it can: tests/interop/test_upstream_client.py.
     """
     api = client._api_client
     params = api.param_serialize("POST", "/flows", header_params={"Content-Type": "application/json", "Accept": "application/json"}, body={"flow": flow, "dryRun": False})
     response = await api.call_api(*params)
     await response.read()
-    return api.response_deserialize(response, {"200": "StoreFlowResponse"}).data
+    return api.response_deserialize(response, {"200": "StoreFlowResponse"}).data  # type: ignore[return-value]  # the generated client types data as str; the map picks the model
 
 
 @pytest.mark.anyio
@@ -60,7 +60,7 @@ async def test_upstream_client_stores_runs_and_reads_back(base_url: str) -> None
         assert created.result.to_dict() == case["output"]
         run = await RunApi(client._api_client).get_run(created.run_id)
         assert run.run_id == created.run_id and run.flow_id == stored.flow_id
-        assert run.inputs == [case["input"]] and run.items.completed == 1
+        assert run.inputs == [case["input"]] and run.items is not None and run.items.completed == 1
         steps = await RunApi(client._api_client).get_run_steps(created.run_id)
         assert set(steps.steps) == {"put_blob", "get_blob"}
         batch = await client.run(stored.flow_id, [c["input"] for c in flow["test"]["cases"]], max_concurrency=1)

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from starlette.types import Receive, Scope, Send
 
 from serving.protocol import ServerProtocol
-from starlette.types import Receive, Scope, Send
 
 ADDRESS = "127.0.0.57"
 

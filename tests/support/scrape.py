@@ -32,7 +32,7 @@ class Snapshot:
     by_service: dict[str, list[Sample]]
 
     @classmethod
-    def take(cls, urls: dict[str, list[str]]) -> "Snapshot":
+    def take(cls, urls: dict[str, list[str]]) -> Snapshot:
         return cls({service: [sample for url in service_urls for sample in scrape(url)] for service, service_urls in urls.items()})
 
     def total(self, service: str, name: str, **labels: str) -> float:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import stepflow_orchestrator
 
+from tests.e2e.scripted_pod import ScriptedPod
+from tests.support.netns import inside_new_netns
 from tests.support.processes import REPO_ROOT, ManagedProcess
 from tests.support.runtime import start_runtime_with_text
 
@@ -69,3 +71,16 @@ def both_servers(config_yaml: str, log_dir: Path, upstream_port: int = 7840, our
             ours.stop()
     finally:
         upstream.stop()
+
+
+@contextlib.contextmanager
+def both_servers_with_scripted_pod(log_dir: Path, pod_host: str, pod_port: int, netns_prefix: str) -> Iterator[Servers]:
+    """Both servers on ``corpus_config`` with a scripted pod (tests/e2e/scripted_pod.py) for ``/python/...``,
+    all in a network namespace of their own."""
+    with inside_new_netns(netns_prefix):
+        pod = ScriptedPod(pod_host, pod_port).start()
+        try:
+            with both_servers(corpus_config(pod.url), log_dir) as servers:
+                yield servers
+        finally:
+            pod.stop()

@@ -7,13 +7,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from telemetry.log_batching import FLUSH_SECONDS, batch_log_writes
 from telemetry.logs import configure_logging, log_event, send_events_to
 
-FIELDS = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
+FIELDS: dict[str, Any] = {"decision": "round_robin", "instance_id": "pod-1", "status": 200, "duration_ms": 0.25, "request_id": None}
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def captured() -> Iterator[tuple[io.StringIO, asyncio.AbstractEventLoop]]:
     loop = asyncio.new_event_loop()
     configure_logging("affinity-proxy")
     out = io.StringIO()
-    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
+    logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]  # configure_logging installs a StreamHandler first
     try:
         yield out, loop
     finally:
@@ -71,11 +72,11 @@ def test_lines_outside_the_event_loop_and_after_detach_go_straight_out(captured:
     stream.detach()
     log_event(runtime, "runtime_stopped")
     assert [line["event"] for line in _lines(out)] == ["runtime_starting", "run_finished", "runtime_stopped"]
-    assert logging.getLogger().handlers[0].stream is out  # type: ignore[attr-defined]
+    assert logging.getLogger().handlers[0].stream is out  # type: ignore[attr-defined]  # configure_logging installs a StreamHandler first
 
 
 def test_hot_path_lines_honour_the_logger_level(captured: tuple[io.StringIO, asyncio.AbstractEventLoop]) -> None:
-    out, loop = captured
+    out, _ = captured
     stream = batch_log_writes()
     assert stream is not None
     route = logging.getLogger("affinity_proxy.route")

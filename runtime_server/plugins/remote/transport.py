@@ -33,7 +33,9 @@ class Response(Protocol):
     """What the plugin reads of an answer: httpx.Response has it, and so has ``Answer``."""
 
     status_code: int
-    content: bytes
+
+    @property
+    def content(self) -> bytes: ...
 
     @property
     def headers(self) -> Mapping[str, str]: ...

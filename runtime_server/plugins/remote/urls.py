@@ -27,14 +27,13 @@ def plugin_urls(plugin_name: str, options: dict[str, Any]) -> tuple[str, ...]:
         for index, url in enumerate(urls):
             _check(plugin_name, f"urls[{index}]", url)
         return tuple(urls)
-    url = options.get("url")
-    _check(plugin_name, "url", url)
-    return (url,)
+    return (_check(plugin_name, "url", options.get("url")),)
 
 
-def _check(plugin_name: str, key: str, url: Any) -> None:
+def _check(plugin_name: str, key: str, url: Any) -> str:
     if not isinstance(url, str) or not url.startswith(_SCHEMES):
         raise SettingsError(f"plugin {plugin_name!r}: '{key}' must be an http:// or https:// URL, got {url!r}")
+    return url
 
 
 class Rotation:

@@ -1,0 +1,260 @@
+"""The durable store on PostgreSQL, through asyncpg and a connection pool.
+
+asyncpg was chosen by measurement (docs/decisions.md, "Durable store: asyncpg"). A group
+commit is one transaction with one ``executemany`` per table. Migrations run at start under
+an advisory lock, so two runtimes starting at once apply each migration once. Errors are
+described without the password (``database_url.redact``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from runtime_server.runs.clock import now_ns
+from runtime_server.runs.database_url import redact
+from runtime_server.runs.durable_store import StoreUnavailable
+from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS
+from runtime_server.runs.rows import Batch, JournalRow, RunRow, RunsLost
+from runtime_server.runs.schema import VERSION_TABLE, SchemaError, pending
+from runtime_server.runs.store import RunQuery
+
+MIGRATION_LOCK = 0x5354_4550  # "STEP": the advisory lock key the runtimes agree on
+EVICT_CHUNK = 10_000
+CONNECT_TIMEOUT_SECONDS = 5.0
+NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+"""The database's clock: every replica's lease is judged by the same clock, whatever the nodes' own say."""
+FORGET_DEAD_AFTER_MS = 3_600_000
+"""A dead replica's lease row, with no runs left, is deleted after an hour (pod names come and go)."""
+ENDED_CHANNEL, CANCEL_CHANNEL = "stepflow_run_ended", "stepflow_run_cancel"
+_FILTERS = (("status", "status"), ("flow_name", "flow_name"), ("root_run_id", "root_run_id"), ("parent_run_id", "parent_run_id"))
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (run_id) DO NOTHING"
+_INSERT_ENTRY = "INSERT INTO journal VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING"
+_END_RUN = "UPDATE runs SET status = $1, completed_ns = $2, counts = $3 WHERE run_id = $4"
+_INSERT_BLOB = """INSERT INTO blobs VALUES ($1, $2, $3)
+    ON CONFLICT (blob_id) DO UPDATE SET blob_type = 'flow' WHERE blobs.blob_type != 'flow' AND excluded.blob_type = 'flow'
+    RETURNING (xmax = 0) AS inserted"""
+
+
+_LASTING = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError, SchemaError, ValueError)
+"""Errors that waiting does not cure: wrong password or user, no such database, a newer schema, a malformed URL."""
+
+
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, database_url: str, auto_migrate: bool = True, pool_size: int = 8) -> None:
+        self._url = database_url
+        self._auto_migrate = auto_migrate
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        try:
+            pool = await asyncpg.create_pool(
+                self._url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=30, reset=_keep_session
+            )
+            async with pool.acquire() as connection:
+                await self._migrate(connection)
+        except _LASTING as error:
+            raise StoreUnavailable(self.describe(error), lasting=True) from None
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise StoreUnavailable(self.describe(error)) from None
+        self._pool = pool
+
+    async def _migrate(self, connection: Any) -> None:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await connection.execute(VERSION_TABLE)
+            current = await connection.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for number, statements in pending("postgres", current, self._auto_migrate):
+                async with connection.transaction():
+                    for statement in statements:
+                        await connection.execute(statement)
+                    await connection.execute("INSERT INTO schema_version VALUES ($1, $2)", number, now_ns())
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 5.0)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
+
+    async def commit(self, batch: Batch) -> None:
+        async with self._db.acquire() as connection, connection.transaction():
+            if batch.fence is not None:
+                await _check_fence(connection, batch)
+            if batch.blobs:
+                await _insert_blobs(connection, batch.blobs)
+            if batch.runs:
+                before = await connection.fetchval("SELECT COUNT(*) FROM runs WHERE run_id = ANY($1::text[])", [row.run_id for row in batch.runs])
+                await connection.executemany(_INSERT_RUN, batch.runs)
+                await connection.execute("UPDATE store_sizes SET runs = runs + $1", len(batch.runs) - before)
+            if batch.entries:
+                await connection.executemany(_INSERT_ENTRY, batch.entries)
+            if batch.ends:
+                await connection.executemany(_END_RUN, batch.ends)
+                await connection.execute(f"SELECT pg_notify('{ENDED_CHANNEL}', run_id) FROM unnest($1::text[]) AS run_id", [end.run_id for end in batch.ends])
+
+    async def run(self, run_id: str) -> tuple[RunRow, list[JournalRow]] | None:
+        async with self._db.acquire() as connection:
+            row = await connection.fetchrow(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = $1", run_id)
+            if row is None:
+                return None
+            entries = await connection.fetch("SELECT * FROM journal WHERE run_id = $1 ORDER BY seq", run_id)
+        return RunRow(*row), [JournalRow(*entry) for entry in entries]
+
+    async def runs(self, query: RunQuery) -> list[RunRow]:
+        clauses, values = [], []
+        for attribute, column in _FILTERS:
+            value = getattr(query, attribute)
+            if value is not None:
+                values.append(value)
+                clauses.append(f"{column} = ${len(values)}")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY created_ns DESC LIMIT ${len(values) + 1} OFFSET ${len(values) + 2}"
+        return [RunRow(*row) for row in await self._db.fetch(sql, *values, query.limit, query.offset)]
+
+    async def run_id_submitted_as(self, submit_key: str) -> str | None:
+        return await self._db.fetchval("SELECT run_id FROM runs WHERE submit_key = $1", submit_key)
+
+
+    async def delete_run(self, run_id: str) -> bool:
+        async with self._db.acquire() as connection, connection.transaction():
+            return await _delete_runs(connection, [run_id]) > 0
+
+    async def blob(self, blob_id: str) -> tuple[bytes, str] | None:
+        row = await self._db.fetchrow("SELECT body, blob_type FROM blobs WHERE blob_id = $1", blob_id)
+        return None if row is None else (bytes(row[0]), row[1])
+
+    async def delete_blob(self, blob_id: str) -> bool:
+        async with self._db.acquire() as connection, connection.transaction():
+            size = await connection.fetchval("DELETE FROM blobs WHERE blob_id = $1 RETURNING LENGTH(body)", blob_id)
+            if size is not None:
+                await connection.execute("UPDATE store_sizes SET blobs = blobs - 1, blob_bytes = blob_bytes - $1", size)
+            return size is not None
+
+    async def evict(self, max_runs: int, finished_before_ns: int) -> int:
+        async with self._db.acquire() as connection, connection.transaction():
+            aged = await connection.fetch(
+                "SELECT run_id FROM runs WHERE status != 'running' AND completed_ns < $1 ORDER BY completed_ns LIMIT $2", finished_before_ns, EVICT_CHUNK
+            )
+            evicted = await _delete_runs(connection, [row[0] for row in aged])
+            excess = min(await connection.fetchval("SELECT runs FROM store_sizes") - max_runs, EVICT_CHUNK)
+            if excess > 0:
+                oldest = await connection.fetch("SELECT run_id FROM runs WHERE status != 'running' ORDER BY completed_ns LIMIT $1", excess)
+                evicted += await _delete_runs(connection, [row[0] for row in oldest])
+            return evicted
+
+    # -- leases (docs/durable-runs.md, "Replicas") -------------------------------------------
+
+    async def acquire_lease(self, owner: str, ttl_ms: int) -> int:
+        return int(await self._db.fetchval(
+            f"""INSERT INTO leases VALUES ($1, nextval('lease_epochs'), {NOW_MS} + $2) ON CONFLICT (orchestrator_id)
+                DO UPDATE SET epoch = nextval('lease_epochs'), expires_at_ms = {NOW_MS} + $2 RETURNING epoch""",
+            owner, ttl_ms,
+        ))
+
+    async def renew_lease(self, owner: str, epoch: int, ttl_ms: int) -> bool:
+        sql = f"UPDATE leases SET expires_at_ms = {NOW_MS} + $3 WHERE orchestrator_id = $1 AND epoch = $2 AND expires_at_ms > {NOW_MS} RETURNING 1"
+        return await self._db.fetchval(sql, owner, epoch, ttl_ms) is not None
+
+    async def release_lease(self, owner: str, epoch: int) -> None:
+        await self._db.execute("UPDATE leases SET expires_at_ms = 0 WHERE orchestrator_id = $1 AND epoch = $2", owner, epoch)
+
+    async def expired_owners(self, owner: str) -> list[str]:
+        rows = await self._db.fetch(f"SELECT orchestrator_id FROM leases WHERE expires_at_ms <= {NOW_MS} AND orchestrator_id <> $1", owner)
+        return [row[0] for row in rows]
+
+    async def claim_runs(self, previous: str, owner: str, epoch: int, limit: int) -> list[tuple[str, bool]]:
+        """Take up to ``limit`` unfinished runs of ``previous`` (its lease expired, or it is us at an
+        older epoch); a peer whose lease is gone and who has no runs left loses its lease row."""
+        async with self._db.acquire() as connection, connection.transaction():
+            if previous != owner and not await connection.fetchval(f"SELECT 1 FROM leases WHERE orchestrator_id = $1 AND expires_at_ms <= {NOW_MS} FOR UPDATE", previous):
+                return []  # it renewed meanwhile: its runs stay its own
+            rows = await connection.fetch(
+                """UPDATE runs SET owner = $2, owner_epoch = $3 WHERE run_id IN (
+                       SELECT run_id FROM runs WHERE owner = $1 AND status = 'running' AND NOT (owner = $2 AND owner_epoch = $3)
+                       ORDER BY created_ns LIMIT $4 FOR UPDATE SKIP LOCKED)
+                   RETURNING run_id, cancel_requested""",
+                previous, owner, epoch, limit,
+            )
+            if previous != owner and len(rows) < limit:  # nothing left of it: forget it once it has been gone a while
+                await connection.execute(
+                    f"""DELETE FROM leases WHERE orchestrator_id = $1 AND expires_at_ms < {NOW_MS} - $2
+                        AND NOT EXISTS (SELECT 1 FROM runs WHERE owner = $1 AND status = 'running')""",
+                    previous, FORGET_DEAD_AFTER_MS,
+                )
+        return [(row[0], bool(row[1])) for row in rows]
+
+    async def request_cancel(self, run_id: str) -> bool:
+        async with self._db.acquire() as connection, connection.transaction():
+            owner = await connection.fetchval("UPDATE runs SET cancel_requested = TRUE WHERE run_id = $1 AND status = 'running' RETURNING owner", run_id)
+            if owner is not None:
+                await connection.execute(f"SELECT pg_notify('{CANCEL_CHANNEL}', $1)", run_id)
+        return owner is not None
+
+    async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> Any:
+        """A connection of its own that hears runs end and cancels asked of us; the caller closes it."""
+        connection = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
+        await connection.add_listener(ENDED_CHANNEL, lambda _c, _p, _ch, payload: on_ended(payload))
+        await connection.add_listener(CANCEL_CHANNEL, lambda _c, _p, _ch, payload: on_cancel(payload))
+        return connection
+
+    async def sizes(self) -> tuple[int, int, int]:
+        row = await self._db.fetchrow("SELECT runs, blobs, blob_bytes FROM store_sizes")
+        return row[0], row[1], row[2]
+
+    def describe(self, error: BaseException) -> str:
+        return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
+
+
+
+async def _keep_session(connection: Any) -> None:
+    """No reset when a connection goes back to the pool (asyncpg's default costs a round trip per use,
+    1.7-2.5x on reads: docs/benchmarks.md): nothing here leaves session state behind (the migration lock
+    is released explicitly, listeners have a connection of their own)."""
+
+
+async def _check_fence(connection: Any, batch: Batch) -> None:
+    """Refuse the whole batch if it writes to a run this owner no longer holds at its epoch (the
+    rows stay locked until the commit, so no claim slips in between)."""
+    assert batch.fence is not None
+    run_ids = batch.existing_run_ids()
+    if not run_ids:
+        return
+    owner, epoch = batch.fence
+    rows = await connection.fetch("SELECT run_id, owner, owner_epoch FROM runs WHERE run_id = ANY($1::text[]) FOR SHARE", list(run_ids))
+    held = {row[0] for row in rows if row[1] == owner and row[2] == epoch}
+    if held != run_ids:
+        raise RunsLost(run_ids - held)
+
+
+async def _insert_blobs(connection: Any, blobs: list[tuple[str, str, bytes]]) -> None:
+    added = added_bytes = 0
+    for blob_id, blob_type, body in blobs:
+        if await connection.fetchval(_INSERT_BLOB, blob_id, blob_type, body):
+            added, added_bytes = added + 1, added_bytes + len(body)
+    if added:
+        await connection.execute("UPDATE store_sizes SET blobs = blobs + $1, blob_bytes = blob_bytes + $2", added, added_bytes)
+
+
+async def _delete_runs(connection: Any, run_ids: list[str]) -> int:
+    if not run_ids:
+        return 0
+    deleted = await connection.fetch("DELETE FROM runs WHERE run_id = ANY($1::text[]) RETURNING run_id", run_ids)
+    await connection.execute("DELETE FROM journal WHERE run_id = ANY($1::text[])", [row[0] for row in deleted])
+    await connection.execute("UPDATE store_sizes SET runs = runs - $1", len(deleted))
+    return len(deleted)
