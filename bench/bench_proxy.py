@@ -197,7 +197,7 @@ def start_pods(kind: str, workdir: Path) -> list[ManagedProcess]:
         return [start_pod(kind, address, workdir) for address in PODS]
     script = str(Path(__file__).with_name("fast_pod.py"))
     pods = [python_process(f"fast-pod-{address}", [script, f"{address}:{POD_PORT}", fast_instance_id(address)], workdir).start() for address in PODS]
-    for pod, address in zip(pods, PODS):
+    for pod, address in zip(pods, PODS, strict=True):
         pod.wait_healthy(f"http://{address}:{POD_PORT}/health")
     return pods
 

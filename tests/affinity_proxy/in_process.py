@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from affinity_proxy.client import ClientConnection
 from affinity_proxy.config import HostPort, ProxyConfig
-from affinity_proxy.membership import Healthy, Member, NotReady
+from affinity_proxy.membership import Healthy, Member, NotReady, ProbeOutcome
 from affinity_proxy.proxy import Proxy
 from affinity_proxy.upstream import UpstreamConnection
 
@@ -83,7 +83,8 @@ class Rig:
         self.proxy = Proxy(config)
         pods, draining = list(pods), list(draining)
         addresses = {pod: f"10.0.0.{index + 1}" for index, pod in enumerate(pods + draining)}
-        probes = {addresses[pod]: Healthy(pod) for pod in pods} | {addresses[pod]: NotReady(pod) for pod in draining}
+        probes: dict[str, ProbeOutcome] = {addresses[pod]: Healthy(pod) for pod in pods}
+        probes.update({addresses[pod]: NotReady(pod) for pod in draining})
         self.proxy.membership.refresh(list(probes), probes)
 
     def member(self, instance_id: str) -> Member:

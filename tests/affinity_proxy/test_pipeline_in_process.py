@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ RELAYED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length:
 SPLITS = ["whole", "bytes", "odd"]
 
 
-def in_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async test in a fresh event loop (the fake transports schedule their callbacks on it)."""
 
     @functools.wraps(test)
@@ -65,7 +66,7 @@ async def test_a_request_and_its_answer_pass_byte_exact(request_split: str, answ
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
 async def test_request_heads_keep_their_spelling_when_they_came_in_one_read(how: str) -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     feed(client, b"GET /x HTTP/1.1\r\nHost: p\r\nX-Mixed-Case: A\r\n\r\n", how)
     expected = b"GET /x HTTP/1.1\r\nHost: p\r\nX-Mixed-Case: A\r\n" if how == "whole" else b"GET /x HTTP/1.1\r\nhost: p\r\nx-mixed-case: A\r\n"
     assert transport(pod).received == expected + VIA + b"\r\n", "as it came from one read; rebuilt (names lower-cased) from pieces"
@@ -73,7 +74,7 @@ async def test_request_heads_keep_their_spelling_when_they_came_in_one_read(how:
 
 @in_loop
 async def test_keep_alive_reuses_the_pod_connection_one_write_each_way_per_request() -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     for _ in range(3):
         feed(client, REQUEST)
         feed(pod, ANSWER)
@@ -84,7 +85,7 @@ async def test_keep_alive_reuses_the_pod_connection_one_write_each_way_per_reque
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
 async def test_pipelined_requests_are_answered_in_order(how: str) -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     second = REQUEST.replace(b"POST / ", b"POST /second ")
     feed(client, REQUEST + second, how)
     assert transport(pod).take() == FORWARDED, "the second request waits until the first is answered"
@@ -99,7 +100,7 @@ async def test_pipelined_requests_are_answered_in_order(how: str) -> None:
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
 async def test_expect_100_continue_is_answered_by_the_proxy(how: str) -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     head, _, payload = REQUEST.partition(b"\r\n\r\n")
     feed(client, head + b"\r\nexpect: 100-continue\r\n\r\n", how)
     assert transport(client).take() == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -127,7 +128,7 @@ async def test_head_answers_carry_no_body_and_the_next_request_still_works() -> 
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
 async def test_http_1_0_client_gets_a_chunked_answer_delimited_by_close(how: str) -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     feed(client, b"GET /s HTTP/1.0\r\nhost: p\r\n\r\n", how)
     assert transport(pod).received == b"GET /s HTTP/1.1\r\nhost: p\r\n" + VIA + b"\r\n", "the pod hop is HTTP/1.1"
     feed(pod, b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n7\r\ndata: 1\r\n7\r\ndata: 2\r\n0\r\n\r\n", how)
@@ -154,7 +155,7 @@ async def test_close_delimited_answer_is_rechunked_for_an_http_1_1_client(how: s
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
 async def test_chunked_bodies_both_ways(how: str) -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     feed(client, b"POST /up HTTP/1.1\r\nhost: p\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", how)
     forwarded = transport(pod).received
     assert forwarded.startswith(b"POST /up HTTP/1.1\r\nhost: p\r\n" + VIA + b"transfer-encoding: chunked\r\n\r\n")
@@ -168,7 +169,7 @@ async def test_chunked_bodies_both_ways(how: str) -> None:
 
 @in_loop
 async def test_sse_events_leave_as_they_arrive() -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     feed(client, REQUEST)
     feed(pod, b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
     assert transport(client).take().endswith(b"transfer-encoding: chunked\r\n\r\n")
@@ -190,7 +191,7 @@ async def test_a_pod_closing_mid_answer_closes_the_client_without_the_last_chunk
 
 @in_loop
 async def test_a_pod_closing_before_answering_gets_a_502() -> None:
-    rig, pod, client = one_pod()
+    _, pod, client = one_pod()
     feed(client, REQUEST)
     transport(pod).close()
     await turn()
@@ -278,6 +279,6 @@ def _dechunk(data: bytes) -> bytes:
         out, data = out + rest[:size], rest[size + 2 :]
 
 
-def _error(response: bytes) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _error(response: bytes) -> tuple[int, dict[str, Any]]:
     head, _, payload = response.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), json.loads(payload)["error"]
