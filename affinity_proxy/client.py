@@ -1,9 +1,10 @@
 """The client side of the proxy: one HTTP/1.1 keep-alive connection from the runtime.
 
-httptools parses requests; each becomes an ``Exchange`` (forwarded to a pod) or a local
-answer (the proxy's own ``/health`` and views). Requests on one connection are answered
+httptools parses requests; each becomes a forwarded exchange (``pipeline.Exchange``) or a
+local answer (the proxy's own ``/health`` and views). Requests on one connection are answered
 in order; a pipelined request waits, with reading paused, until the one before is done.
-Malformed or oversized requests get a JSON answer and the connection is closed.
+Malformed or oversized requests get a JSON answer and the connection is closed. The
+connection knows what it forwards only through the narrow ``Forwarded`` interface.
 """
 
 from __future__ import annotations
@@ -12,20 +13,36 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 
-from affinity_proxy import answers, instance_ids
-from affinity_proxy.forwarding import Exchange, RequestHead
-from affinity_proxy.http1 import Framing, Headers
+from affinity_proxy import answers
+from affinity_proxy.config import ProxyConfig
+from affinity_proxy.http1 import Headers
+from affinity_proxy.pipeline import ClientSide, RequestHead
 from telemetry.logs import log_event
-
-if TYPE_CHECKING:
-    from affinity_proxy.proxy import Proxy
 
 LocalAnswer = Callable[[bytes, bytes], bytes | None]
 """(method, target) -> a complete response made by the proxy, or None to forward the request."""
+
+
+class Forwarded(Protocol):
+    """A request on its way to a pod, as the client connection drives it."""
+
+    head: RequestHead
+    keep_alive: bool
+    request_done: bool
+
+    def request_body(self, data: bytes) -> None: ...
+    def request_complete(self) -> None: ...
+    def start(self, done: Callable[[Forwarded], None]) -> None: ...
+    def client_writable(self, writable: bool) -> None: ...
+    def client_lost(self) -> None: ...
+
+
+OpenExchange = Callable[[RequestHead, ClientSide], "Forwarded | str"]
+"""The request filter: an exchange for a request to forward, or why it can never be forwarded (a 400)."""
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 logger = logging.getLogger("affinity_proxy.client")
@@ -47,16 +64,16 @@ class _Local:
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, proxy: Proxy, local_answer: LocalAnswer, forwards: bool = True) -> None:
-        self.proxy = proxy
+    def __init__(self, config: ProxyConfig, local_answer: LocalAnswer, open_exchange: OpenExchange | None) -> None:
+        """``open_exchange`` None: a listener that answers locally only (the metrics port)."""
         self._local_answer = local_answer
-        self._forwards = forwards
-        self._config = proxy.config
+        self._open_exchange = open_exchange
+        self._config = config
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self._queue: deque[Exchange | _Local] = deque()
-        self._parsing: Exchange | _Local | None = None
-        self._current: Exchange | _Local | None = None
+        self._queue: deque[Forwarded | _Local] = deque()
+        self._parsing: Forwarded | _Local | None = None
+        self._current: Forwarded | _Local | None = None
         self._url = b""
         self._headers: Headers = []
         self._head_bytes = 0
@@ -66,8 +83,13 @@ class ClientConnection(asyncio.Protocol):
         """Loop time the connection went idle (no request in progress), None while busy."""
         self._reading_paused = False
         self._closing = False
-        self._head_too_large = False
+        self._too_large = False
         self._held: list[bytes] | None = None
+        self._between_messages = True
+        self._read: bytes | None = None
+        """The read being parsed while it may begin with a request; None once a request began inside it."""
+        self._raw: bytes | None = None
+        """The read the request being parsed began with (its head then is a prefix), or None."""
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,12 +101,13 @@ class ClientConnection(asyncio.Protocol):
         """A request starts once this read is parsed, so a head and the body that came with it leave in one write."""
         if self._closing:
             return
+        self._read = data if self._between_messages else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(501, "protocol upgrades are not supported by the proxy")
         except httptools.HttpParserError as exc:
-            if self._head_too_large:
+            if self._too_large:
                 self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
@@ -95,16 +118,16 @@ class ClientConnection(asyncio.Protocol):
         self._closing = True
         self._stop_idle_timer()
         for item in [self._current, *self._queue]:
-            if isinstance(item, Exchange):
+            if item is not None and not isinstance(item, _Local):
                 item.client_lost()
         self._queue.clear()
 
     def pause_writing(self) -> None:
-        if isinstance(self._current, Exchange):
+        if self._current is not None and not isinstance(self._current, _Local):
             self._current.client_writable(False)
 
     def resume_writing(self) -> None:
-        if isinstance(self._current, Exchange):
+        if self._current is not None and not isinstance(self._current, _Local):
             self._current.client_writable(True)
 
     # -- used by exchanges -------------------------------------------------------------
@@ -132,33 +155,37 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._idle_since = None
         self._url, self._headers, self._head_bytes = b"", [], 0
+        self._raw, self._read, self._between_messages = self._read, None, False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head_bytes(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._config.max_header_bytes:
+            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._count_head_bytes(len(name) + len(value) + 4)
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._config.max_header_bytes:
+            self._head_too_large()
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         method = parser.get_method()
         keep_alive = parser.should_keep_alive()
         local = self._local_answer(method, self._url)
-        if local is not None or not self._forwards:
-            item: Exchange | _Local = _Local(local or self._not_here(), keep_alive)
+        if local is not None or self._open_exchange is None:
+            item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive)
         else:
-            framing, length = self._request_framing()
-            if length > self._config.max_body_bytes:
-                self._reject(413, f"request body of {length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
+            head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0", self._raw_head(method))
+            if head.content_length > self._config.max_body_bytes:
+                self._reject(413, f"request body of {head.content_length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
                 return
-            head = RequestHead(method, self._url, self._headers, framing, keep_alive, parser.get_http_version() == "1.0")
-            problem = self._instance_id_problem(head)
-            if problem is not None:
-                self._reject(400, problem)
+            opened = self._open_exchange(head, self)
+            if isinstance(opened, str):
+                self._reject(400, opened)
                 return
-            item = Exchange(self.proxy, self, head)
+            item = opened
         self._parsing = item
         self._queue.append(item)
         if self._current is not None or len(self._queue) > 1:
@@ -169,6 +196,7 @@ class ClientConnection(asyncio.Protocol):
             self._parsing.request_body(body)
 
     def on_message_complete(self) -> None:
+        self._between_messages = True
         item, self._parsing = self._parsing, None
         if item is None:
             return
@@ -190,7 +218,7 @@ class ClientConnection(asyncio.Protocol):
             self.write(CONTINUE)
         item.start(self._finished)
 
-    def _finished(self, item: Exchange | _Local) -> None:
+    def _finished(self, item: Forwarded | _Local) -> None:
         self._current = None
         if self._closing:
             return
@@ -204,31 +232,20 @@ class ClientConnection(asyncio.Protocol):
             self._mark_idle()
 
     # -- helpers ---------------------------------------------------------------------
-    def _request_framing(self) -> tuple[Framing, int]:
-        length = 0
-        for name, value in self._headers:
-            if name == b"transfer-encoding":
-                return Framing.CHUNKED, 0
-            if name == b"content-length":
-                length = int(value)
-        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
-
-    def _instance_id_problem(self, head: RequestHead) -> str | None:
-        """A pin that can never be honoured: two different ids, or an unknown id that is malformed or an address."""
-        if len(head.pins) > 1:
-            return f"{len(head.pins)} different Stepflow-Instance-Id headers: a request is pinned to one instance at most"
-        if head.instance_id is None or self.proxy.membership.find(head.instance_id) is not None:
+    def _raw_head(self, method: bytes) -> bytes | None:
+        """The head as it came, when the request began its read and the whole head is in it (the usual request)."""
+        raw, self._raw = self._raw, None
+        if raw is None or not raw.startswith(method):
             return None
-        return instance_ids.problem(head.instance_id)
+        end = raw.find(b"\r\n\r\n")
+        return raw[: end + 2] if end >= 0 else None
 
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
 
-    def _count_head_bytes(self, count: int) -> None:
-        self._head_bytes += count
-        if self._head_bytes > self._config.max_header_bytes:
-            self._head_too_large = True
-            raise ValueError("request head too large")
+    def _head_too_large(self) -> None:
+        self._too_large = True
+        raise ValueError("request head too large")
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""

@@ -9,6 +9,7 @@ client, delimited by closing the connection).
 from __future__ import annotations
 
 import enum
+import re
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -21,6 +22,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 
 class Framing(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons compared by identity; Enum's own hash runs in Python
     NONE = "none"
     """No body at all."""
     LENGTH = "length"
@@ -57,10 +59,6 @@ def request_line(method: bytes, target: bytes) -> bytes:
     return method + b" " + target + b" HTTP/1.1"
 
 
-def status_line(status: int, reason: bytes) -> bytes:
-    return b"HTTP/1.1 %d %s" % (status, reason)
-
-
 def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -72,15 +70,55 @@ def response_framing(upstream: Framing, client_http_1_0: bool) -> Framing:
     return Framing.CLOSE if client_http_1_0 else Framing.CHUNKED
 
 
-def body_framing(headers: Headers) -> Framing:
+_HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade)[ \t]*:", re.IGNORECASE)
+_CHUNKED_FIELD = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.IGNORECASE)
+_LENGTH_FIELD = re.compile(rb"\r\ncontent-length[ \t]*:", re.IGNORECASE)
+
+
+def body_framing(raw_head: bytes) -> Framing:
     """How a message with a body delimits it: chunked wins over a length; neither means until close."""
-    framing = Framing.CLOSE
-    for name, _ in headers:
-        if name == b"transfer-encoding":
-            return Framing.CHUNKED
-        if name == b"content-length":
-            framing = Framing.LENGTH
-    return framing
+    if _CHUNKED_FIELD.search(raw_head) is not None:
+        return Framing.CHUNKED
+    return Framing.LENGTH if _LENGTH_FIELD.search(raw_head) is not None else Framing.CLOSE
+
+
+def head_fields(raw_head: bytes) -> tuple[bytes, Headers]:
+    """The start line and the fields (names lower-cased) of a head the parser has already accepted."""
+    start, *lines = raw_head.split(CRLF)
+    fields = []
+    for line in lines:
+        if line:
+            name, _, value = line.partition(b":")
+            fields.append((name.lower(), value.strip(b" \t")))
+    return start, fields
+
+
+_REQUEST_HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade|expect)[ \t]*:", re.IGNORECASE)
+
+
+def forwarded_request_head(raw_head: bytes | None, method: bytes, target: bytes, headers: Headers, framing: Framing) -> bytes:
+    """The head a pod gets: the client's head as it came, plus ``Via``, when it is HTTP/1.1 with no
+    hop-by-hop or ``Expect`` field (the usual request); otherwise rebuilt from the parsed fields."""
+    if raw_head is not None:
+        line_end = raw_head.find(CRLF)
+        if raw_head[line_end - 9 : line_end] == b" HTTP/1.1" and _REQUEST_HOP_BY_HOP_FIELD.search(raw_head) is None:
+            return raw_head + _HEAD_ENDS[framing]
+    return encode_head(request_line(method, target), end_to_end(headers), framing)
+
+
+def relayed_response_head(raw_head: bytes, framing: Framing, close: bool) -> bytes:
+    """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without the blank line).
+
+    The usual head (HTTP/1.1, no hop-by-hop field) is passed as it came, plus ``Via`` and this
+    hop's framing field: one regex search instead of a rebuilt head. Anything else is rebuilt.
+    """
+    if not close and raw_head.startswith(b"HTTP/1.1 ") and _HOP_BY_HOP_FIELD.search(raw_head) is None:
+        return raw_head + _HEAD_ENDS[framing]
+    start, fields = head_fields(raw_head)
+    kept = end_to_end(fields)
+    if close and framing is not Framing.CLOSE:
+        kept.append((b"connection", b"close"))
+    return encode_head(b"HTTP/1.1 " + start.partition(b" ")[2], kept, framing)
 
 
 def status_has_no_body(status: int) -> bool:

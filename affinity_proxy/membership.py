@@ -54,15 +54,21 @@ class Member:
     in_dns: bool = True
     failures: int = 0
     in_flight: int = 0
+    pinned: int = 0
+    """Of the requests in flight, those pinned to this instance (its streams' callbacks)."""
     changed_at: float = 0.0
 
-    def acquire(self) -> None:
+    def acquire(self, pinned: bool = False) -> None:
         self.in_flight += 1
+        if pinned:
+            self.pinned += 1
 
-    def release(self) -> None:
+    def release(self, pinned: bool = False) -> None:
         """Never below zero, whatever order releases arrive in."""
         if self.in_flight > 0:
             self.in_flight -= 1
+        if pinned and self.pinned > 0:
+            self.pinned -= 1
 
     def view(self) -> dict[str, object]:
         return {
@@ -72,6 +78,7 @@ class Member:
             "in_dns": self.in_dns,
             "probe_failures": self.failures,
             "in_flight": self.in_flight,
+            "pinned_streams": self.pinned,
         }
 
 

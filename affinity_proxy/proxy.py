@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 
 from affinity_proxy import answers
-from affinity_proxy.client import ClientConnection, LocalAnswer
+from affinity_proxy.client import ClientConnection, Forwarded, LocalAnswer, OpenExchange
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
 from affinity_proxy.membership import Member, Membership, State
 from affinity_proxy.metrics import ProxyMetrics
-from affinity_proxy.selection import Selector
+from affinity_proxy.pipeline import ClientSide, Exchange, RequestHead, request_filter
+from affinity_proxy.routing import Selector
 from affinity_proxy.upstream import PodPool
 from telemetry.logs import log_event
 
@@ -40,6 +41,11 @@ class Proxy:
                 member.address, config.upstream.port, config.connect_timeout_seconds, config.pool_idle_seconds, config.pool_max_idle, self.clock
             )
         return pool
+
+    def open_exchange(self, head: RequestHead, client: ClientSide) -> Forwarded | str:
+        """The request filter (pipeline phase 1), then an exchange that runs the other phases."""
+        problem = request_filter(head, self.membership)
+        return problem if problem is not None else Exchange(self, client, head)
 
     def in_flight(self) -> int:
         return sum(member.in_flight for member in self.membership.members.values())
@@ -87,10 +93,10 @@ class Proxy:
     # -- serving ------------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event, drain_seconds: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
-        listeners = [await self._listen(loop, self.config.listen.host, self.config.listen.port, self.proxy_answer, forwards=True)]
+        listeners = [await self._listen(loop, self.config.listen.host, self.config.listen.port, self.proxy_answer, self.open_exchange)]
         if self.config.metrics_listen is not None:
             metrics = self.config.metrics_listen
-            listeners.append(await self._listen(loop, metrics.host, metrics.port, self.metrics_answer, forwards=False))
+            listeners.append(await self._listen(loop, metrics.host, metrics.port, self.metrics_answer, None))
         discovery = loop.create_task(self.discovery.run())
         log_event(logger, "proxy_listening", address=str(self.config.listen), upstream=str(self.config.upstream),
                   metrics=str(self.config.metrics_listen) if self.config.metrics_listen else None,
@@ -106,7 +112,7 @@ class Proxy:
             pool.close()
         log_event(logger, "proxy_stopped", in_flight=self.in_flight())
 
-    async def _listen(self, loop: asyncio.AbstractEventLoop, host: str, port: int, local: LocalAnswer, forwards: bool) -> asyncio.Server:
-        return await loop.create_server(lambda: ClientConnection(self, local, forwards), host, port, reuse_address=True, backlog=1024)
+    async def _listen(self, loop: asyncio.AbstractEventLoop, host: str, port: int, local: LocalAnswer, forward: OpenExchange | None) -> asyncio.Server:
+        return await loop.create_server(lambda: ClientConnection(self.config, local, forward), host, port, reuse_address=True, backlog=1024)
 
 

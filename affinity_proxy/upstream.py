@@ -14,13 +14,16 @@ from typing import Protocol
 
 import httptools
 
-from affinity_proxy.http1 import Framing, Headers, body_framing, status_has_no_body
+from affinity_proxy.http1 import Framing, body_framing, status_has_no_body
 
 
 class ResponseSink(Protocol):
     """What a connection reports to the exchange it carries."""
 
-    def response_head(self, status: int, reason: bytes, headers: Headers, framing: Framing) -> None: ...
+    request_done: bool
+
+    def response_head(self, status: int, raw_head: bytes, framing: Framing) -> None:
+        """``raw_head``: the head's lines as the pod sent them, each ending in CRLF, without the blank line."""
     def response_body(self, data: bytes) -> None: ...
     def response_complete(self) -> None: ...
     def upstream_lost(self) -> None: ...
@@ -38,13 +41,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.head_only = False
         self._parser = httptools.HttpResponseParser(self)
-        self._reason = b""
-        self._headers: Headers = []
+        self._head = b""
+        """The answer's head as read so far (the parser checks it; the proxy passes it on as it came)."""
+        self._in_head = False
         self._interim = False
+        self._until_close = False
+        """The answer being read has its body delimited by the connection's close."""
 
     # -- driving -------------------------------------------------------------------
     def attach(self, sink: ResponseSink, head_only: bool) -> None:
-        self.sink, self.head_only = sink, head_only
+        self.sink, self.head_only, self._in_head = sink, head_only, True
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -68,6 +74,8 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Everything one read produces (head, body pieces, end) leaves in one write, at once."""
         sink = self.sink
+        if self._in_head:
+            self._head += data
         if sink is not None:
             sink.hold_output(True)
         try:
@@ -84,9 +92,13 @@ class UpstreamConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """For an answer delimited by close, the close is its end (httptools never reports it)."""
         self.closed, self.reusable = True, False
         self.pool.forget(self)
-        self._lose()
+        if self._until_close and self.sink is not None:
+            self._finish()
+        else:
+            self._lose()
 
     def pause_writing(self) -> None:
         if self.sink is not None:
@@ -96,25 +108,20 @@ class UpstreamConnection(asyncio.Protocol):
         if self.sink is not None:
             self.sink.upstream_writable(True)
 
-    # -- httptools callbacks -------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._reason, self._headers = b"", []
-
-    def on_status(self, status: bytes) -> None:
-        self._reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.lower(), value))
-
+    # -- httptools callbacks (only these three: no Python call per header) ------------
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
+        end = self._head.find(b"\r\n\r\n")
+        raw_head, self._head = self._head[: end + 2], self._head[end + 4 :]
         self._interim = 100 <= status < 200
         if self._interim or self.sink is None:
-            return
+            return  # an interim answer (100 Continue: the proxy answered that itself) is dropped
+        self._in_head, self._head = False, b""
         if not self._parser.should_keep_alive():
             self.reusable = False
-        framing = Framing.NONE if self.head_only or status_has_no_body(status) else body_framing(self._headers)
-        self.sink.response_head(status, self._reason, self._headers, framing)
+        framing = Framing.NONE if self.head_only or status_has_no_body(status) else body_framing(raw_head)
+        self._until_close = framing is Framing.CLOSE
+        self.sink.response_head(status, raw_head, framing)
         if self.head_only:
             self.reusable = False  # the parser would wait for a body a HEAD answer never has
             self._finish()
@@ -129,10 +136,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- internals -----------------------------------------------------------------
     def _finish(self) -> None:
+        """Back to the pool first, so a pipelined request the completion starts can take this connection."""
         sink, self.sink = self.sink, None
+        if sink is not None and not sink.request_done:
+            self.reusable = False  # the rest of the request body would follow the next request
+        self.pool.give_back(self)
         if sink is not None:
             sink.response_complete()
-        self.pool.give_back(self)
 
     def _lose(self) -> None:
         sink, self.sink = self.sink, None

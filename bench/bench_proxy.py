@@ -1,21 +1,27 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor]
+    python bench/bench_proxy.py [--pods fast|upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
-metrics on, as shipped) and HAProxy (Debian package, round-robin over the same pods,
-config written to a temp dir), then drives each with ``wrk`` posting the same
-``components/execute`` of ``/double``. Prints req/s, p50 and p99 per target and
-connection count, the throughput ratio ours/HAProxy and the p50 each proxy adds; then
-the SSE first-event latency (a new connection per stream, as the runtime makes, POST of
-``store_and_retrieve_blob`` until its first event arrives) for each target. ``--floor`` adds a
-byte pass-through on uvloop (``passthrough_proxy.py``): what an asyncio proxy costs before
-it parses anything. Needs the ``haproxy`` and ``wrk`` Debian packages.
+metrics on, as shipped) and HAProxy (Debian package, one thread, round-robin over the same
+pods and pinned on ``Stepflow-Instance-Id`` as ours, config written to a temp dir), then
+drives each with ``wrk`` posting the same ``components/execute`` of ``/double``: every
+second request carries a ``Stepflow-Instance-Id`` pin (the three pods in turn), the others
+are routed round-robin. Prints req/s, p50, p99 and the proxy process's CPU per request
+(user + system, from /proc) per target and connection count, the throughput ratio
+against HAProxy and the p50 each proxy adds. Pods: ``fast`` (default, ``fast_pod.py``:
+answers in microseconds, so the proxy is the bottleneck), ``upstream`` (stepflow-py 0.9.2)
+or ``ours``; with real pods it then measures the SSE first-event latency (a new connection
+per stream, as the runtime makes, POST of ``store_and_retrieve_blob`` until its first
+event arrives). ``--floor`` adds a byte pass-through on uvloop (``passthrough_proxy.py``):
+what an asyncio proxy costs before it parses anything. Needs the ``haproxy`` and ``wrk``
+Debian packages.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -36,15 +42,30 @@ from tests.support.processes import ManagedProcess, python_process
 NAME = "component-server.stepflow-demo.svc.cluster.local"
 PODS = ["127.0.0.44", "127.0.0.45", "127.0.0.46"]
 HOST = "127.0.0.40"
-DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT, FLOOR_PORT = 15440, 18440, 19440, 18441, 18442
+DNS_PORT, OURS_PORT, OURS_METRICS_PORT, HAPROXY_PORT, FLOOR_PORT, OTHER_PORT, OTHER_METRICS_PORT = 15440, 18440, 19440, 18441, 18442, 18443, 19443
 FLOOR = "uvloop pass-through (floor)"
+DIRECT = "direct (1 pod)"
 BODY = '{"jsonrpc":"2.0","id":"bench","method":"components/execute","params":{"component":"/double","input":{"value":3},"attempt":1,"observability":{}}}'
-WRK_SCRIPT = f"""
-wrk.method = "POST"
-wrk.body = '{BODY}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
+WRK_SCRIPT = """
+local body = '%(body)s'
+local pins = {%(pins)s}
+local requests = {}
+local n = 0
+init = function(args)
+  local plain = {["Content-Type"] = "application/json", ["Accept"] = "application/json, text/event-stream"}
+  for _, pin in ipairs(pins) do
+    requests[#requests + 1] = wrk.format("POST", "/", plain, body)
+    local pinned = {["Stepflow-Instance-Id"] = pin}
+    for k, v in pairs(plain) do pinned[k] = v end
+    requests[#requests + 1] = wrk.format("POST", "/", pinned, body)
+  end
+end
+request = function()
+  n = n %% #requests + 1
+  return requests[n]
+end
 """
+"""Every second request is pinned, to each pod in turn; the others go round-robin."""
 HAPROXY_CONFIG = """
 global
     maxconn 4096
@@ -61,8 +82,10 @@ frontend bench
 backend pods
     balance roundrobin
     http-reuse always
+{pins}
 {servers}
 """
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -73,24 +96,46 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us_per_request: float | None
+    """The proxy process's user + system CPU over the run divided by the requests it served (None: no proxy)."""
+
+
+def _wrk_field(pattern: str, out: str) -> str:
+    """A figure wrk always prints; if it did not, say which and show what it printed."""
+    found = re.search(pattern, out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no {pattern!r}:\n{out}")
+    return found.group(1)
 
 
 def _milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if found is None:
+        raise RuntimeError(f"not a wrk duration: {text!r}")
+    value, unit = found.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path, pid: int | None = None) -> Result:
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         check=True, capture_output=True, text=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
-    p50 = _milliseconds(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
-    p99 = _milliseconds(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]  # wrk always prints this; if it did not, the AttributeError says so here
+    cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
+    rps = float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out))
+    total = int(_wrk_field(r"(\d+) requests in", out))
+    p50 = _milliseconds(_wrk_field(r"\s50%\s+(\S+)", out))
+    p99 = _milliseconds(_wrk_field(r"\s99%\s+(\S+)", out))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return Result(target, connections, rps, p50, p99, errors)
+    return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / total if cpu is not None and total else None)
 
 
 SSE_BODY = BODY.replace('"/double","input":{"value":3}', '"/store_and_retrieve_blob","input":{"data":{"k":1}}').encode()
@@ -118,74 +163,119 @@ def first_event_ms(host: str, port: int, samples: int) -> tuple[float, float]:
     return quantiles[49], quantiles[98]
 
 
-def median_rounds(targets: dict[str, str], connections: int, args: argparse.Namespace, script: Path) -> list[Result]:
+def median_rounds(targets: dict[str, tuple[str, int | None]], connections: int, args: argparse.Namespace, script: Path) -> list[Result]:
     """The machine is shared: rounds alternate between the targets, and each row is a target's median round by req/s."""
     rounds: dict[str, list[Result]] = {name: [] for name in targets}
     for _ in range(args.rounds):
-        for name, url in targets.items():
-            rounds[name].append(run_wrk(url, name, connections, args.seconds, script))
+        for name, (url, pid) in targets.items():
+            rounds[name].append(run_wrk(url, name, connections, args.seconds, script, pid))
     return [sorted(results, key=lambda r: r.requests_per_second)[len(results) // 2] for results in rounds.values()]
 
 
-def start_haproxy(workdir: Path) -> ManagedProcess:
+def start_haproxy(workdir: Path, instance_ids: list[str]) -> ManagedProcess:
+    """Round-robin, and a request pinned to an instance goes to that instance's server, as ours does."""
     servers = "\n".join(f"    server pod{i} {address}:{POD_PORT}" for i, address in enumerate(PODS))
+    pins = "\n".join(f"    use-server pod{i} if {{ req.hdr(stepflow-instance-id) -m str {pin} }}" for i, pin in enumerate(instance_ids))
     config = workdir / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(host=HOST, port=HAPROXY_PORT, servers=servers))
+    config.write_text(HAPROXY_CONFIG.format(host=HOST, port=HAPROXY_PORT, pins=pins, servers=servers))
     haproxy = ManagedProcess("haproxy", ["haproxy", "-db", "-f", str(config)], workdir / "haproxy.log")
     haproxy.start()
     return haproxy
 
 
+def start_ours(name: str, checkout: Path | None, port: int, metrics_port: int, workdir: Path) -> ManagedProcess:
+    """Our proxy as shipped (logging, metrics, DNS discovery on); from ``checkout`` instead of this tree if given."""
+    flags = ["--listen", f"{HOST}:{port}", "--upstream", f"{NAME}:{POD_PORT}", "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{metrics_port}"]
+    if checkout is None:
+        return python_process(name, ["-m", "affinity_proxy", *flags], workdir).start()
+    code = f"import sys; sys.path.insert(0, {str(checkout.resolve())!r}); sys.argv[1:] = {flags!r}; from affinity_proxy.__main__ import main; main()"
+    return python_process(name, ["-c", code], workdir).start()
+
+
+def start_pods(kind: str, workdir: Path) -> list[ManagedProcess]:
+    if kind != "fast":
+        return [start_pod(kind, address, workdir) for address in PODS]
+    script = str(Path(__file__).with_name("fast_pod.py"))
+    pods = [python_process(f"fast-pod-{address}", [script, f"{address}:{POD_PORT}", fast_instance_id(address)], workdir).start() for address in PODS]
+    for pod, address in zip(pods, PODS, strict=True):
+        pod.wait_healthy(f"http://{address}:{POD_PORT}/health")
+    return pods
+
+
+def fast_instance_id(address: str) -> str:
+    return f"fast-pod-{address.rsplit('.', 1)[1]}"
+
+
+def instance_id_of(address: str) -> str:
+    import httpx
+
+    return httpx.get(f"http://{address}:{POD_PORT}/health").json()["instanceId"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pods", choices=["upstream", "ours"], default="upstream")
+    parser.add_argument("--pods", choices=["fast", "upstream", "ours"], default="fast")
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--sse-samples", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--floor", action="store_true", help="also measure a byte pass-through on uvloop (no parsing, routing, logs or metrics)")
+    parser.add_argument("--compare", type=Path, help="also measure the proxy of another checkout (e.g. the previous version), in the same rounds")
     args = parser.parse_args()
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install {tool}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT)
     records = workdir / "records.json"
     write_records(records, {NAME: PODS})
     processes: list[ManagedProcess] = []
     try:
-        processes += [start_pod(args.pods, address, workdir) for address in PODS]
+        processes += start_pods(args.pods, workdir)
+        instance_ids = [instance_id_of(address) for address in PODS]
+        script = workdir / "post.lua"
+        script.write_text(WRK_SCRIPT % {"body": BODY, "pins": ", ".join(f'"{pin}"' for pin in instance_ids)})
         processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HOST}:{DNS_PORT}", "--records", str(records)], workdir).start())
-        ours = python_process("proxy", ["-m", "affinity_proxy", "--listen", f"{HOST}:{OURS_PORT}", "--upstream", f"{NAME}:{POD_PORT}",
-                                        "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{OURS_METRICS_PORT}"], workdir)
-        processes.append(ours.start())
-        processes.append(start_haproxy(workdir))
+        ours = start_ours("proxy", None, OURS_PORT, OURS_METRICS_PORT, workdir)
+        processes.append(ours)
+        haproxy = start_haproxy(workdir, instance_ids)
+        processes.append(haproxy)
+        targets: dict[str, tuple[str, int | None]] = {
+            DIRECT: (f"http://{PODS[0]}:{POD_PORT}/", None),
+            "haproxy": (f"http://{HOST}:{HAPROXY_PORT}/", haproxy.pid),
+            "ours": (f"http://{HOST}:{OURS_PORT}/", ours.pid),
+        }
+        if args.compare is not None:
+            other = start_ours("proxy-compared", args.compare, OTHER_PORT, OTHER_METRICS_PORT, workdir)
+            processes.append(other)
+            targets[f"ours from {args.compare}"] = (f"http://{HOST}:{OTHER_PORT}/", other.pid)
+            other.wait_healthy(f"http://{HOST}:{OTHER_PORT}/health")
+            _wait_members(OTHER_PORT, len(PODS))
         if args.floor:
             pods = [f"{address}:{POD_PORT}" for address in PODS]
-            processes.append(python_process("floor", [str(Path(__file__).with_name("passthrough_proxy.py")), f"{HOST}:{FLOOR_PORT}", *pods], workdir).start())
+            floor = python_process("floor", [str(Path(__file__).with_name("passthrough_proxy.py")), f"{HOST}:{FLOOR_PORT}", *pods], workdir).start()
+            processes.append(floor)
+            targets[FLOOR] = (f"http://{HOST}:{FLOOR_PORT}/", floor.pid)
+            _wait_listening(HOST, FLOOR_PORT)
         ours.wait_healthy(f"http://{HOST}:{OURS_PORT}/health")
         _wait_members(OURS_PORT, len(PODS))
-        targets = {
-            "direct (1 pod)": f"http://{PODS[0]}:{POD_PORT}/",
-            "haproxy": f"http://{HOST}:{HAPROXY_PORT}/",
-            "ours": f"http://{HOST}:{OURS_PORT}/",
-        }
-        if args.floor:
-            _wait_listening(HOST, FLOOR_PORT)
-            targets[FLOOR] = f"http://{HOST}:{FLOOR_PORT}/"
-        for url in targets.values():
+        _wait_listening(HOST, HAPROXY_PORT)
+        for url, _ in targets.values():
             run_wrk(url, "warm-up", 8, 1, script)
         results = [result for c in map(int, args.connections.split(",")) for result in median_rounds(targets, c, args, script)]
         print_table(results, args)
-        endpoints = {"direct (1 pod)": (PODS[0], POD_PORT), "haproxy": (HOST, HAPROXY_PORT), "ours": (HOST, OURS_PORT)}
-        print(f"\n| SSE first event ({args.sse_samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
-        for name, (host, port) in endpoints.items():
-            p50, p99 = first_event_ms(host, port, args.sse_samples)
-            print(f"| {name} | {p50:.3f} | {p99:.3f} |")
+        if args.pods != "fast":
+            print_first_events(args.sse_samples)
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def print_first_events(samples: int) -> None:
+    endpoints = {DIRECT: (PODS[0], POD_PORT), "haproxy": (HOST, HAPROXY_PORT), "ours": (HOST, OURS_PORT)}
+    print(f"\n| SSE first event ({samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
+    for name, (host, port) in endpoints.items():
+        p50, p99 = first_event_ms(host, port, samples)
+        print(f"| {name} | {p50:.3f} | {p99:.3f} |")
 
 
 def _wait_listening(host: str, port: int) -> None:
@@ -200,8 +290,6 @@ def _wait_listening(host: str, port: int) -> None:
 
 
 def _wait_members(port: int, count: int) -> None:
-    import time
-
     import httpx
 
     deadline = time.monotonic() + 10
@@ -213,16 +301,19 @@ def _wait_members(port: int, count: int) -> None:
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
-    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, median of {args.rounds} alternating runs of {args.seconds}s per row, POST components/execute /double\n")
-    print("| connections | target | req/s | p50 ms | p99 ms | errors | vs haproxy req/s | p50 added vs direct ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, half the requests pinned, median of {args.rounds} alternating runs of {args.seconds}s per row,"
+          " POST components/execute /double\n")
+    print("| connections | target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/request | vs haproxy req/s | p50 added vs direct ms | p50 vs haproxy ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
     for r in results:
         haproxy = by_key[("haproxy", r.connections)]
-        direct = by_key[("direct (1 pod)", r.connections)]
-        ratio = f"{r.requests_per_second / haproxy.requests_per_second:.2f}x" if r.target in ("ours", FLOOR) else ""
-        added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r.target != "direct (1 pod)" else ""
-        print(f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {ratio} | {added} |")
+        direct = by_key[(DIRECT, r.connections)]
+        ratio = f"{r.requests_per_second / haproxy.requests_per_second:.2f}x" if r.target not in ("haproxy", DIRECT) else ""
+        added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r.target != DIRECT else ""
+        versus = f"{r.p50_ms - haproxy.p50_ms:+.3f}" if r.target not in ("haproxy", DIRECT) else ""
+        cpu = f"{r.cpu_us_per_request:.1f}" if r.cpu_us_per_request is not None else ""
+        print(f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {cpu} | {ratio} | {added} | {versus} |")
 
 
 if __name__ == "__main__":

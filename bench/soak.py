@@ -14,6 +14,13 @@ but not found, must be 0), hung (not terminal, or no answer within the client's 
 must be 0); completed outputs are checked against the demo's expected values; the pods'
 ledger shows whether any step ran twice under one attempt number (must be 0). RSS of every
 process at its first and last sample. Exits non-zero if lost, hung or duplicated are not 0.
+
+``--kill-runtime-every S`` (issue 15): the runtime keeps its runs in SQLite and is killed with
+SIGKILL every S seconds and started again, pods and proxy left alone. Clients then submit
+with ``wait: false`` (a refused or broken submit was not acknowledged: it is sent again) and
+wait with ``GET /runs/{id}?wait=true``, asking again through the restarts. Besides the
+above, every acknowledged run must end exactly once (one ``run_completed`` in its journal)
+with its output right.
 """
 
 from __future__ import annotations
@@ -170,7 +177,60 @@ class Chaos:
         await asyncio.to_thread(self.fleet.pods[victim].stop, 30.0)
 
 
-async def submit_all(fleet: ChaosFleet, flow_ids: dict[str, str], runs: int, seconds: float, concurrency: int) -> tuple[list[Submission], str]:
+class RuntimeKiller:
+    """SIGKILL the runtime every ``every`` seconds and start it again (its runs are in SQLite)."""
+
+    def __init__(self, fleet: ChaosFleet, every: float) -> None:
+        self.fleet = fleet
+        self.every = every
+        self.kills = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        runtime = self.fleet.runtime
+        assert runtime is not None
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.every)
+                return
+            except TimeoutError:
+                pass
+            runtime.kill()
+            self.kills += 1
+            runtime.start()
+            await asyncio.to_thread(runtime.wait_healthy, f"{self.fleet.runtime_url}/api/v1/health", 60)
+
+
+RESTART_RETRY_SECONDS = 0.2
+
+
+async def _submit_durably(client: httpx.AsyncClient, body: dict[str, Any], ends: float) -> str | None:
+    """``POST /runs`` (wait: false) until the runtime acknowledges it; None if it never did before ``ends``."""
+    while time.monotonic() < ends + CLIENT_TIMEOUT_SECONDS:
+        try:
+            response = await client.post("/api/v1/runs", json={**body, "wait": False})
+            if response.status_code == 202:
+                return str(response.json()["runId"])
+        except httpx.HTTPError:
+            pass  # not acknowledged: nothing was promised, send it again
+        await asyncio.sleep(RESTART_RETRY_SECONDS)
+    return None
+
+
+async def _wait_durably(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """The run's details once it ended and its item's result, asking again through runtime restarts."""
+    deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            run = (await client.get(f"/api/v1/runs/{run_id}", params={"wait": "true", "timeoutSecs": 30})).json()
+            if run.get("status") not in ("running", None):
+                items = (await client.get(f"/api/v1/runs/{run_id}/items")).json()["items"]
+                return {**run, "result": items[0].get("result", {})}
+        except (httpx.HTTPError, ValueError, KeyError):
+            await asyncio.sleep(RESTART_RETRY_SECONDS)
+    return {"status": "no answer"}
+
+
+async def submit_all(fleet: ChaosFleet, flow_ids: dict[str, str], runs: int, seconds: float, concurrency: int, durable: bool = False) -> tuple[list[Submission], str]:
     """Submit until ``runs`` runs or ``seconds``; returns the submissions and which limit stopped it."""
     submissions: list[Submission] = []
     ends = time.monotonic() + seconds
@@ -185,8 +245,15 @@ async def submit_all(fleet: ChaosFleet, flow_ids: dict[str, str], runs: int, sec
             name = names[number % len(names)]
             run_input, expected = MIX[name](number)
             started = time.perf_counter()
+            body = {"flowId": flow_ids[name], "input": [run_input]}
             try:
-                answer = (await client.post("/api/v1/runs", json={"flowId": flow_ids[name], "input": [run_input], "wait": True})).json()
+                answer: dict[str, Any]
+                if durable:
+                    run_id = await _submit_durably(client, body, ends)
+                    answer = await _wait_durably(client, run_id) if run_id else {"status": "not acknowledged"}
+                    answer["runId"] = run_id
+                else:
+                    answer = (await client.post("/api/v1/runs", json={**body, "wait": True})).json()
             except httpx.HTTPError:
                 submissions.append(Submission(name, None, "no answer", time.perf_counter() - started, False))
                 continue
@@ -210,18 +277,21 @@ async def read_back(fleet: ChaosFleet, submissions: list[Submission]) -> dict[st
             offset += len(page)
         gate = asyncio.Semaphore(16)
 
-        async def retried(run_id: str) -> bool:
+        async def journal(run_id: str) -> tuple[bool, bool]:
+            """(a step's attempt 2+, the run ended more than once)."""
             async with gate:
                 events = (await client.get(f"/api/v1/runs/{run_id}/events")).json()["events"]
-            return any((event.get("attempt") or 1) >= 2 for event in events)
+            ends = sum(1 for event in events if event["kind"] == "run_completed")
+            return any((event.get("attempt") or 1) >= 2 for event in events), ends > 1
 
-        flags = await asyncio.gather(*(retried(run_id) for run_id in listed))
+        flags = await asyncio.gather(*(journal(run_id) for run_id in listed))
     answered = [s.run_id for s in submissions if s.run_id]
     return {
         "listed": len(listed),
         "lost": sum(1 for run_id in answered if run_id not in listed),
         "not_terminal": sum(1 for status in listed.values() if status == "running"),
-        "retried": sum(flags),
+        "retried": sum(retried for retried, _ in flags),
+        "ended_twice": sum(twice for _, twice in flags),
         "statuses": Counter(listed.values()),
     }
 
@@ -243,6 +313,7 @@ def report(submissions: list[Submission], stopped_by: str, wall: float, back: di
         ("lost (must be 0)", back["lost"]),
         ("hung (must be 0)", hung),
         ("same (run, step, attempt) ran twice (must be 0)", duplicates),
+        ("a run ended twice (must be 0)", back["ended_twice"]),
         ("latency p50 / p99 (ms)", f"{1000 * statistics.median(latencies):.0f} / {1000 * latencies[int(0.99 * (len(latencies) - 1))]:.0f}" if latencies else "-"),
         ("throughput (runs/s)", f"{len(submissions) / wall:.0f}"),
     ]
@@ -254,11 +325,12 @@ def report(submissions: list[Submission], stopped_by: str, wall: float, back: di
     print("\n| process | RSS first (MiB) | RSS last (MiB) |\n|---|---|---|")
     for name in memory.first:
         print(f"| {name} | {memory.first[name]:.1f} | {memory.last[name]:.1f} |")
-    return back["lost"] == 0 and hung == 0 and duplicates == 0
+    return back["lost"] == 0 and hung == 0 and duplicates == 0 and back["ended_twice"] == 0
 
 
 async def soak(args: argparse.Namespace, work_dir: Path) -> bool:
-    extra = "stateStore:\n  type: inMemory\n  maxRuns: 1000000\n"
+    durable = args.kill_runtime_every > 0
+    extra = f'storageConfig:\n  databaseUrl: "sqlite:{work_dir / "soak.db"}?mode=rwc"\n' if durable else "stateStore:\n  type: inMemory\n  maxRuns: 1000000\n"
     fleet = ChaosFleet(work_dir, proxy_ports=(8081,), runtime_port=8181, dns_listen=f"{HUB}:8091", deadlines=dict(SOAK_DEADLINES), extra_config=extra)
     await asyncio.to_thread(fleet.start, [pod_address(FIRST_POD + n) for n in range(3)])
     try:
@@ -269,15 +341,22 @@ async def soak(args: argparse.Namespace, work_dir: Path) -> bool:
         memory.sample(chaos.processes())
         stop = asyncio.Event()
         chaos_task = asyncio.create_task(chaos.run(stop))
+        killer = RuntimeKiller(fleet, args.kill_runtime_every)
+        killer_task = asyncio.create_task(killer.run(stop)) if durable else None
         started = time.monotonic()
-        submissions, stopped_by = await submit_all(fleet, flow_ids, args.runs, args.seconds, args.concurrency)
+        submissions, stopped_by = await submit_all(fleet, flow_ids, args.runs, args.seconds, args.concurrency, durable)
         wall = time.monotonic() - started
         stop.set()
         await chaos_task
+        if killer_task is not None:
+            await killer_task
+            chaos.actions["runtime killed"] = killer.kills
         memory.sample(chaos.processes())
         back = await read_back(fleet, submissions)
         duplicates = len(same_attempt_twice(fleet.ledger()))
         command = f"bench/soak.py --runs {args.runs} --seconds {args.seconds:g} --concurrency {args.concurrency} --chaos-every {args.chaos_every:g}"
+        if durable:
+            command += f" --kill-runtime-every {args.kill_runtime_every:g}"
         return report(submissions, stopped_by, wall, back, chaos, duplicates, memory, command)
     finally:
         await asyncio.to_thread(fleet.stop)
@@ -289,6 +368,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0, help="stop submitting after this long even if --runs are not all in")
     parser.add_argument("--concurrency", type=int, default=24, help="runs in flight at once")
     parser.add_argument("--chaos-every", type=float, default=3.0, help="seconds between chaos actions")
+    parser.add_argument("--kill-runtime-every", type=float, default=0.0, help="SIGKILL and restart the runtime (runs in SQLite) this often; 0: never")
     parser.add_argument("--keep", type=Path, help="keep logs and the ledger in this directory")
     args = parser.parse_args()
     if args.keep:

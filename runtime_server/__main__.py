@@ -7,7 +7,10 @@ import argparse
 import gc
 import logging
 import os
+import socket
 import sys
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from prometheus_client import start_http_server
@@ -42,6 +45,28 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 20)
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the runtime the moment SIGTERM (or Ctrl-C) arrives: readiness goes
+    false and new runs are refused at once, and the grace period counts from then. When it has
+    stopped, ``stopped`` runs before uvicorn raises the signal again to exit with it (after which
+    nothing of this process runs: batched log lines would be lost)."""
+
+    def __init__(self, config: uvicorn.Config, begin_draining: Callable[[], None], stopped: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._begin_draining = begin_draining
+        self._stopped = stopped
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._begin_draining()
+        super().handle_exit(sig, frame)
+
+    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:  # uvicorn's, inside its signal capture
+        try:
+            await super()._serve(sockets)
+        finally:
+            self._stopped()
+
+
 def serve(argv: list[str]) -> int:
     arguments = _arguments(argv)
     configure_logging("runtime")
@@ -61,13 +86,10 @@ def serve(argv: list[str]) -> int:
     app = create_app(runtime, arguments.shutdown_grace_seconds)
     tune_gc()
     logs = batch_log_writes()
-    try:
-        uvicorn.run(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol,
-                    timeout_graceful_shutdown=arguments.shutdown_grace_seconds,
-                    proxy_headers=False, server_header=False)  # as the pods: no client address is used, no server name given away
-    finally:
-        if logs is not None:
-            logs.detach()
+    config = uvicorn.Config(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol,
+                            timeout_graceful_shutdown=arguments.shutdown_grace_seconds,
+                            proxy_headers=False, server_header=False)  # as the pods: no client address is used, no server name given away
+    DrainingServer(config, runtime.begin_draining, logs.detach if logs is not None else lambda: None).run()
     return 0
 
 

@@ -104,7 +104,7 @@ class RunCallbacks:
             record = self._runtime.submit(prepared, params.inputs, overrides=params.overrides, max_concurrency=params.max_concurrency, submit_key=key)
             await self._runtime.journaled(record)
         if params.wait:
-            await self._runtime.wait(record)
+            record = await self._runtime.wait(record)
         return run_status(record, include_results=params.wait)
 
     def _check_run_capacity(self) -> None:
@@ -122,7 +122,7 @@ class RunCallbacks:
         if record is None:
             raise CallbackError(jsonrpc.NOT_FOUND, f"Not found: run with ID '{params.run_id}'")
         if params.wait:
-            await self._runtime.wait(record)
+            record = await self._runtime.wait(record)
         return run_status(record, include_results=params.include_results, by_completion=params.result_order == "by_completion")
 
 

@@ -149,7 +149,7 @@ class Engine:
 
     async def _execute(self, run: ActiveRun, step: Step, scope: ItemScope, item_index: int, budget: Budget) -> Any:
         if budget.exhausted is not None:
-            return budget.exhausted
+            return step.on_error.default_value if step.on_error.action == "useDefault" else budget.exhausted
         step_input = step.input.resolve(scope)
         if isinstance(step_input, Failed):
             return step_input

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import socket
+import time
 from typing import Any
 
 from runtime_server import metrics
@@ -112,6 +114,7 @@ class Runtime:
         self._end_waiters: dict[str, list[asyncio.Future[None]]] = {}
         """Callers waiting for runs another replica runs (woken by its NOTIFY)."""
         self.draining = False
+        self._draining_since = 0.0
         self.recovered = 0
         metrics.RUNS_IN_FLIGHT.set_function(lambda: len(self._live))
         metrics.STEPS_IN_FLIGHT.set_function(lambda: self.engine.steps_in_flight)
@@ -249,12 +252,19 @@ class Runtime:
         if live is not None and not live.record.finished:
             self.cancel(live.record)
 
+    def begin_draining(self) -> None:
+        """SIGTERM arrived: take no new runs from now on (health says so)."""
+        if not self.draining:
+            self.draining = True
+            self._draining_since = time.monotonic()
+            log_event(logger, "runtime_draining", orchestrator_id=self.orchestrator_id, runs=len(self._live))
+
     async def drain(self, grace_seconds: float) -> None:
-        """SIGTERM: take no new runs (health says so), give the live ones ``grace_seconds`` to finish."""
-        self.draining = True
-        log_event(logger, "runtime_draining", orchestrator_id=self.orchestrator_id, runs=len(self._live), grace_seconds=grace_seconds)
-        if self._live:
-            await asyncio.wait([live.task for live in self._live.values()], timeout=grace_seconds)
+        """Give the live runs what is left of ``grace_seconds`` since draining began to finish."""
+        self.begin_draining()
+        left = grace_seconds - (time.monotonic() - self._draining_since)
+        if self._live and left > 0:
+            await asyncio.wait([live.task for live in self._live.values()], timeout=left)
 
     async def close(self) -> None:
         """Stop: runs in flight are left as journaled, and the lease released, so a peer (or the
@@ -263,6 +273,7 @@ class Runtime:
         for task in (self._connecting, self._coordinating):
             if task is not None:
                 task.cancel()
+        runs_left = len(self._live)
         for live in list(self._live.values()):
             live.task.cancel()
         for live in list(self._live.values()):
@@ -270,17 +281,17 @@ class Runtime:
                 await live.task
         for plugin in self.plugins.values():
             await plugin.close()
-        await self._release()
+        await self._release(runs_left)
         await self.runs.close()
 
-    async def _release(self) -> None:
+    async def _release(self, runs_left: int) -> None:
         if self._listening is not None:
             with contextlib.suppress(Exception):
                 await self._listening.close()
         if self.runs.durable and self.runs.problem is None:
             try:
                 await self.runs.release_lease()  # type: ignore[attr-defined]
-                log_event(logger, "lease_released", orchestrator_id=self.orchestrator_id, runs_left=len(self._dropping))
+                log_event(logger, "lease_released", orchestrator_id=self.orchestrator_id, runs_left=runs_left)
             except StoreUnavailable as error:
                 log_event(logger, "lease_release_failed", logging.WARNING, orchestrator_id=self.orchestrator_id, error=str(error))
 
@@ -423,10 +434,15 @@ class Runtime:
         log_event(logger, "run_finished", run_id=record.run_id, trace_id=record.trace_id, flow=record.flow_name, status=record.status, items=len(record.inputs), parent_run_id=record.parent_run_id)
 
     async def wait(self, record: RunRecord) -> RunRecord:
+        """The run once it has ended; one another replica runs (a sub-run taken over with its
+        replica) is waited for through the store."""
         live = self._live.get(record.run_id)
         if live is not None:
             await live.finished()
-        return record
+            return record
+        if record.finished or not self.runs.durable:
+            return record
+        return await self.wait_for_end(record, math.inf)
 
     async def wait_for_end(self, record: RunRecord, timeout_seconds: float) -> RunRecord:
         """The run once it has ended, or as it is after ``timeout_seconds``; a run another replica

@@ -3,7 +3,7 @@
 A run read back after a restart (``replay.py``) carries its journal. For every item and step
 it tells: finished (its outcome is reused, the step is not run again), interrupted (it was
 dispatched and no result came: it runs again with the next attempt number, and the lost
-attempt counts against its budgets), or never started. Budgets continue across restarts: a
+attempt counts against its budget: ``first_budget``), or never started. Budgets continue across restarts: a
 step on attempt 2 of 3 gets exactly one more, never a fresh 3.
 """
 
@@ -97,18 +97,22 @@ class Budget:
 
 
 def first_budget(step: Step, step_attempts: int, interrupted: Interrupted | None) -> Budget:
+    """The lost attempt is charged to the budget the user set for the step: ``onError: retry``'s
+    ``maxAttempts`` when it has one (attempt 2 of 3 lost: exactly one more), else the runtime's
+    transport re-runs (``stepAttempts``); with none left the step is not run again."""
     reruns = step_attempts - 1
     retries = step.on_error.max_attempts - 1 if step.on_error.action == "retry" else 0
     if interrupted is None:
         return _fresh(reruns, retries)
-    reruns -= interrupted.reruns_used
-    retries -= interrupted.retries_used
+    reruns = max(reruns - interrupted.reruns_used, 0)
+    retries = max(retries - interrupted.retries_used, 0)
     lost = interrupted.attempt
     interruption = {"code": 503, "message": f"the runtime restarted while attempt {lost} was in flight"}
-    if reruns > 0:
-        return Budget(lost + 1, reruns - 1, max(retries, 0), TRANSPORT, interruption)
-    if retries > 0:
-        return Budget(lost + 1, 0, retries - 1, ON_ERROR_RETRY, interruption)
+    if step.on_error.action == "retry":
+        if retries > 0:
+            return Budget(lost + 1, reruns, retries - 1, ON_ERROR_RETRY, interruption)
+    elif reruns > 0:
+        return Budget(lost + 1, reruns - 1, 0, TRANSPORT, interruption)
     message = f"step {step.id!r} was interrupted by a runtime restart during attempt {lost}, its last: no attempts are left"
     return Budget(lost, 0, 0, None, interruption, failed(500, message))
 

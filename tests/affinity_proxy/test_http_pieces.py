@@ -9,7 +9,7 @@ import pytest
 from affinity_proxy import answers
 from affinity_proxy.config import ConfigError, load, parse_host_port
 from affinity_proxy.health import health_outcome
-from affinity_proxy.http1 import Framing, encode_chunk, encode_head, end_to_end, response_framing
+from affinity_proxy.http1 import Framing, body_framing, encode_chunk, encode_head, end_to_end, forwarded_request_head, relayed_response_head, response_framing
 from affinity_proxy.membership import Failed, Healthy, NotReady
 
 
@@ -43,6 +43,48 @@ def test_each_hop_gets_its_own_framing(framing: Framing, tail: bytes) -> None:
 )
 def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) -> None:
     assert response_framing(upstream, http_1_0) is client
+
+
+@pytest.mark.parametrize(
+    ("raw", "framing", "close", "relayed"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 204 No Content\r\n", Framing.NONE, False, b"HTTP/1.1 204 No Content\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n", Framing.CHUNKED, False,
+         b"HTTP/1.1 200 OK\r\nx-a: 1\r\nvia: 1.1 affinity-proxy\r\ntransfer-encoding: chunked\r\n\r\n"),
+        (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-B\r\nX-B: 1\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n", Framing.LENGTH, False,
+         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nContent-Length: 0\r\n", Framing.LENGTH, True,
+         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+    ],
+)
+def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relayed: bytes) -> None:
+    assert relayed_response_head(raw, framing, close) == relayed
+
+
+@pytest.mark.parametrize(
+    ("raw", "forwarded"),
+    [
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"POST /a HTTP/1.0\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (None, b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+    ],
+)
+def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
+    headers = [(b"host", b"p"), (b"content-length", b"2")]
+    assert forwarded_request_head(raw, b"POST", b"/a", headers, Framing.LENGTH) == forwarded
+
+
+@pytest.mark.parametrize(
+    ("raw", "framing"),
+    [(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH), (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n", Framing.CHUNKED),
+     (b"HTTP/1.1 200 OK\r\nx-content-length: 2\r\n", Framing.CLOSE)],
+)
+def test_body_framing_of_a_raw_head(raw: bytes, framing: Framing) -> None:
+    assert body_framing(raw) is framing
 
 
 def test_chunk_encoding() -> None:

@@ -44,6 +44,8 @@ def benches() -> list[Bench]:
         Bench("bench_stores.py", ["--seconds", "0.2", "--rounds", "1", "--recovery", "20"], ["| flow | conc | memory runs/s |", "| builtin | 32 |", "bytes per run", "| postgres | 20 |"], unavailable_reason()),
         Bench("bench_replicas.py", ["--seconds", "0.2", "--rounds", "1", "--failover", "10"], ["| flow | conc | one replica runs/s |", "| builtin | 32 |", "kill to all resumed"], no_netns or unavailable_reason()),
         Bench("soak.py", ["--runs", "100000", "--seconds", "3", "--concurrency", "4", "--chaos-every", "0.7"], ["| soak | |", "| lost (must be 0) | 0 |", "| process | RSS first (MiB) |"]),
+        Bench("soak.py", ["--runs", "100000", "--seconds", "4", "--concurrency", "4", "--chaos-every", "100", "--kill-runtime-every", "1.5"],
+              ["| soak | |", "runtime killed", "| lost (must be 0) | 0 |", "| a run ended twice (must be 0) | 0 |"]),
     ]
 
 

@@ -66,8 +66,9 @@ RETRY3 = OnError(action="retry", max_attempts=3)
         (RETRY3, 3, None, Budget(1, 2, 2)),
         (None, 3, Interrupted(1), Budget(2, 1, 0, TRANSPORT)),
         (None, 3, Interrupted(2, reruns_used=1), Budget(3, 0, 0, TRANSPORT)),
-        (RETRY3, 1, Interrupted(2, retries_used=1), Budget(3, 0, 0, ON_ERROR_RETRY)),
-        (RETRY3, 3, Interrupted(3, reruns_used=2), Budget(4, 0, 1, ON_ERROR_RETRY)),
+        (RETRY3, 3, Interrupted(2, retries_used=1), Budget(3, 2, 0, ON_ERROR_RETRY)),
+        (RETRY3, 3, Interrupted(1), Budget(2, 2, 1, ON_ERROR_RETRY)),
+        (RETRY3, 1, Interrupted(3, reruns_used=0, retries_used=1), Budget(4, 0, 0, ON_ERROR_RETRY)),
     ],
 )
 def test_first_budget_continues_the_budgets(on_error: OnError | None, step_attempts: int, interrupted: Interrupted | None, expected: Budget) -> None:
@@ -78,8 +79,17 @@ def test_first_budget_continues_the_budgets(on_error: OnError | None, step_attem
         assert budget.interruption == {"code": 503, "message": f"the runtime restarted while attempt {interrupted.attempt} was in flight"}
 
 
-def test_a_step_interrupted_on_its_last_attempt_fails_without_running_again() -> None:
-    """Attempt 2 of 2 was in flight: the step fails, it does not get a fresh budget."""
-    budget = first_budget(step(OnError(action="retry", max_attempts=2)), 1, Interrupted(2, retries_used=1))
+@pytest.mark.parametrize(
+    ("on_error", "step_attempts", "interrupted"),
+    [
+        (OnError(action="retry", max_attempts=2), 3, Interrupted(2, retries_used=1)),  # attempt 2 of 2: transport re-runs do not stretch it
+        (RETRY3, 3, Interrupted(3, retries_used=2)),
+        (None, 2, Interrupted(2, reruns_used=1)),
+        (None, 1, Interrupted(1)),
+    ],
+)
+def test_a_step_interrupted_on_its_last_attempt_fails_without_running_again(on_error: OnError | None, step_attempts: int, interrupted: Interrupted) -> None:
+    """The lost attempt was the step's last: it fails, it never gets a fresh budget."""
+    budget = first_budget(step(on_error), step_attempts, interrupted)
     assert isinstance(budget.exhausted, Failed)
-    assert "during attempt 2, its last" in budget.exhausted.error.message
+    assert f"during attempt {interrupted.attempt}, its last" in budget.exhausted.error.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from affinity_proxy.membership import Failed, Healthy, Membership, NotReady, ProbeOutcome, Refused, State
-from affinity_proxy.selection import Decision, Selector
+from affinity_proxy.routing import Decision, Outcome, Route, Selector, give_up, may_retry, unroutable
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
@@ -161,3 +161,52 @@ def test_unknown_instance_and_empty_fleet() -> None:
     assert selector.route("nobody").decision is Decision.INSTANCE_GONE
     assert selector.route("nobody").member is None
     assert selector.route(None).decision is Decision.NO_BACKENDS
+
+
+@pytest.mark.parametrize(
+    ("decision", "outcome", "attempts", "retry"),
+    [
+        (Decision.ROUND_ROBIN, Outcome.POD_FULL, 1, True),
+        (Decision.ROUND_ROBIN, Outcome.CONNECT_REFUSED, 1, True),
+        (Decision.RETRY, Outcome.CONNECT_FAILED, 2, True),
+        (Decision.RETRY, Outcome.CONNECT_FAILED, 3, False),
+        (Decision.ROUND_ROBIN, Outcome.UPSTREAM_FAILED, 1, False),
+        (Decision.ROUND_ROBIN, Outcome.BROKEN, 1, False),
+        (Decision.ROUND_ROBIN, Outcome.COMPLETED, 1, False),
+        (Decision.PINNED, Outcome.CONNECT_REFUSED, 1, False),
+        (Decision.PINNED, Outcome.POD_FULL, 1, False),
+    ],
+)
+def test_the_one_retry_rule(decision: Decision, outcome: Outcome, attempts: int, retry: bool) -> None:
+    member = table(A).members[f"pod-{A}"]
+    assert may_retry(Route(decision, member), outcome, attempts, max_attempts=3) is retry
+
+
+@pytest.mark.parametrize(
+    ("decision", "outcome", "status", "answered_decision", "retryable"),
+    [
+        (Decision.PINNED, Outcome.CONNECT_REFUSED, 503, "instance_gone", False),
+        (Decision.ROUND_ROBIN, Outcome.POD_FULL, 503, "retry", True),
+        (Decision.ROUND_ROBIN, Outcome.CONNECT_FAILED, 502, "round_robin", True),
+        (Decision.PINNED, Outcome.UPSTREAM_FAILED, 502, "pinned", False),
+        (Decision.ROUND_ROBIN, Outcome.TOO_LARGE, 413, "rejected", False),
+    ],
+)
+def test_what_the_proxy_answers_when_it_gives_up(decision: Decision, outcome: Outcome, status: int, answered_decision: str, retryable: bool) -> None:
+    member = table(A).members[f"pod-{A}"]
+    refusal = give_up(Route(decision, member), outcome, attempts=3, max_body_bytes=10)
+    assert refusal is not None
+    assert (refusal.status, refusal.decision, refusal.retryable) == (status, answered_decision, retryable)
+    assert refusal.retry_after is (status == 503)
+
+
+def test_nothing_to_say_when_the_pod_answered_or_the_client_left() -> None:
+    member = table(A).members[f"pod-{A}"]
+    assert give_up(Route(Decision.PINNED, member), Outcome.COMPLETED, 1, 10) is None
+    assert give_up(Route(Decision.PINNED, member), Outcome.BROKEN, 1, 10) is None
+
+
+def test_unroutable_answers_name_the_instance_or_the_attempts() -> None:
+    gone = unroutable(Route(Decision.INSTANCE_GONE, None, "pod-x"), 0)
+    assert (gone.status, gone.decision, gone.instance_id, gone.retryable) == (503, "instance_gone", "pod-x", False)
+    assert "after 2 attempts" in unroutable(Route(Decision.NO_BACKENDS), 2).message

@@ -1,0 +1,27 @@
+"""Smoke test of ``bench/bench_proxy.py``: tiny parameters, fast pods, every target answers without errors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.processes import REPO_ROOT
+
+MISSING = [tool for tool in ("haproxy", "wrk") if shutil.which(tool) is None]
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"bench_proxy needs the Debian packages {MISSING} (scripts/setup installs them as root)")
+def test_bench_proxy_prints_a_table_with_cpu_per_request() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/bench_proxy.py", "--rounds", "1", "--seconds", "1", "--connections", "4"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    rows = {cells[1]: cells for cells in (line.split(" | ") for line in out.splitlines() if re.match(r"\| 4 \|", line))}
+    assert set(rows) == {"direct (1 pod)", "haproxy", "ours"}, out
+    assert all(cells[5] == "0" for cells in rows.values()), f"errors in {out}"
+    assert float(rows["ours"][6]) > 0 and float(rows["haproxy"][6]) > 0, "CPU per request is reported for both proxies"
+    assert rows["ours"][7].endswith("x")
