@@ -53,6 +53,7 @@ class RunConflict(Exception):
 CONNECT_BACKOFF = Backoff(first=0.2, factor=2.0, longest=5.0)
 REMOTE_WAIT_RECHECK_SECONDS = 5.0
 REMOTE_CANCEL_WAIT_SECONDS = 5.0
+LISTEN_CHECK_SECONDS = 2.0
 
 
 def default_orchestrator_id() -> str:
@@ -107,6 +108,7 @@ class Runtime:
         self._evictions_seen = 0
         self._connecting: asyncio.Task[None] | None = None
         self._coordinating: asyncio.Task[None] | None = None
+        self._relistening: asyncio.Task[None] | None = None
         self._listening: Any = None
         self._closing = False
         self._dropping: set[str] = set()
@@ -178,11 +180,28 @@ class Runtime:
         store: DurableRunStore = self.runs  # type: ignore[assignment]  # only durable stores get here
         store.writer.on_lost = self._runs_lost
         self._listening = await store.backend.listen(self._heard_end, self._heard_cancel)
+        if self._listening is not None:
+            self._relistening = asyncio.create_task(self._keep_listening(store), name="store-listen")
         recovery = self.settings.recovery
         if not recovery.enabled:
             return
         await self.resume_claimed(await store.claim(self.orchestrator_id, recovery.max_startup_recovery), self.orchestrator_id)
         self._coordinating = asyncio.create_task(Coordinator(store, self, recovery).run(), name="replica-coordinator")
+
+    async def _keep_listening(self, store: DurableRunStore) -> None:
+        """The LISTEN connection is lost with the database: listen again when it is back, and look
+        for cancels asked meanwhile (their NOTIFY went nowhere)."""
+        while True:
+            await asyncio.sleep(LISTEN_CHECK_SECONDS)
+            if self._listening is not None and not self._listening.is_closed():
+                continue
+            try:
+                self._listening = await store.backend.listen(self._heard_end, self._heard_cancel)
+                for run_id in await store.read(store.backend.cancels_requested(list(self._live))):
+                    self._heard_cancel(run_id)
+                log_event(logger, "store_listening_again", orchestrator_id=self.orchestrator_id)
+            except (StoreUnavailable, OSError) as error:
+                log_event(logger, "store_listen_failed", logging.WARNING, orchestrator_id=self.orchestrator_id, error=str(error))
 
     async def resume_claimed(self, claimed: list[tuple[Any, bool]], taken_from: str) -> None:
         """Resume runs this runtime just took (its own after a restart, or a dead peer's)."""
@@ -191,8 +210,10 @@ class Runtime:
             if isinstance(item, CorruptRun):
                 log_event(logger, "run_not_recovered", logging.ERROR, orchestrator_id=self.orchestrator_id, error=str(item))
                 continue
-            if item.run_id in self._live:  # still running here (our own, re-stamped after a lost lease raced)
-                continue
+            stale = self._live.get(item.run_id)
+            if stale is not None:  # our own copy from before a lost lease, still stopping: let it stop, then resume the journal's
+                self._runs_lost({item.run_id})
+                await asyncio.wait([stale.task])
             await self._resume(item, taken_from)
             resumed += 1
             if cancel_requested:
@@ -270,7 +291,7 @@ class Runtime:
         """Stop: runs in flight are left as journaled, and the lease released, so a peer (or the
         next start) resumes them at once."""
         self._closing = True
-        for task in (self._connecting, self._coordinating):
+        for task in (self._connecting, self._coordinating, self._relistening):
             if task is not None:
                 task.cancel()
         runs_left = len(self._live)

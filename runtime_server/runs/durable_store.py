@@ -77,6 +77,9 @@ class Backend(Protocol):
 
     async def request_cancel(self, run_id: str) -> bool: ...
 
+    async def cancels_requested(self, run_ids: list[str]) -> list[str]:
+        """Which of these running runs a cancel was asked of (through another replica)."""
+
     async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> Any:
         """Hear runs end and cancels asked (PostgreSQL's LISTEN); returns what to close, or None."""
 

@@ -206,6 +206,10 @@ class PostgresBackend:
                 await connection.execute(f"SELECT pg_notify('{CANCEL_CHANNEL}', $1)", run_id)
         return owner is not None
 
+    async def cancels_requested(self, run_ids: list[str]) -> list[str]:
+        rows = await self._db.fetch("SELECT run_id FROM runs WHERE run_id = ANY($1::text[]) AND cancel_requested AND status = 'running'", run_ids)
+        return [row[0] for row in rows]
+
     async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> Any:
         """A connection of its own that hears runs end and cancels asked of us; the caller closes it."""
         connection = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)

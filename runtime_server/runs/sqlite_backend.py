@@ -135,6 +135,11 @@ class SqliteBackend:
         sql = "UPDATE runs SET cancel_requested = 1 WHERE run_id = ? AND status = 'running'"
         return await self._call(lambda db: db.execute(sql, (run_id,)).rowcount > 0)
 
+    async def cancels_requested(self, run_ids: list[str]) -> list[str]:
+        marks = ", ".join("?" * len(run_ids))
+        sql = f"SELECT run_id FROM runs WHERE run_id IN ({marks}) AND cancel_requested AND status = 'running'"
+        return await self._call(lambda db: [row[0] for row in db.execute(sql, run_ids).fetchall()]) if run_ids else []
+
     async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> None:
         """Nothing to hear: SQLite serves one runtime, which sees its own runs end."""
         return None
