@@ -379,8 +379,9 @@ def _client_overrides_are_unwrapped(upstream: Outcome, ours: Outcome) -> None:
 
 
 def _our_trace_id(upstream: Outcome, ours: Outcome) -> None:
-    """Ours adds the run's ``traceId`` (the 0.9.2 model drops it)."""
+    """Ours adds the run's ``traceId`` and ``orchestratorId`` (the runtime that runs it; the 0.9.2 model drops both)."""
     assert isinstance(ours.value["answer"].pop("traceId"), str)
+    assert isinstance(ours.value["answer"].pop("orchestratorId"), str)
     assert ours.value == upstream.value
 
 
