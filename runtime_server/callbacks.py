@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class RunCallbacks:
-    __slots__ = ("_runtime", "_record", "_item_index", "_step_id", "_submits", "instance_id")
+    __slots__ = ("_runtime", "_record", "_item_index", "_step_id", "_submits", "instance_id", "made")
 
     def __init__(self, runtime: Runtime, record: RunRecord, item_index: int = 0, step_id: str = "") -> None:
         self._runtime = runtime
@@ -40,6 +40,8 @@ class RunCallbacks:
         self._submits = 0
         self.instance_id: str | None = None
         """The pod that answered this execution, as the plugin reports it."""
+        self.made: dict[str, int] | None = None
+        """Callbacks this execution made, by method (None: none)."""
 
     def answered_by(self, instance_id: str) -> None:
         self.instance_id = instance_id
@@ -52,6 +54,9 @@ class RunCallbacks:
 
     async def handle(self, method: str, params: Any) -> Any:
         handler = _HANDLERS.get(method)
+        self.made = made = self.made or {}
+        counted = method if handler is not None else "other"  # a pod names methods: keep the keys bounded
+        made[counted] = made.get(counted, 0) + 1
         if handler is None:
             metrics.CALLBACKS.labels(method, "unknown_method").inc()
             raise CallbackError(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}")

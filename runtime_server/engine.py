@@ -123,7 +123,7 @@ class Engine:
         record = run.record
         state = record.steps[step.id]
         state.status = "running"
-        state.started_ns, state.completed_ns, state.instance_id = now_ns(), None, None
+        state.started_ns, state.completed_ns, state.instance_id, state.callbacks = now_ns(), None, None, None
         budget = first_budget(step, self._step_attempts, run.resume.interrupted(item_index, step.id) if run.resume is not None else None)
         state.attempt = budget.attempt
         if budget.recovered is not None:
@@ -142,7 +142,9 @@ class Engine:
         state.completed_ns = now_ns()
         metrics.STEP_DURATION.labels("failed" if is_failed else "success").observe(time.perf_counter() - started)
         kind = "step_failed" if is_failed else "step_succeeded"
-        record.record_event(kind, item_index=item_index, step_id=step.id, attempt=state.attempt, error=_error_json(outcome), instance_id=state.instance_id, outcome=outcome)
+        record.record_event(
+            kind, item_index=item_index, step_id=step.id, attempt=state.attempt, error=_error_json(outcome), instance_id=state.instance_id, outcome=outcome, callbacks=state.callbacks
+        )
         if is_failed:
             log_event(logger, "step_failed", logging.WARNING, run_id=record.run_id, step_id=step.id, trace_id=run.trace.trace_id, item_index=item_index, error=outcome.error.message)
         return outcome
@@ -212,7 +214,8 @@ class Engine:
                 log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
-        run.record.steps[step.id].instance_id = callbacks.instance_id  # this attempt's pod (None: none answered)
+        state = run.record.steps[step.id]
+        state.instance_id, state.callbacks = callbacks.instance_id, callbacks.made  # this attempt's pod (None: none answered) and its callbacks
         metrics.COMPONENT_CALLS.labels(plugin.name, label).inc()
         metrics.COMPONENT_CALL_DURATION.labels(plugin.name).observe(time.perf_counter() - started)
         return outcome, retriable

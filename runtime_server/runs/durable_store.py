@@ -241,7 +241,7 @@ def _unreadable(row: RunRow, message: str) -> RunRecord:
     record = RunRecord(row.run_id, row.flow_id, row.flow_name, [], {}, row.root_run_id, row.parent_run_id, status="failed", created_ns=row.created_ns)
     record.completed_ns = row.completed_ns or row.created_ns
     record.counts = {"total": 0, "completed": 0, "running": 0, "failed": 0, "cancelled": 0}
-    record.journal = [(record.completed_ns, "run_completed", None, None, None, "failed", {"code": 500, "message": message}, None, PENDING)]
+    record.journal = [(record.completed_ns, "run_completed", None, None, None, "failed", {"code": 500, "message": message}, None, PENDING, None)]
     return record
 
 

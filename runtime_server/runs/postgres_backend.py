@@ -9,7 +9,7 @@ described without the password (``database_url.redact``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ from runtime_server.runs.clock import now_ns
 from runtime_server.runs.database_url import redact
 from runtime_server.runs.durable_store import StoreUnavailable
 from runtime_server.runs.rows import RUN_COLUMNS as _RUN_COLUMNS
-from runtime_server.runs.rows import Batch, JournalRow, RunRow, RunsLost
+from runtime_server.runs.rows import Batch, JournalRow, RunEnd, RunRow, RunsLost
 from runtime_server.runs.schema import VERSION_TABLE, SchemaError, pending
 from runtime_server.runs.store import RunQuery
 
@@ -31,12 +31,43 @@ FORGET_DEAD_AFTER_MS = 3_600_000
 """A dead replica's lease row, with no runs left, is deleted after an hour (pod names come and go)."""
 ENDED_CHANNEL, CANCEL_CHANNEL = "stepflow_run_ended", "stepflow_run_cancel"
 _FILTERS = (("status", "status"), ("flow_name", "flow_name"), ("root_run_id", "root_run_id"), ("parent_run_id", "parent_run_id"))
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (run_id) DO NOTHING"
-_INSERT_ENTRY = "INSERT INTO journal VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id, seq) DO NOTHING"
-_END_RUN = "UPDATE runs SET status = $1, completed_ns = $2, counts = $3 WHERE run_id = $4"
-_INSERT_BLOB = """INSERT INTO blobs VALUES ($1, $2, $3)
+_COMMIT = f"""
+WITH locked AS (
+    SELECT run_id, owner, owner_epoch FROM runs WHERE run_id = ANY($1::text[]) FOR SHARE
+), fence AS (
+    SELECT array_agg(run_id) FILTER (WHERE owner = $2 AND owner_epoch = $3) AS held FROM locked
+), go AS (
+    SELECT cardinality(coalesce(held, '{{}}')) = cardinality($1::text[]) AS ok FROM fence
+), new_blobs AS (
+    INSERT INTO blobs SELECT * FROM unnest($4::text[], $5::text[], $6::bytea[]) WHERE (SELECT ok FROM go)
     ON CONFLICT (blob_id) DO UPDATE SET blob_type = 'flow' WHERE blobs.blob_type != 'flow' AND excluded.blob_type = 'flow'
-    RETURNING (xmax = 0) AS inserted"""
+    RETURNING (xmax = 0) AS inserted, length(body) AS size
+), new_runs AS (
+    INSERT INTO runs ({_RUN_COLUMNS})
+    SELECT * FROM unnest($7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bytea[],
+                         $17::bigint[], $18::bytea[], $19::bigint[])
+    WHERE (SELECT ok FROM go) ON CONFLICT (run_id) DO NOTHING RETURNING 1
+), sizes AS (
+    UPDATE store_sizes SET runs = runs + (SELECT count(*) FROM new_runs),
+        blobs = blobs + (SELECT count(*) FROM new_blobs WHERE inserted),
+        blob_bytes = blob_bytes + (SELECT coalesce(sum(size), 0) FROM new_blobs WHERE inserted)
+    WHERE (SELECT ok FROM go)
+), entries AS (
+    INSERT INTO journal
+    SELECT * FROM unnest($20::text[], $21::int[], $22::bigint[], $23::text[], $24::int[], $25::text[], $26::int[], $27::text[], $28::text[], $29::bytea[])
+    WHERE (SELECT ok FROM go) ON CONFLICT (run_id, seq) DO NOTHING
+), ended AS (
+    UPDATE runs SET status = e.status, completed_ns = e.completed_ns, counts = e.counts
+    FROM unnest($30::text[], $31::bigint[], $32::bytea[], $33::text[]) AS e(status, completed_ns, counts, run_id)
+    WHERE runs.run_id = e.run_id AND (SELECT ok FROM go)
+)
+SELECT (SELECT ok FROM go), (SELECT held FROM fence),
+       (SELECT count(pg_notify('{ENDED_CHANNEL}', run_id)) FROM unnest($34::text[]) AS run_id WHERE (SELECT ok FROM go))
+"""
+"""One group commit as one statement. Its parts run on one snapshot and do not see each other's
+rows, so a run created and ended in the same batch is inserted ended (``_with_ends_folded_in``).
+The fence locks every existing run the batch writes to (FOR SHARE): a peer's claim of one of
+them waits for this statement, or made it see the new owner and write nothing."""
 
 
 _LASTING = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError, SchemaError, ValueError)
@@ -93,20 +124,17 @@ class PostgresBackend:
                 pool.terminate()
 
     async def commit(self, batch: Batch) -> None:
-        async with self._db.acquire() as connection, connection.transaction():
-            if batch.fence is not None:
-                await _check_fence(connection, batch)
-            if batch.blobs:
-                await _insert_blobs(connection, batch.blobs)
-            if batch.runs:
-                before = await connection.fetchval("SELECT COUNT(*) FROM runs WHERE run_id = ANY($1::text[])", [row.run_id for row in batch.runs])
-                await connection.executemany(_INSERT_RUN, batch.runs)
-                await connection.execute("UPDATE store_sizes SET runs = runs + $1", len(batch.runs) - before)
-            if batch.entries:
-                await connection.executemany(_INSERT_ENTRY, batch.entries)
-            if batch.ends:
-                await connection.executemany(_END_RUN, batch.ends)
-                await connection.execute(f"SELECT pg_notify('{ENDED_CHANNEL}', run_id) FROM unnest($1::text[]) AS run_id", [end.run_id for end in batch.ends])
+        """The whole batch in one statement, so one round trip (``_COMMIT``: the fence, blobs, runs,
+        entries, ends and their NOTIFY); refused whole, with RunsLost, if the fence does not hold."""
+        owner, epoch = batch.fence or ("", 0)
+        check = sorted(batch.existing_run_ids()) if batch.fence is not None else []
+        runs, ends = _with_ends_folded_in(batch)
+        ok, held, _ = await self._db.fetchrow(
+            _COMMIT, check, owner, epoch, *_columns(_unique_blobs(batch.blobs), 3), *_columns(runs, 13), *_columns(batch.entries, 10), *_columns(ends, 4),
+            [end.run_id for end in batch.ends],
+        )
+        if not ok:
+            raise RunsLost(set(check) - set(held or ()))
 
     async def run(self, run_id: str) -> tuple[RunRow, list[JournalRow]] | None:
         async with self._db.acquire() as connection:
@@ -232,27 +260,28 @@ async def _keep_session(connection: Any) -> None:
     is released explicitly, listeners have a connection of their own)."""
 
 
-async def _check_fence(connection: Any, batch: Batch) -> None:
-    """Refuse the whole batch if it writes to a run this owner no longer holds at its epoch (the
-    rows stay locked until the commit, so no claim slips in between)."""
-    assert batch.fence is not None
-    run_ids = batch.existing_run_ids()
-    if not run_ids:
-        return
-    owner, epoch = batch.fence
-    rows = await connection.fetch("SELECT run_id, owner, owner_epoch FROM runs WHERE run_id = ANY($1::text[]) FOR SHARE", list(run_ids))
-    held = {row[0] for row in rows if row[1] == owner and row[2] == epoch}
-    if held != run_ids:
-        raise RunsLost(run_ids - held)
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (what ``unnest`` takes); ``width`` empty lists for no rows."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-async def _insert_blobs(connection: Any, blobs: list[tuple[str, str, bytes]]) -> None:
-    added = added_bytes = 0
-    for blob_id, blob_type, body in blobs:
-        if await connection.fetchval(_INSERT_BLOB, blob_id, blob_type, body):
-            added, added_bytes = added + 1, added_bytes + len(body)
-    if added:
-        await connection.execute("UPDATE store_sizes SET blobs = blobs + $1, blob_bytes = blob_bytes + $2", added, added_bytes)
+def _with_ends_folded_in(batch: Batch) -> tuple[list[RunRow], list[RunEnd]]:
+    """A run created in this batch and ended in it too is written ended, once."""
+    ends = {end.run_id: end for end in batch.ends}
+    runs = []
+    for row in batch.runs:
+        end = ends.pop(row.run_id, None)
+        runs.append(row if end is None else row._replace(status=end.status, completed_ns=end.completed_ns, counts=end.counts))
+    return runs, list(ends.values())
+
+
+def _unique_blobs(blobs: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """One row per blob id (an upsert may not touch a row twice in one statement); a flow wins."""
+    unique: dict[str, tuple[str, str, bytes]] = {}
+    for blob in blobs:
+        if blob[0] not in unique or blob[1] == "flow":
+            unique[blob[0]] = blob
+    return list(unique.values())
 
 
 async def _delete_runs(connection: Any, run_ids: list[str]) -> int:

@@ -36,14 +36,17 @@ class RunEvent(msgspec.Struct, omit_defaults=True, rename="camel"):
     instance_id: str | None = None
     """The pod that answered (``Stepflow-Instance-Id``): on step_succeeded/failed the last attempt's, on
     step_retried the failed attempt's; on run_recovered, the runtime that took the run."""
+    callbacks: dict[str, int] | None = None
+    """On a step's end: the callbacks its last execution made (blobs/put, runs/submit, ...), by method;
+    they went over the stream of, and were answered to, the pod in ``instance_id``."""
 
 
-JournalEntry = tuple[int, str, int | None, str | None, int | None, str | None, dict[str, Any] | None, str | None, Any]
-"""(time ns, kind, item_index, step_id, attempt, status, error, instance_id, outcome). Every
+JournalEntry = tuple[int, str, int | None, str | None, int | None, str | None, dict[str, Any] | None, str | None, Any, dict[str, int] | None]
+"""(time ns, kind, item_index, step_id, attempt, status, error, instance_id, outcome, callbacks). Every
 run writes them on its hot path and few are ever read: a tuple and a clock reading cost a
 fifth of a ``RunEvent`` with its time formatted, which ``events()`` makes when asked.
 ``outcome`` (a step's or an item's result, ``PENDING`` elsewhere) is what recovery needs;
-the API's events leave it out."""
+the API's events leave it out. ``callbacks``: on a step's end, the callbacks its execution made, by method."""
 
 RUN_KINDS = ("run_started", "run_recovered", "step_started", "step_retried", "step_succeeded", "step_failed", "item_completed", "run_completed")
 
@@ -57,6 +60,7 @@ class StepState:
     instance_id: str | None = None
     started_ns: int | None = None
     completed_ns: int | None = None
+    callbacks: dict[str, int] | None = None
 
 
 @dataclass
@@ -104,8 +108,9 @@ class RunRecord:
         error: dict[str, Any] | None = None,
         instance_id: str | None = None,
         outcome: Any = PENDING,
+        callbacks: dict[str, int] | None = None,
     ) -> None:
-        self.journal.append((now_ns(), kind, item_index, step_id, attempt, status, error, instance_id, outcome))
+        self.journal.append((now_ns(), kind, item_index, step_id, attempt, status, error, instance_id, outcome, callbacks))
         if self.sink is not None:
             self.sink(self)
         if self.changed is not None:
@@ -115,8 +120,8 @@ class RunRecord:
     def events(self, start: int = 0) -> list[RunEvent]:
         """The journal from entry ``start`` on."""
         return [
-            RunEvent(seq, rfc3339(at), kind, item_index, step_id, attempt, status, error, instance_id)
-            for seq, (at, kind, item_index, step_id, attempt, status, error, instance_id, _) in enumerate(self.journal[start:], start)
+            RunEvent(seq, rfc3339(at), kind, item_index, step_id, attempt, status, error, instance_id, callbacks)
+            for seq, (at, kind, item_index, step_id, attempt, status, error, instance_id, _, callbacks) in enumerate(self.journal[start:], start)
         ]
 
     @property

@@ -54,7 +54,7 @@ class RunResume:
 
 def resume_of(journal: list[JournalEntry]) -> RunResume:
     resume = RunResume()
-    for _, kind, item_index, step_id, attempt, status, _, _, outcome in journal:
+    for _, kind, item_index, step_id, attempt, status, _, _, outcome, _ in journal:
         if item_index is None:
             continue
         if kind == "item_completed":

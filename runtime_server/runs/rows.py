@@ -33,6 +33,7 @@ class EntryDetail(msgspec.Struct, omit_defaults=True):
     error: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
     """The step's or item's result in its wire form (``to_wire``)."""
+    callbacks: dict[str, int] | None = None
 
 
 RUN_COLUMNS = "run_id, created_ns, status, flow_id, flow_name, root_run_id, parent_run_id, owner, submit_key, spec, completed_ns, counts, owner_epoch"
@@ -146,10 +147,10 @@ def run_row(record: RunRecord, owner: str, owner_epoch: int = 0) -> RunRow:
 def journal_rows(record: RunRecord, start: int) -> list[JournalRow]:
     """The record's entries from ``start`` on."""
     rows = []
-    for seq, (at, kind, item_index, step_id, attempt, status, error, instance_id, outcome) in enumerate(record.journal[start:], start):
+    for seq, (at, kind, item_index, step_id, attempt, status, error, instance_id, outcome, callbacks) in enumerate(record.journal[start:], start):
         detail = None
-        if error is not None or outcome is not PENDING:
-            detail = _encoder.encode(EntryDetail(error, None if outcome is PENDING else to_wire(outcome)))
+        if error is not None or outcome is not PENDING or callbacks:
+            detail = _encoder.encode(EntryDetail(error, None if outcome is PENDING else to_wire(outcome), callbacks))
         rows.append(JournalRow(record.run_id, seq, at, kind, item_index, step_id, attempt, status, instance_id, detail))
     return rows
 
@@ -200,17 +201,17 @@ def listed(row: RunRow) -> RunRecord:
 
 
 def _entry(row: JournalRow) -> JournalEntry:
-    error, outcome = None, PENDING
+    error, outcome, callbacks = None, PENDING, None
     if row.detail is not None:
         detail = _detail_decoder.decode(row.detail)
-        error = detail.error
+        error, callbacks = detail.error, detail.callbacks
         if detail.outcome is not None:
             outcome = from_wire(detail.outcome)
-    return (row.at_ns, row.kind, row.item_index, row.step_id, row.attempt, row.status, error, row.instance_id, outcome)
+    return (row.at_ns, row.kind, row.item_index, row.step_id, row.attempt, row.status, error, row.instance_id, outcome, callbacks)
 
 
 def _apply(record: RunRecord, entry: JournalEntry) -> None:
-    at, kind, item_index, step_id, attempt, _, _, instance_id, outcome = entry
+    at, kind, item_index, step_id, attempt, _, _, instance_id, outcome, callbacks = entry
     if kind == "item_completed" and item_index is not None and 0 <= item_index < len(record.item_outcomes) and outcome is not PENDING:
         record.item_outcomes[item_index] = outcome
         record.item_completed_ns[item_index] = at
@@ -223,4 +224,4 @@ def _apply(record: RunRecord, entry: JournalEntry) -> None:
         state.started_ns = state.started_ns if kind == "step_retried" and state.started_ns else at
     elif kind in ("step_succeeded", "step_failed"):
         state.status = "completed" if kind == "step_succeeded" else "failed"
-        state.outcome, state.instance_id, state.completed_ns = outcome, instance_id, at
+        state.outcome, state.instance_id, state.completed_ns, state.callbacks = outcome, instance_id, at, callbacks

@@ -59,6 +59,8 @@ def step_runs(record: RunRecord) -> dict[str, Any]:
             entry["startedAt"] = rfc3339(state.started_ns)
         if state.completed_ns:
             entry["completedAt"] = rfc3339(state.completed_ns)
+        if state.callbacks:
+            entry["callbacks"] = state.callbacks
         steps[step_id] = entry
     return steps
 

@@ -57,7 +57,7 @@ DATA = {"data": {"b": 2, "a": [1.5, "x", None, True]}}
 UNKNOWN_RUN = "0190c2a6-1c2d-7e3f-8a9b-0c1d2e3f4a5b"
 UNKNOWN_FLOW = "0" * 64
 OUR_EXTRA_FIELDS = {"health": {"plugins"}, "get run": {"traceId", "orchestratorId"}, "get a running run": {"traceId", "orchestratorId"}}
-OUR_EXTRA_STEP_FIELDS = {"attempt", "instanceId", "startedAt", "completedAt"}
+OUR_EXTRA_STEP_FIELDS = {"attempt", "instanceId", "startedAt", "completedAt", "callbacks"}
 """Each step's attempt, the pod that ran it and when (docs/limits.md): upstream 0.9 has none of them."""
 UPSTREAM_ONLY_COMPONENTS = {"/openai", "/load_file"}
 

@@ -15,7 +15,7 @@ from runtime_server.runs.resume import ON_ERROR_RETRY, TRANSPORT, Budget, Interr
 
 
 def entry(kind: str, item: int | None = 0, step: str | None = "a", attempt: int | None = None, status: str | None = None, outcome: Any = PENDING) -> JournalEntry:
-    return (0, kind, item, step, attempt, status, None, None, outcome)
+    return (0, kind, item, step, attempt, status, None, None, outcome, None)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -144,7 +145,7 @@ def test_run_page_shows_its_steps_with_the_pods_that_ran_them(fleet: Fleet, demo
     details = page.locator("#step-details")
     expect(details).to_contain_text("blob_id")
     expect(details.locator(".pod")).to_have_text(next(pod for pod in pods if pod in texts[0]))
-    expect(details).to_contain_text("were pinned to pod")
+    expect(details).to_contain_text(re.compile(r"\d+ callbacks? \(blobs/put ×\d+.*\), pinned to pod "))
     expect(page.locator(".timeline .lane")).to_have_count(3)
     screenshot(page, shots / "ui-run.png")
     page.click(".journal summary")

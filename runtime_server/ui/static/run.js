@@ -98,12 +98,18 @@ function stepDetails(state, stepId, flowStep) {
       ? h("p", { class: "muted" }, `A batch run keeps one output per step (the last item's)${seen.failedItems.length ? `; it failed on item ${seen.failedItems.slice(0, 10).join(", ")}` : ""}: choose an item for its own.`)
       : null,
     h("h3", {}, "Callbacks"),
-    h("p", {}, seen.instanceId
-      ? ["Callbacks of this step (blobs, sub-runs) were pinned to pod ", h("code", {}, seen.instanceId), "."]
-      : "The pod that ran this step did not name itself, so its callbacks' pod is unknown."),
+    callbackSummary(entry.callbacks, seen.instanceId),
     subRuns.length ? h("ul", {}, subRuns.map((sub) => h("li", {}, "sub-run ", h("a", { href: `/ui/runs/${sub.runId}` }, sub.runId), " ", badge(sub.status)))) : h("p", { class: "muted" }, "No sub-runs started while it ran."),
     retries.length ? [h("h3", {}, "Retries"), h("ul", {}, retries.map((retry) =>
       h("li", {}, `item ${retry.item}: attempt ${retry.attempt} after ${retry.error?.message || "a failure"} on pod ${pod(retry.instanceId)}${retry.reason ? ` (${retry.reason})` : ""}`)))] : null);
+}
+
+function callbackSummary(callbacks, instanceId) {
+  const made = Object.entries(callbacks || {});
+  if (!made.length) return h("p", { class: "muted" }, "Its last execution made no callbacks.");
+  const total = made.reduce((sum, [, count]) => sum + count, 0);
+  const where = instanceId ? ["pinned to pod ", h("code", {}, instanceId)] : ["on a stream whose pod did not name itself"];
+  return h("p", {}, `${total} callback${total === 1 ? "" : "s"} (${made.map(([method, count]) => `${method} ×${count}`).join(", ")}), `, ...where, ".");
 }
 
 function subRunList(subRuns) {
