@@ -158,6 +158,13 @@ class Rig:
     plugin_options: dict[str, Any] = field(default_factory=lambda: dict(PLUGIN_OPTIONS))
     extra_config: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    host: str = RUNTIME_HOST
+    port: int = RUNTIME_PORT
+    metrics_port: int = METRICS_PORT
+    orchestrator_id: str = ORCHESTRATOR_ID
+    name: str = "runtime"
+    """Its config and log files' prefix in ``work_dir`` (replicas share one)."""
+    extra_args: list[str] = field(default_factory=list)
     runtime: ManagedProcess | None = None
     starts: int = 0
     ledger: Ledger = field(init=False)
@@ -169,7 +176,7 @@ class Rig:
 
     @property
     def api(self) -> str:
-        return f"http://{RUNTIME_HOST}:{RUNTIME_PORT}/api/v1"
+        return f"http://{self.host}:{self.port}/api/v1"
 
     def start(self) -> Rig:
         self.pods.ensure(self.pod_count)
@@ -189,10 +196,10 @@ class Rig:
 
     def start_runtime(self, wait_ready: bool = True) -> ManagedProcess:
         """Start (or start again) the runtime: same config, store and orchestrator id every time."""
-        config = self.work_dir / "runtime.yml"
+        config = self.work_dir / f"{self.name}.yml"
         config.write_text(self.config_text())
         self.starts += 1
-        self.runtime = python_process(f"runtime-{self.starts}", self.runtime_args(config), self.work_dir, self.env)
+        self.runtime = python_process(f"{self.name}-{self.starts}", self.runtime_args(config), self.work_dir, self.env)
         self.runtime.start()
         if wait_ready:
             self.wait_ready()
@@ -205,13 +212,14 @@ class Rig:
             "--config",
             str(config),
             "--host",
-            RUNTIME_HOST,
+            self.host,
             "--port",
-            str(RUNTIME_PORT),
+            str(self.port),
             "--metrics-port",
-            str(METRICS_PORT),
+            str(self.metrics_port),
             "--orchestrator-id",
-            ORCHESTRATOR_ID,
+            self.orchestrator_id,
+            *self.extra_args,
         ]
 
     def wait_ready(self, seconds: float = 20.0) -> None:
@@ -249,9 +257,9 @@ class Rig:
 
     def runtime_log(self, tail: int = 6000) -> str:
         return "\n".join(
-            f"--- runtime start {n}\n{(self.work_dir / f'runtime-{n}.log').read_text(errors='replace')[-tail:]}"
+            f"--- {self.name} start {n}\n{(self.work_dir / f'{self.name}-{n}.log').read_text(errors='replace')[-tail:]}"
             for n in range(1, self.starts + 1)
-            if (self.work_dir / f"runtime-{n}.log").exists()
+            if (self.work_dir / f"{self.name}-{n}.log").exists()
         )
 
     # -- the API -----------------------------------------------------------------------
@@ -318,4 +326,4 @@ class Rig:
         return ended
 
     def metric(self, name: str, **labels: str) -> float:
-        return total(scrape(f"http://{RUNTIME_HOST}:{METRICS_PORT}/metrics"), name, **labels)
+        return total(scrape(f"http://{self.host}:{self.metrics_port}/metrics"), name, **labels)
