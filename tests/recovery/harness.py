@@ -106,10 +106,11 @@ def healthy(process: ManagedProcess, url: str) -> bool:
 
 @dataclass
 class PodSet:
-    """Hold pods on 127.0.0.191-193, shared by the tests of a session (each starts in ~2 s on this
-    machine); a test that kills one gets it back from ``ensure`` before the next test."""
+    """Hold pods on 127.0.0.191-193 (or ``hosts``), shared by the tests of a session (each starts in
+    ~2 s on this machine); a test that kills one gets it back from ``ensure`` before the next test."""
 
     directory: Path
+    hosts: tuple[str, ...] = POD_HOSTS
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     started: int = 0
 
@@ -117,14 +118,13 @@ class PodSet:
     def name(index: int) -> str:
         return f"hold-{'abc'[index]}"
 
-    @staticmethod
-    def url(index: int) -> str:
-        return f"http://{POD_HOSTS[index]}:{POD_PORT}"
+    def url(self, index: int) -> str:
+        return f"http://{self.hosts[index]}:{POD_PORT}"
 
     def start(self, index: int) -> ManagedProcess:
         name = self.name(index)
         self.started += 1
-        args = [str(HOLD_POD), "--host", POD_HOSTS[index], "--port", str(POD_PORT), "--metrics-port", "0"]
+        args = [str(HOLD_POD), "--host", self.hosts[index], "--port", str(POD_PORT), "--metrics-port", "0"]
         pod = python_process(f"{name}-{self.started}", args, self.directory, {"POD_NAME": name, "HOLD_DIR": str(self.directory)})
         pod.start()
         wait_until(lambda: healthy(pod, f"{self.url(index)}/health"), f"pod {name} never became healthy:\n{pod.log()}", 20)

@@ -1,7 +1,7 @@
 """Two runtimes on one PostgreSQL database, on the recovery rig's hold pods (issue 16).
 
 Addresses are this module's own: replica A on 127.0.0.230, B on 127.0.0.231 (API 7890, metrics
-9890 each), with ``recovery: {leaseTtlSecs: 2, checkIntervalSecs: 0.25}`` so a dead replica's
+9890 each), hold pods on 127.0.0.232-233 (port 8080), with ``recovery: {leaseTtlSecs: 2, checkIntervalSecs: 0.25}`` so a dead replica's
 runs are taken in about 2-3 s. Each replica is a ``Rig`` of its own (its own orchestrator id,
 log files and signals); they share one ledger, whose ``explain`` gives every replica's log.
 """
@@ -23,6 +23,7 @@ from tests.recovery.ledger import Ledger
 from tests.support.waiting import wait_until
 
 REPLICA_HOSTS = ("127.0.0.230", "127.0.0.231")
+POD_HOSTS = ("127.0.0.232", "127.0.0.233")
 LEASE_TTL = 2.0
 CHECK_INTERVAL = 0.25
 RECOVERY = f"recovery:\n  leaseTtlSecs: {LEASE_TTL}\n  checkIntervalSecs: {CHECK_INTERVAL}\n"

@@ -22,20 +22,30 @@ import pytest
 
 from tests.recovery.conftest import postgres_store
 from tests.recovery.harness import TLS, PodSet, Rig, flow, from_input, from_step, step
-from tests.recovery.replicas import FAILOVER_SECONDS, Replicas, follow_events, journal, replica_id, submit_anywhere
+from tests.recovery.replicas import FAILOVER_SECONDS, LEASE_TTL, POD_HOSTS, Replicas, follow_events, journal, replica_id, submit_anywhere
 from tests.recovery.test_scenarios import assert_once, assert_resumed, spawning_flow, sub_runs, success
 from tests.support.postgres import PostgresServer
 
 MakeReplicas = Callable[..., Replicas]
 
 
+@pytest.fixture(scope="module")
+def replica_pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodSet]:
+    """Hold pods of this module's own (127.0.0.232-233), shared by its tests."""
+    pods = PodSet(tmp_path_factory.mktemp("replica-pods"), POD_HOSTS)
+    try:
+        yield pods
+    finally:
+        pods.stop()
+
+
 @pytest.fixture
-def make_replicas(tmp_path: Path, hold_pods: PodSet, running_postgres: PostgresServer) -> Iterator[MakeReplicas]:
+def make_replicas(tmp_path: Path, replica_pods: PodSet, running_postgres: PostgresServer) -> Iterator[MakeReplicas]:
     """``make_replicas(**options)``: replicas A and B on a fresh database of the module's own server, started."""
     made: list[Replicas] = []
 
     def make(**options: Any) -> Replicas:
-        replicas = Replicas.make(tmp_path, postgres_store(running_postgres), hold_pods, **options)
+        replicas = Replicas.make(tmp_path, postgres_store(running_postgres), replica_pods, **options)
         made.append(replicas)
         return replicas.start()
 
@@ -202,12 +212,46 @@ def test_frozen_replica_cannot_record_its_late_result(make_replicas: MakeReplica
     assert a.metric("runtime_runs_owned") == 0
 
 
+def test_sigterm_finishes_what_it_can_and_hands_over_the_rest(make_replicas: MakeReplicas) -> None:
+    """Two runs held on A, A given SIGTERM with a 2 s grace: new runs are refused at once (503, or
+    no connection: uvicorn closes its listener at the signal), the run
+    released within the grace finishes on A, the other is handed over when A exits (its lease
+    released, so B takes it at its next check, not after the TTL) and runs again there."""
+    replicas = make_replicas(grace=2.0)
+    a, b = replicas
+    definition = flow("drain", [step("a", "hold", [from_input()]), step("b", "record", [from_step("a")])], "b")
+    finished, handed = a.submit(definition, 1), a.submit(definition, 2)
+    replicas.ledger.wait_for("start", "a", 2)
+    assert a.runtime is not None
+    a.runtime.signal(signal.SIGTERM)
+    replicas.wait_log(0, "runtime_draining")
+    with httpx.Client(base_url=a.api, timeout=5.0, verify=TLS) as client:
+        refused, _ = submit_anywhere([client, client], {"flow": definition, "input": [{"value": 3}], "wait": False}, 0)
+    assert refused is None, "A took a new run after SIGTERM"
+    replicas.ledger.release(f"{finished}.a")
+    a.runtime.process.wait(10)
+    exited = time.monotonic()
+    replicas.ledger.wait_for("cancelled", "a", run=handed)
+    replicas.ledger.wait_for("start", "a", run=handed, attempt=2, seconds=FAILOVER_SECONDS)
+    taken_after = time.monotonic() - exited
+    finish(replicas, [finished, handed], "a")
+    assert (replicas.result(finished), replicas.result(handed)) == (success(3), success(4))
+    assert replicas.owner(finished) == replica_id(0)
+    assert_once(b, finished, "a", "b")
+    assert_resumed(b, handed, "a")
+    assert_recorded_once(replicas, handed, "a", "b")
+    assert_taken_over(replicas, handed, by=1, taken_from=0)
+    assert [entry.get("runs_left") for entry in replicas.log_events(0, "lease_released")] == [1]
+    assert taken_after < LEASE_TTL / 2, f"B took the handed-over run {taken_after:.1f}s after A exited: it waited for the lease to expire"
+
+
 LOAD_RUNS = 200
 LOAD_SECONDS = 15.0
 
 
-def steady_load(replicas: Replicas, flow_id: str, acknowledged: dict[str, int], refused: list[int], stop: threading.Event) -> None:
-    """``LOAD_RUNS`` runs over ``LOAD_SECONDS``, alternating replicas, a refused POST retried on the other."""
+def steady_load(replicas: Replicas, flow_id: str, acknowledged: dict[str, int], retried: list[int], refused: list[int], stop: threading.Event) -> None:
+    """``LOAD_RUNS`` runs over ``LOAD_SECONDS``, alternating replicas, a refused POST retried on the other
+    (``retried``: the inputs that were; ``refused``: those both replicas refused)."""
     clients = [httpx.Client(base_url=rig.api, timeout=5.0, verify=TLS) for rig in replicas]
     try:
         started = time.monotonic()
@@ -215,11 +259,13 @@ def steady_load(replicas: Replicas, flow_id: str, acknowledged: dict[str, int], 
             if stop.is_set():
                 return
             time.sleep(max(0.0, started + value * LOAD_SECONDS / LOAD_RUNS - time.monotonic()))
-            run_id, _ = submit_anywhere(clients, {"flowId": flow_id, "input": [{"value": value}], "wait": False}, value % 2)
+            run_id, tries = submit_anywhere(clients, {"flowId": flow_id, "input": [{"value": value}], "wait": False}, value % 2)
             if run_id is None:
                 refused.append(value)
             else:
                 acknowledged[run_id] = value
+            if tries > 1:
+                retried.append(value)
     finally:
         for client in clients:
             client.close()
@@ -233,13 +279,17 @@ def rolling_restart(rig: Rig) -> None:
 
 
 def test_rolling_restart_under_steady_load_loses_nothing(make_replicas: MakeReplicas) -> None:
+    """200 runs over 15 s spread over A and B while A, then B, is stopped (SIGTERM: it drains) and
+    started again: every run acknowledged completes with its output, each step once; none is refused
+    by both, and some POSTs were refused by the replica restarting and taken by the other."""
     replicas = make_replicas()
     definition = flow("demo-like", [step("a", "record", [from_input()]), step("b", "record", [from_step("a")])], "b")
     flow_id = replicas[0].store_flow(definition)
     acknowledged: dict[str, int] = {}
+    retried: list[int] = []
     refused: list[int] = []
     stop = threading.Event()
-    load = threading.Thread(target=steady_load, args=(replicas, flow_id, acknowledged, refused, stop), daemon=True)
+    load = threading.Thread(target=steady_load, args=(replicas, flow_id, acknowledged, retried, refused, stop), daemon=True)
     load.start()
     try:
         time.sleep(2.0)
@@ -250,6 +300,7 @@ def test_rolling_restart_under_steady_load_loses_nothing(make_replicas: MakeRepl
         stop.set()
     assert refused == [], f"runs refused by both replicas: {refused}"
     assert len(acknowledged) == LOAD_RUNS
+    assert retried, "no POST was refused: the restarts did not happen under the load"
     ended = replicas.wait_runs(list(acknowledged))
     assert [run_id for run_id, details in ended.items() if details["status"] != "completed"] == []
     completions = replicas.ledger.by_run_step("complete")
@@ -264,16 +315,27 @@ def test_rolling_restart_under_steady_load_loses_nothing(make_replicas: MakeRepl
     assert len(drained) == 2, f"each replica drained once: {drained}"
 
 
-def test_database_restart_under_load(make_replicas: MakeReplicas, running_postgres: PostgresServer) -> None:
-    """Ten runs held on each replica, the database restarted under them: every run completes, each
-    step completed and recorded once (a held step the replica gave up is cancelled, then run again)."""
+@pytest.mark.parametrize("outage", ["restart", "crash"])
+def test_database_restart_under_load(make_replicas: MakeReplicas, running_postgres: PostgresServer, outage: str) -> None:
+    """Ten runs held on each replica, then the database restarted under them (``restart``: a fast
+    shutdown and start; ``crash``: SIGKILL, down past the lease TTL, crash recovery at start): every
+    run completes, each step completed and recorded once. In a crash both replicas lose their
+    leases and drop their runs (their held steps cancelled); each run is then taken once, by its
+    replica on a new epoch or by the peer that saw the lease expire first, and runs again there."""
     replicas = make_replicas()
     definition = flow("database", [step("a", "hold", [from_input()]), step("b", "record", [from_step("a")])], "b")
     flow_id = replicas[0].store_flow(definition)
     run_ids = [replicas[index % 2].submit(definition, index, flow_id) for index in range(20)]
     replicas.ledger.wait_for("start", "a", 20)
-    running_postgres.restart()
-    time.sleep(2 * 2.0)  # past the lease TTL: the replicas notice and come back
+    if outage == "restart":
+        running_postgres.restart()
+    else:
+        running_postgres.kill()
+        for index in (0, 1):
+            replicas.wait_log(index, "lease_lost")
+        replicas.ledger.wait_for("cancelled", "a", 20)
+        running_postgres.start()
+        replicas.ledger.wait_for("start", "a", 20, min_attempt=2, seconds=FAILOVER_SECONDS)
     more = [replicas[index % 2].submit(definition, index, flow_id) for index in range(20, 24)]
     finish(replicas, run_ids + more, "a", seconds=60)
     completions = replicas.ledger.by_run_step("complete")
@@ -282,6 +344,10 @@ def test_database_restart_under_load(make_replicas: MakeReplicas, running_postgr
         assert (completions[(run_id, "a")], completions[(run_id, "b")]) == (1, 1), f"run {run_id}: a step completed more than once"
         assert_recorded_once(replicas, run_id, "a", "b")
         assert len(journal(replicas[0], run_id, "run_completed")) == 1
+        if outage == "crash" and value < 20:
+            assert replicas.ledger.attempts("start", "a", run_id) == [1, 2], f"run {run_id}{replicas.ledger.tail()}"
+            recovered = journal(replicas[0], run_id, "run_recovered")
+            assert len(recovered) == 1, f"run {run_id} was taken more than once: {recovered}"
 
 
 def test_any_replica_answers_for_a_run_another_runs(make_replicas: MakeReplicas) -> None:
@@ -292,6 +358,8 @@ def test_any_replica_answers_for_a_run_another_runs(make_replicas: MakeReplicas)
     run_id = a.submit(SEQUENTIAL, 1)
     replicas.ledger.release("a")
     replicas.ledger.wait_for("start", "b", run=run_id)
+    assert (a.metric("runtime_runs_owned"), b.metric("runtime_runs_owned")) == (1, 0)
+    assert (a.metric("runtime_steps_in_flight"), b.metric("runtime_steps_in_flight")) == (1, 0)
     details = b.get(f"/runs/{run_id}")
     assert (details["status"], details["orchestratorId"]) == ("running", replica_id(0)), details
     assert b.steps(run_id)["a"].get("status") == "completed", b.steps(run_id)
