@@ -3,7 +3,8 @@
 Addresses are this module's own: the runtime on 127.0.0.190 (API 7890, metrics 9890), hold
 pods on 127.0.0.191-193 (port 8080), PostgreSQL on 127.0.0.199. Everything is a real
 process on a real socket; ``kill_runtime`` is SIGKILL to the runtime's process group and
-``restart_runtime`` starts it again with the same orchestrator id, config and store.
+``restart_runtime`` starts it again with the same orchestrator id, config and store. A rig's
+addresses, id and file names are its fields, so replicas.py runs two on one database.
 """
 
 from __future__ import annotations

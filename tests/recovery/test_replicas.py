@@ -25,6 +25,7 @@ from tests.recovery.harness import TLS, PodSet, Rig, flow, from_input, from_step
 from tests.recovery.replicas import FAILOVER_SECONDS, LEASE_TTL, POD_HOSTS, Replicas, follow_events, journal, replica_id, submit_anywhere
 from tests.recovery.test_scenarios import assert_once, assert_resumed, spawning_flow, sub_runs, success
 from tests.support.postgres import PostgresServer
+from tests.support.waiting import wait_until
 
 MakeReplicas = Callable[..., Replicas]
 
@@ -61,7 +62,9 @@ def assert_recorded_once(replicas: Replicas, run_id: str, *step_ids: str) -> Non
         completions = rig.ledger.attempts("complete", step_id, run_id)
         succeeded = journal(rig, run_id, "step_succeeded", step_id)
         assert len(completions) == 1 and len(succeeded) == 1, f"step {step_id}: completed {completions}, journal {succeeded}{rig.ledger.tail()}"
-        assert succeeded[0]["attempt"] == completions[0], f"step {step_id}: the journal records attempt {succeeded[0]['attempt']}, the pod completed {completions}"
+        assert succeeded[0]["attempt"] == completions[0], (
+            f"step {step_id}: the journal records attempt {succeeded[0]['attempt']}, the pod completed {completions}"
+        )
 
 
 def assert_taken_over(replicas: Replicas, run_id: str, by: int, taken_from: int) -> None:
@@ -112,6 +115,10 @@ def test_failover_of_a_sequential_flow(make_replicas: MakeReplicas) -> None:
     assert_taken_over(replicas, run_id, by=1, taken_from=0)
     assert b.metric("runtime_runs_claimed_total") == 1
     assert b.metric("runtime_runs_recovered_total") == 1
+    a.start_runtime()  # back with the same id: it reads the same run, and takes nothing back
+    assert replicas.result(run_id) == success(13)
+    assert_taken_over(replicas, run_id, by=1, taken_from=0)
+    assert a.metric("runtime_runs_recovered_total") == 0
 
 
 def test_failover_of_a_parallel_flow(make_replicas: MakeReplicas) -> None:
@@ -229,7 +236,7 @@ def test_sigterm_finishes_what_it_can_and_hands_over_the_rest(make_replicas: Mak
         refused, _ = submit_anywhere([client, client], {"flow": definition, "input": [{"value": 3}], "wait": False}, 0)
     assert refused is None, "A took a new run after SIGTERM"
     replicas.ledger.release(f"{finished}.a")
-    a.runtime.process.wait(10)
+    wait_until(lambda: a.runtime is None or not a.runtime.alive(), f"A never exited after its grace:\n{a.runtime_log()}", 10)
     exited = time.monotonic()
     replicas.ledger.wait_for("cancelled", "a", run=handed)
     replicas.ledger.wait_for("start", "a", run=handed, attempt=2, seconds=FAILOVER_SECONDS)
