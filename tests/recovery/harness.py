@@ -3,7 +3,8 @@
 Addresses are this module's own: the runtime on 127.0.0.190 (API 7890, metrics 9890), hold
 pods on 127.0.0.191-193 (port 8080), PostgreSQL on 127.0.0.199. Everything is a real
 process on a real socket; ``kill_runtime`` is SIGKILL to the runtime's process group and
-``restart_runtime`` starts it again with the same orchestrator id, config and store.
+``restart_runtime`` starts it again with the same orchestrator id, config and store. A rig's
+addresses, id and file names are its fields, so replicas.py runs two on one database.
 """
 
 from __future__ import annotations
@@ -106,10 +107,11 @@ def healthy(process: ManagedProcess, url: str) -> bool:
 
 @dataclass
 class PodSet:
-    """Hold pods on 127.0.0.191-193, shared by the tests of a session (each starts in ~2 s on this
-    machine); a test that kills one gets it back from ``ensure`` before the next test."""
+    """Hold pods on 127.0.0.191-193 (or ``hosts``), shared by the tests of a session (each starts in
+    ~2 s on this machine); a test that kills one gets it back from ``ensure`` before the next test."""
 
     directory: Path
+    hosts: tuple[str, ...] = POD_HOSTS
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     started: int = 0
 
@@ -117,14 +119,13 @@ class PodSet:
     def name(index: int) -> str:
         return f"hold-{'abc'[index]}"
 
-    @staticmethod
-    def url(index: int) -> str:
-        return f"http://{POD_HOSTS[index]}:{POD_PORT}"
+    def url(self, index: int) -> str:
+        return f"http://{self.hosts[index]}:{POD_PORT}"
 
     def start(self, index: int) -> ManagedProcess:
         name = self.name(index)
         self.started += 1
-        args = [str(HOLD_POD), "--host", POD_HOSTS[index], "--port", str(POD_PORT), "--metrics-port", "0"]
+        args = [str(HOLD_POD), "--host", self.hosts[index], "--port", str(POD_PORT), "--metrics-port", "0"]
         pod = python_process(f"{name}-{self.started}", args, self.directory, {"POD_NAME": name, "HOLD_DIR": str(self.directory)})
         pod.start()
         wait_until(lambda: healthy(pod, f"{self.url(index)}/health"), f"pod {name} never became healthy:\n{pod.log()}", 20)
@@ -158,6 +159,13 @@ class Rig:
     plugin_options: dict[str, Any] = field(default_factory=lambda: dict(PLUGIN_OPTIONS))
     extra_config: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    host: str = RUNTIME_HOST
+    port: int = RUNTIME_PORT
+    metrics_port: int = METRICS_PORT
+    orchestrator_id: str = ORCHESTRATOR_ID
+    name: str = "runtime"
+    """Its config and log files' prefix in ``work_dir`` (replicas share one)."""
+    extra_args: list[str] = field(default_factory=list)
     runtime: ManagedProcess | None = None
     starts: int = 0
     ledger: Ledger = field(init=False)
@@ -169,7 +177,7 @@ class Rig:
 
     @property
     def api(self) -> str:
-        return f"http://{RUNTIME_HOST}:{RUNTIME_PORT}/api/v1"
+        return f"http://{self.host}:{self.port}/api/v1"
 
     def start(self) -> Rig:
         self.pods.ensure(self.pod_count)
@@ -189,10 +197,10 @@ class Rig:
 
     def start_runtime(self, wait_ready: bool = True) -> ManagedProcess:
         """Start (or start again) the runtime: same config, store and orchestrator id every time."""
-        config = self.work_dir / "runtime.yml"
+        config = self.work_dir / f"{self.name}.yml"
         config.write_text(self.config_text())
         self.starts += 1
-        self.runtime = python_process(f"runtime-{self.starts}", self.runtime_args(config), self.work_dir, self.env)
+        self.runtime = python_process(f"{self.name}-{self.starts}", self.runtime_args(config), self.work_dir, self.env)
         self.runtime.start()
         if wait_ready:
             self.wait_ready()
@@ -205,13 +213,14 @@ class Rig:
             "--config",
             str(config),
             "--host",
-            RUNTIME_HOST,
+            self.host,
             "--port",
-            str(RUNTIME_PORT),
+            str(self.port),
             "--metrics-port",
-            str(METRICS_PORT),
+            str(self.metrics_port),
             "--orchestrator-id",
-            ORCHESTRATOR_ID,
+            self.orchestrator_id,
+            *self.extra_args,
         ]
 
     def wait_ready(self, seconds: float = 20.0) -> None:
@@ -249,9 +258,9 @@ class Rig:
 
     def runtime_log(self, tail: int = 6000) -> str:
         return "\n".join(
-            f"--- runtime start {n}\n{(self.work_dir / f'runtime-{n}.log').read_text(errors='replace')[-tail:]}"
+            f"--- {self.name} start {n}\n{(self.work_dir / f'{self.name}-{n}.log').read_text(errors='replace')[-tail:]}"
             for n in range(1, self.starts + 1)
-            if (self.work_dir / f"runtime-{n}.log").exists()
+            if (self.work_dir / f"{self.name}-{n}.log").exists()
         )
 
     # -- the API -----------------------------------------------------------------------
@@ -318,4 +327,4 @@ class Rig:
         return ended
 
     def metric(self, name: str, **labels: str) -> float:
-        return total(scrape(f"http://{RUNTIME_HOST}:{METRICS_PORT}/metrics"), name, **labels)
+        return total(scrape(f"http://{self.host}:{self.metrics_port}/metrics"), name, **labels)
