@@ -65,8 +65,9 @@ class ProxyMetrics:
         """The counter of requests by (decision, pod, status), to keep and ``inc()`` (accounting.py)."""
         return self._requests.labels(decision, pod, str(status))
 
-    def first_byte(self, pod: str, seconds: float) -> None:
-        self._first_byte.labels(pod).observe(seconds)
+    def first_byte_histogram(self, pod: str) -> Any:
+        """The histogram of one pod's time to its first byte, to keep and ``observe(seconds)`` (accounting.py)."""
+        return self._first_byte.labels(pod)
 
     def discovery_refreshed(self) -> None:
         self._refreshes.inc()

@@ -234,7 +234,8 @@ class Exchange:
         member = route.member
         assert member is not None
         member.acquire(route.decision is Decision.PINNED)
-        self._route, self.status, self._attempt_started = route, 0, time.monotonic()
+        first = not (self._tried or self._refreshed)  # the first attempt starts when the exchange does: one clock read fewer
+        self._route, self.status, self._attempt_started = route, 0, self.started if first else time.monotonic()
         pool = self.services.pool_for(member)
         connection = pool.take_idle()
         if connection is not None:
@@ -295,8 +296,8 @@ class Exchange:
             self._drop_upstream()
             self._settle(Outcome.POD_FULL)
             return
-        assert self._route is not None and self._route.member is not None
-        self.services.metrics.first_byte(self._route.member.address, time.monotonic() - self._attempt_started)
+        assert self._route is not None
+        self.services.accounting.first_byte(self._route, time.monotonic() - self._attempt_started)
         self._client_framing = response_framing(framing, self.head.http_1_0)
         if self._client_framing is Framing.CLOSE:
             self.keep_alive = False
