@@ -108,9 +108,13 @@ class ClientConnection(asyncio.Protocol):
             self._reject(501, "protocol upgrades are not supported by the proxy")
         except httptools.HttpParserError as exc:
             if self._too_large:
-                self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
+                self._reject_large_head()
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
+            return
+        if not (self._between_messages or self._closing) and self._parsing is None and self._head_over_limit():  # a head still incomplete
+            self._reject_large_head()
+            return
         if self._current is None:
             self._start_next()
 
@@ -159,17 +163,15 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._head_bytes += len(url)
-        if self._head_bytes > self._config.max_header_bytes:
-            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._config.max_header_bytes:
-            self._head_too_large()
+        self._head_bytes += len(name) + len(value)  # the limit is checked per read and when the head is complete, not per field
 
     def on_headers_complete(self) -> None:
+        if self._head_over_limit():
+            self._too_large = True
+            raise ValueError("request head too large")  # ends the parse: data_received answers 431
         parser = self._parser
         method = parser.get_method()
         keep_alive = parser.should_keep_alive()
@@ -243,9 +245,12 @@ class ClientConnection(asyncio.Protocol):
     def _not_here(self) -> bytes:
         return answers.json_response(404, {"error": f"no such path {self._url.decode('latin-1')!r} on this listener"})
 
-    def _head_too_large(self) -> None:
-        self._too_large = True
-        raise ValueError("request head too large")
+    def _head_over_limit(self) -> bool:
+        """The head so far (target, and each field with ": " and CRLF) is over the limit."""
+        return len(self._url) + self._head_bytes + 4 * len(self._headers) > self._config.max_header_bytes
+
+    def _reject_large_head(self) -> None:
+        self._reject(431, f"request head larger than {self._config.max_header_bytes} bytes")
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""

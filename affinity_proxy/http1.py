@@ -13,9 +13,7 @@ import re
 
 Headers = list[tuple[bytes, bytes]]
 
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"})
 VIA = (b"via", b"1.1 affinity-proxy")
 CRLF = b"\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -71,15 +69,15 @@ def response_framing(upstream: Framing, client_http_1_0: bool) -> Framing:
 
 
 _HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade)[ \t]*:", re.IGNORECASE)
-_CHUNKED_FIELD = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.IGNORECASE)
-_LENGTH_FIELD = re.compile(rb"\r\ncontent-length[ \t]*:", re.IGNORECASE)
+_FRAMING_FIELD = re.compile(rb"\r\n(?:(transfer-encoding)|content-length)[ \t]*:", re.IGNORECASE)
 
 
 def body_framing(raw_head: bytes) -> Framing:
-    """How a message with a body delimits it: chunked wins over a length; neither means until close."""
-    if _CHUNKED_FIELD.search(raw_head) is not None:
-        return Framing.CHUNKED
-    return Framing.LENGTH if _LENGTH_FIELD.search(raw_head) is not None else Framing.CLOSE
+    """How a message with a body delimits it: chunked wins over a length; neither means until close (one scan)."""
+    found = _FRAMING_FIELD.findall(raw_head)
+    if not found:
+        return Framing.CLOSE
+    return Framing.CHUNKED if any(found) else Framing.LENGTH
 
 
 def head_fields(raw_head: bytes) -> tuple[bytes, Headers]:

@@ -8,7 +8,7 @@ Gauges (in-flight, pool sizes, members by state) are read from the live tables w
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -48,7 +48,9 @@ class _LiveTables(Collector):
 class ProxyMetrics:
     def __init__(self, membership: Membership, pools: Mapping[str, PodPool]) -> None:
         self.registry = CollectorRegistry()
-        self._requests = OneThreadCounter("affinity_proxy_requests", "Routed requests by decision, pod and status", ["decision", "pod", "status"], registry=self.registry)
+        self._requests = OneThreadCounter(
+            "affinity_proxy_requests", "Routed requests by decision, pod and status", ["decision", "pod", "status"], registry=self.registry
+        )
         self._first_byte = OneThreadHistogram(
             "affinity_proxy_upstream_first_byte_seconds", "From sending to a pod to its response head", ["pod"], buckets=LATENCY_BUCKETS, registry=self.registry
         )
@@ -57,10 +59,15 @@ class ProxyMetrics:
         self.registry.register(_LiveTables(membership, pools))
 
     def request_done(self, decision: str, pod: str, status: int) -> None:
-        self._requests.labels(decision, pod, str(status)).inc()
+        self.request_counter(decision, pod, status).inc()
 
-    def first_byte(self, pod: str, seconds: float) -> None:
-        self._first_byte.labels(pod).observe(seconds)
+    def request_counter(self, decision: str, pod: str, status: int) -> Any:
+        """The counter of requests by (decision, pod, status), to keep and ``inc()`` (accounting.py)."""
+        return self._requests.labels(decision, pod, str(status))
+
+    def first_byte_histogram(self, pod: str) -> Any:
+        """The histogram of one pod's time to its first byte, to keep and ``observe(seconds)`` (accounting.py)."""
+        return self._first_byte.labels(pod)
 
     def discovery_refreshed(self) -> None:
         self._refreshes.inc()

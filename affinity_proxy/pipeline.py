@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from affinity_proxy import answers, instance_ids
+from affinity_proxy.accounting import Accounting
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
 from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
@@ -42,6 +43,8 @@ from telemetry.logs import log_event
 logger = logging.getLogger("affinity_proxy.route")
 
 _NO_PINS: frozenset[bytes] = frozenset()
+_READ = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-id", b"x-request-id", b"traceparent", b"expect"})
+"""The request fields the proxy reads (most fields are none of these: one set lookup each)."""
 
 
 class ClientSide(Protocol):
@@ -60,6 +63,7 @@ class Services(Protocol):
     selector: Selector
     metrics: ProxyMetrics
     discovery: Discovery
+    accounting: Accounting
 
     def pool_for(self, member: Member) -> PodPool: ...
 
@@ -67,8 +71,21 @@ class Services(Protocol):
 class RequestHead:
     """A parsed request head and the fields the proxy frames, routes and logs by, found in one pass."""
 
-    __slots__ = ("method", "target", "headers", "raw", "instance_id", "pins", "framing", "content_length", "keep_alive", "http_1_0", "request_id",
-                 "trace_id", "expects_continue")
+    __slots__ = (
+        "method",
+        "target",
+        "headers",
+        "raw",
+        "instance_id",
+        "pins",
+        "framing",
+        "content_length",
+        "keep_alive",
+        "http_1_0",
+        "request_id",
+        "trace_id",
+        "expects_continue",
+    )
 
     def __init__(self, method: bytes, target: bytes, headers: Headers, keep_alive: bool, http_1_0: bool, raw: bytes | None = None) -> None:
         """``raw``: the head's lines as they came, each ending in CRLF, without the blank line (None when not at hand)."""
@@ -83,6 +100,8 @@ class RequestHead:
         self.trace_id: str | None = None
         self.expects_continue = False
         for name, value in headers:
+            if name not in _READ:
+                continue
             if name == b"content-length":
                 self.content_length = int(value)  # the parser has checked it is a number, and the only one
             elif name == b"transfer-encoding":
@@ -115,9 +134,31 @@ def request_filter(head: RequestHead, membership: Membership) -> str | None:
 class Exchange:
     """The per-request context the phases share."""
 
-    __slots__ = ("services", "client", "head", "started", "request_done", "body_size", "status", "keep_alive", "write", "hold_output",
-                 "_chunks", "_replayable", "_upstream", "_upstream_head", "_client_framing", "_head_sent", "_done", "_aborted", "_route",
-                 "_tried", "_refreshed", "_attempt_started", "_answering")
+    __slots__ = (
+        "services",
+        "client",
+        "head",
+        "started",
+        "request_done",
+        "body_size",
+        "status",
+        "keep_alive",
+        "write",
+        "hold_output",
+        "_chunks",
+        "_replayable",
+        "_upstream",
+        "_upstream_head",
+        "_client_framing",
+        "_head_sent",
+        "_done",
+        "_aborted",
+        "_route",
+        "_tried",
+        "_refreshed",
+        "_attempt_started",
+        "_answering",
+    )
 
     def __init__(self, services: Services, client: ClientSide, head: RequestHead) -> None:
         self.services, self.client, self.head = services, client, head
@@ -193,7 +234,8 @@ class Exchange:
         member = route.member
         assert member is not None
         member.acquire(route.decision is Decision.PINNED)
-        self._route, self.status, self._attempt_started = route, 0, time.monotonic()
+        first = not (self._tried or self._refreshed)  # the first attempt starts when the exchange does: one clock read fewer
+        self._route, self.status, self._attempt_started = route, 0, self.started if first else time.monotonic()
         pool = self.services.pool_for(member)
         connection = pool.take_idle()
         if connection is not None:
@@ -254,8 +296,8 @@ class Exchange:
             self._drop_upstream()
             self._settle(Outcome.POD_FULL)
             return
-        assert self._route is not None and self._route.member is not None
-        self.services.metrics.first_byte(self._route.member.address, time.monotonic() - self._attempt_started)
+        assert self._route is not None
+        self.services.accounting.first_byte(self._route, time.monotonic() - self._attempt_started)
         self._client_framing = response_framing(framing, self.head.http_1_0)
         if self._client_framing is Framing.CLOSE:
             self.keep_alive = False
@@ -295,20 +337,20 @@ class Exchange:
 
     # -- 6. log and account --------------------------------------------------------------
     def _account(self, route: Route, outcome: Outcome) -> None:
-        member = route.member
-        assert member is not None
-        decision = route.decision
-        self.services.metrics.request_done(decision._value_, member.address, self.status)  # the plain str: labels are rendered as given
-        log_event(
-            logger, "routing_decision", decision=decision, instance_id=member.instance_id, pod_address=member.address, status=self.status or None,
-            outcome=outcome, duration_ms=round((time.monotonic() - self._attempt_started) * 1000, 3), request_id=self.head.request_id,
-            trace_id=self.head.trace_id,
-        )
+        self.services.accounting.attempt(route, self.status, outcome, time.monotonic() - self._attempt_started, self.head.request_id, self.head.trace_id)
 
     def _account_unroutable(self, route: Route) -> None:
         self.services.metrics.request_done(route.decision._value_, "", 503)
-        log_event(logger, "routing_decision", decision=route.decision, instance_id=route.instance_id, status=503,
-                  duration_ms=round((time.monotonic() - self.started) * 1000, 3), request_id=self.head.request_id, trace_id=self.head.trace_id)
+        log_event(
+            logger,
+            "routing_decision",
+            decision=route.decision,
+            instance_id=route.instance_id,
+            status=503,
+            duration_ms=round((time.monotonic() - self.started) * 1000, 3),
+            request_id=self.head.request_id,
+            trace_id=self.head.trace_id,
+        )
 
     # -- the end ---------------------------------------------------------------------------
     def _settle(self, outcome: Outcome) -> None:
@@ -350,8 +392,18 @@ class Exchange:
             self.keep_alive = False
         request_id = answers.request_id_of(b"".join(self._chunks)) if self._replayable and self.request_done else None
         retry_after = self.services.config.retry_after_seconds if refusal.retry_after else None
-        self.write(answers.error_response(refusal.status, refusal.message, decision=refusal.decision, retryable=refusal.retryable,
-                                          instance_id=refusal.instance_id, request_id=request_id, retry_after_seconds=retry_after, keep_alive=self.keep_alive))
+        self.write(
+            answers.error_response(
+                refusal.status,
+                refusal.message,
+                decision=refusal.decision,
+                retryable=refusal.retryable,
+                instance_id=refusal.instance_id,
+                request_id=request_id,
+                retry_after_seconds=retry_after,
+                keep_alive=self.keep_alive,
+            )
+        )
 
 
 def _nothing(exchange: Exchange) -> None:

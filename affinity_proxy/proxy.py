@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from affinity_proxy import answers
+from affinity_proxy.accounting import Accounting
 from affinity_proxy.client import ClientConnection, Forwarded, LocalAnswer, OpenExchange
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
@@ -31,6 +32,7 @@ class Proxy:
         self.selector = Selector(self.membership)
         self.pools: dict[str, PodPool] = {}
         self.metrics = ProxyMetrics(self.membership, self.pools)
+        self.accounting = Accounting(self.metrics, logging.getLogger("affinity_proxy.route"))
         self.discovery = Discovery(config, self.membership, self.metrics, on_round=self._after_round)
 
     def pool_for(self, member: Member) -> PodPool:
@@ -98,9 +100,14 @@ class Proxy:
             metrics = self.config.metrics_listen
             listeners.append(await self._listen(loop, metrics.host, metrics.port, self.metrics_answer, None))
         discovery = loop.create_task(self.discovery.run())
-        log_event(logger, "proxy_listening", address=str(self.config.listen), upstream=str(self.config.upstream),
-                  metrics=str(self.config.metrics_listen) if self.config.metrics_listen else None,
-                  dns_server=str(self.config.dns_server) if self.config.dns_server else None)
+        log_event(
+            logger,
+            "proxy_listening",
+            address=str(self.config.listen),
+            upstream=str(self.config.upstream),
+            metrics=str(self.config.metrics_listen) if self.config.metrics_listen else None,
+            dns_server=str(self.config.dns_server) if self.config.dns_server else None,
+        )
         await stop.wait()
         for listener in listeners:
             listener.close()
@@ -114,5 +121,3 @@ class Proxy:
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, host: str, port: int, local: LocalAnswer, forward: OpenExchange | None) -> asyncio.Server:
         return await loop.create_server(lambda: ClientConnection(self.config, local, forward), host, port, reuse_address=True, backlog=1024)
-
-

@@ -43,8 +43,10 @@ class Outcome(str, enum.Enum):
     TOO_LARGE = "too_large"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Route:
+    """Compared and hashed by identity: the selector makes each route to a member once (accounting keys on it)."""
+
     decision: Decision
     member: Member | None = None
     instance_id: str | None = None
@@ -102,13 +104,24 @@ def give_up(route: Route, outcome: Outcome, attempts: int, max_body_bytes: int) 
     if outcome is Outcome.TOO_LARGE or member is None:
         return Refusal(413, f"request body larger than {max_body_bytes} bytes", "rejected", retryable=False)
     if route.decision is Decision.PINNED and outcome is Outcome.CONNECT_REFUSED:
-        return Refusal(503, f"instance {member.instance_id!r} at {member.address} refused the connection: it is gone", Decision.INSTANCE_GONE.value,
-                       retryable=False, instance_id=member.instance_id, retry_after=True)
+        return Refusal(
+            503,
+            f"instance {member.instance_id!r} at {member.address} refused the connection: it is gone",
+            Decision.INSTANCE_GONE.value,
+            retryable=False,
+            instance_id=member.instance_id,
+            retry_after=True,
+        )
     if outcome is Outcome.POD_FULL:
         return Refusal(503, f"every pod tried is full ({attempts} attempts)", Decision.RETRY.value, retryable=True, retry_after=True)
     detail = "failed before answering" if outcome is Outcome.UPSTREAM_FAILED else "could not be reached"
-    return Refusal(502, f"pod {member.address} (instance {member.instance_id!r}) {detail}", route.decision.value,
-                   retryable=outcome is not Outcome.UPSTREAM_FAILED, instance_id=member.instance_id)
+    return Refusal(
+        502,
+        f"pod {member.address} (instance {member.instance_id!r}) {detail}",
+        route.decision.value,
+        retryable=outcome is not Outcome.UPSTREAM_FAILED,
+        instance_id=member.instance_id,
+    )
 
 
 @dataclass

@@ -24,6 +24,7 @@ class ResponseSink(Protocol):
 
     def response_head(self, status: int, raw_head: bytes, framing: Framing) -> None:
         """``raw_head``: the head's lines as the pod sent them, each ending in CRLF, without the blank line."""
+
     def response_body(self, data: bytes) -> None: ...
     def response_complete(self) -> None: ...
     def upstream_lost(self) -> None: ...
@@ -112,9 +113,10 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         end = self._head.find(b"\r\n\r\n")
-        raw_head, self._head = self._head[: end + 2], self._head[end + 4 :]
+        raw_head = self._head[: end + 2]
         self._interim = 100 <= status < 200
         if self._interim or self.sink is None:
+            self._head = self._head[end + 4 :]  # what follows may hold the final answer's head
             return  # an interim answer (100 Continue: the proxy answered that itself) is dropped
         self._in_head, self._head = False, b""
         if not self._parser.should_keep_alive():

@@ -1,6 +1,7 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods fast|upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor]
+    python bench/bench_proxy.py [--pods fast|upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor] [--compare DIR]
+    python bench/bench_proxy.py --in-process N [--compare DIR]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
 metrics on, as shipped) and HAProxy (Debian package, one thread, round-robin over the same
@@ -15,7 +16,9 @@ or ``ours``; with real pods it then measures the SSE first-event latency (a new 
 per stream, as the runtime makes, POST of ``store_and_retrieve_blob`` until its first
 event arrives). ``--floor`` adds a byte pass-through on uvloop (``passthrough_proxy.py``):
 what an asyncio proxy costs before it parses anything. Needs the ``haproxy`` and ``wrk``
-Debian packages.
+Debian packages. ``--in-process N`` measures only the proxy's Python per request: its protocol
+objects driven in this process with the tests' fake transports (CPU µs and the exact, repeatable
+count of Python calls per request), for this checkout and ``--compare``'s.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -126,7 +130,9 @@ def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path,
     cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
     rps = float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out))
@@ -185,7 +191,16 @@ def start_haproxy(workdir: Path, instance_ids: list[str]) -> ManagedProcess:
 
 def start_ours(name: str, checkout: Path | None, port: int, metrics_port: int, workdir: Path) -> ManagedProcess:
     """Our proxy as shipped (logging, metrics, DNS discovery on); from ``checkout`` instead of this tree if given."""
-    flags = ["--listen", f"{HOST}:{port}", "--upstream", f"{NAME}:{POD_PORT}", "--dns-server", f"{HOST}:{DNS_PORT}", "--metrics-listen", f"{HOST}:{metrics_port}"]
+    flags = [
+        "--listen",
+        f"{HOST}:{port}",
+        "--upstream",
+        f"{NAME}:{POD_PORT}",
+        "--dns-server",
+        f"{HOST}:{DNS_PORT}",
+        "--metrics-listen",
+        f"{HOST}:{metrics_port}",
+    ]
     if checkout is None:
         return python_process(name, ["-m", "affinity_proxy", *flags], workdir).start()
     code = f"import sys; sys.path.insert(0, {str(checkout.resolve())!r}); sys.argv[1:] = {flags!r}; from affinity_proxy.__main__ import main; main()"
@@ -212,6 +227,93 @@ def instance_id_of(address: str) -> str:
     return httpx.get(f"http://{address}:{POD_PORT}/health").json()["instanceId"]
 
 
+IN_PROCESS_ANSWER = b'{"jsonrpc":"2.0","id":"bench","result":{"outcome":"success","result":{"doubled":6}}}'
+
+
+def in_process(requests: int) -> tuple[float, float]:
+    """(CPU µs, Python calls) per request of the proxy's protocol objects alone, in this process.
+
+    The real parsers, pipeline, accounting and batched log lines (to /dev/null), three pods,
+    the bench's requests (half pinned); the transports are the tests' fakes, so no syscalls or
+    event-loop work is counted. The call count is exact and repeatable on a loaded machine; the
+    time is the best of three batches.
+    """
+    import asyncio
+    import cProfile
+    import logging
+    import pstats
+
+    from telemetry.log_batching import batch_log_writes
+    from telemetry.logs import configure_logging
+    from tests.affinity_proxy.in_process import FakeTransport, Rig
+
+    class Discard(FakeTransport):
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            pass
+
+    pins = [None, "pod-a", None, "pod-b", None, "pod-c"]
+    heads = [
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.40\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        + (b"Stepflow-Instance-Id: %s\r\n" % pin.encode() if pin else b"")
+        for pin in pins
+    ]
+    requests_bytes = [head + b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY.encode()) for head in heads]
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(IN_PROCESS_ANSWER), IN_PROCESS_ANSWER)
+
+    async def run(devnull: TextIO) -> tuple[float, float]:
+        configure_logging("affinity-proxy", "info")
+        logging.getLogger().handlers[0].setStream(devnull)  # type: ignore[attr-defined]  # configure_logging's StreamHandler
+        batch = batch_log_writes()
+        rig = Rig(["pod-a", "pod-b", "pod-c"])
+        pods = [rig.pod_connection(pod) for pod in ("pod-a", "pod-b", "pod-c")]
+        client = rig.client()
+        for transport in (*(pod.transport for pod in pods), client._transport):
+            transport.__class__ = Discard
+
+        def one(index: int) -> None:
+            client.data_received(requests_bytes[index % len(requests_bytes)])
+            next(pod for pod in pods if pod.sink is not None).data_received(answer)
+
+        for index in range(requests):  # warm-up: every route, pool and log piece made
+            one(index)
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            for index in range(requests):
+                one(index)
+            best = min(best, time.process_time() - started)
+        profile = cProfile.Profile()
+        profile.enable()
+        for index in range(requests):
+            one(index)
+        profile.disable()
+        calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]  # set by pstats
+        if batch is not None:
+            batch.detach()
+        return best / requests * 1e6, calls / requests
+
+    with open(os.devnull, "w") as devnull:
+        return asyncio.run(run(devnull))
+
+
+def forget_tree_modules() -> None:
+    """Drop this tree's modules the bench imported, so ``in_process`` imports another checkout's."""
+    for name in [name for name in sys.modules if name.split(".")[0] in ("affinity_proxy", "telemetry", "tests", "local_fleet", "wire_protocol")]:
+        del sys.modules[name]
+
+
+def print_in_process(requests: int, compare: Path | None) -> None:
+    """The in-process figures of this checkout and of ``compare``, each in a fresh interpreter."""
+    print(f"\nin process ({requests} requests, fake transports: Python only)\n\n| proxy | CPU µs/request | Python calls/request |\n|---|---|---|")
+    for name, checkout in [("ours", Path(__file__).resolve().parents[1]), *([(f"ours from {compare}", compare)] if compare else [])]:
+        code = (
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_proxy; bench_proxy.forget_tree_modules(); "
+            f"sys.path.insert(0, {str(checkout.resolve())!r}); print(*bench_proxy.in_process({requests}))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, check=True).stdout.split()
+        print(f"| {name} | {float(out[0]):.1f} | {float(out[1]):.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", choices=["fast", "upstream", "ours"], default="fast")
@@ -221,7 +323,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--floor", action="store_true", help="also measure a byte pass-through on uvloop (no parsing, routing, logs or metrics)")
     parser.add_argument("--compare", type=Path, help="also measure the proxy of another checkout (e.g. the previous version), in the same rounds")
+    parser.add_argument("--in-process", type=int, metavar="N", help="only the proxy's Python per request, in process, over N requests (no pods or wrk)")
     args = parser.parse_args()
+    if args.in_process:
+        print_in_process(args.in_process, args.compare)
+        return
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install {tool}")
@@ -301,8 +407,10 @@ def _wait_members(port: int, count: int) -> None:
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
-    print(f"\npods: {args.pods} x{len(PODS)}, wrk -t1, half the requests pinned, median of {args.rounds} alternating runs of {args.seconds}s per row,"
-          " POST components/execute /double\n")
+    print(
+        f"\npods: {args.pods} x{len(PODS)}, wrk -t1, half the requests pinned, median of {args.rounds} alternating runs of {args.seconds}s per row,"
+        " POST components/execute /double\n"
+    )
     print("| connections | target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/request | vs haproxy req/s | p50 added vs direct ms | p50 vs haproxy ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r.target, r.connections): r for r in results}
@@ -313,7 +421,9 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r.target != DIRECT else ""
         versus = f"{r.p50_ms - haproxy.p50_ms:+.3f}" if r.target not in ("haproxy", DIRECT) else ""
         cpu = f"{r.cpu_us_per_request:.1f}" if r.cpu_us_per_request is not None else ""
-        print(f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {cpu} | {ratio} | {added} | {versus} |")
+        print(
+            f"| {r.connections} | {r.target} | {r.requests_per_second:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {cpu} | {ratio} | {added} | {versus} |"
+        )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,22 @@ MISSING = [tool for tool in ("haproxy", "wrk") if shutil.which(tool) is None]
 def test_bench_proxy_prints_a_table_with_cpu_per_request() -> None:
     out = subprocess.run(
         [sys.executable, "bench/bench_proxy.py", "--rounds", "1", "--seconds", "1", "--connections", "4"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     rows = {cells[1]: cells for cells in (line.split(" | ") for line in out.splitlines() if re.match(r"\| 4 \|", line))}
     assert set(rows) == {"direct (1 pod)", "haproxy", "ours"}, out
     assert all(cells[5] == "0" for cells in rows.values()), f"errors in {out}"
     assert float(rows["ours"][6]) > 0 and float(rows["haproxy"][6]) > 0, "CPU per request is reported for both proxies"
     assert rows["ours"][7].endswith("x")
+
+
+def test_bench_proxy_in_process_prints_cpu_and_calls_per_request() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/bench_proxy.py", "--in-process", "200"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    cells = next(line.split(" | ") for line in out.splitlines() if line.startswith("| ours |"))
+    assert float(cells[1]) > 0 and 20 < float(cells[2].rstrip(" |")) < 1000, out

@@ -24,7 +24,7 @@ def test_requests_and_first_byte_scrape_like_prometheus_client_metrics() -> None
         ours.request_done(decision, pod, status)
         requests.labels(decision, pod, str(status)).inc()
     for pod, seconds in LATENCIES:
-        ours.first_byte(pod, seconds)
+        ours.first_byte_histogram(pod).observe(seconds)
         first_byte.labels(pod).observe(seconds)
     prefixes = ("affinity_proxy_requests", "affinity_proxy_upstream_first_byte_seconds")
     assert _samples(ours.render(), prefixes) == _samples(generate_latest(reference), prefixes)

@@ -8,6 +8,7 @@ splits, as h11's and uvicorn's tests do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Coroutine
@@ -17,13 +18,13 @@ import pytest
 
 from affinity_proxy.client import ClientConnection
 from affinity_proxy.upstream import UpstreamConnection
-from tests.affinity_proxy.in_process import Rig, feed, transport, turn
+from tests.affinity_proxy.in_process import CONFIG, Rig, feed, transport, turn
 
 VIA = b"via: 1.1 affinity-proxy\r\n"
 REQUEST = b"POST / HTTP/1.1\r\nhost: p\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 FORWARDED = b"POST / HTTP/1.1\r\nhost: p\r\ncontent-type: application/json\r\ncontent-length: 2\r\n" + VIA + b"\r\n{}"
-ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
-RELAYED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n" + VIA + b"\r\n{\"a\":1}"
+ANSWER = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}'
+RELAYED = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n" + VIA + b'\r\n{"a":1}'
 SPLITS = ["whole", "bytes", "odd"]
 
 
@@ -267,6 +268,27 @@ async def test_the_proxy_answers_its_own_health_locally() -> None:
     feed(client, b"GET /health HTTP/1.1\r\nhost: p\r\n\r\n", "bytes")
     head, _, payload = transport(client).received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(payload)["members"]["active"] == 2
+
+
+@pytest.mark.parametrize("how", SPLITS)
+@pytest.mark.parametrize("complete", [True, False])
+@in_loop
+async def test_a_head_over_the_limit_gets_431_whole_or_still_arriving(how: str, complete: bool) -> None:
+    rig = Rig(config=dataclasses.replace(CONFIG, max_header_bytes=200))
+    pod, client = rig.pod_connection("pod-a"), rig.client()
+    head = b"GET / HTTP/1.1\r\nhost: p\r\n" + b"x-big: a\r\n" * 30 + (b"\r\n" if complete else b"")
+    feed(client, head, how)
+    assert _error(transport(client).received)[0] == 431 and transport(client).closed
+    assert transport(pod).received == b""
+
+
+@in_loop
+async def test_a_head_at_the_limit_is_forwarded() -> None:
+    head = b"GET / HTTP/1.1\r\nhost: p\r\n\r\n"
+    rig = Rig(config=dataclasses.replace(CONFIG, max_header_bytes=len(b"/") + len(b"host: p\r\n")))
+    pod, client = rig.pod_connection("pod-a"), rig.client()
+    feed(client, head, "bytes")
+    assert transport(pod).received.startswith(b"GET / HTTP/1.1\r\nhost: p\r\n")
 
 
 def _dechunk(data: bytes) -> bytes:
