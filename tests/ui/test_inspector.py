@@ -145,7 +145,7 @@ def test_run_page_shows_its_steps_with_the_pods_that_ran_them(fleet: Fleet, demo
     details = page.locator("#step-details")
     expect(details).to_contain_text("blob_id")
     expect(details.locator(".pod")).to_have_text(next(pod for pod in pods if pod in texts[0]))
-    expect(details).to_contain_text(re.compile(r"\d+ callbacks? \(blobs/put ×\d+.*\), pinned to pod "))
+    expect(details).to_contain_text(re.compile(r"\d+ callbacks? \(blobs/put ×\d+.*\), pinned to pod "))  # noqa: RUF001 - the page writes a multiplication sign
     expect(page.locator(".timeline .lane")).to_have_count(3)
     screenshot(page, shots / "ui-run.png")
     page.click(".journal summary")
