@@ -77,7 +77,11 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--listen", default=env.get("LISTEN", "0.0.0.0:8080"), help="HOST:PORT to serve (env LISTEN)")
     parser.add_argument("--upstream", default=env.get("UPSTREAM_SERVICE"), help="NAME:PORT of the headless pod service (env UPSTREAM_SERVICE)")
     parser.add_argument("--dns-server", default=env.get("DNS_SERVER"), help="IP[:PORT] to resolve NAME with; system resolver if absent (env DNS_SERVER)")
-    parser.add_argument("--metrics-listen", default=env.get("METRICS_LISTEN", "0.0.0.0:9090"), help="HOST:PORT for /metrics and /membership, 'off' to disable (env METRICS_LISTEN)")
+    parser.add_argument(
+        "--metrics-listen",
+        default=env.get("METRICS_LISTEN", "0.0.0.0:9090"),
+        help="HOST:PORT for /metrics and /membership, 'off' to disable (env METRICS_LISTEN)",
+    )
     for flag, variable, name, kind, text in _OPTIONS:
         default = getattr(ProxyConfig, name)
         parser.add_argument(flag, dest=name, type=kind, default=kind(env.get(variable, default)), help=f"{text} (env {variable}, default {default})")

@@ -123,6 +123,14 @@ class Discovery:
         for member in self._membership.members.values():
             if before.get(member.instance_id) is not member.state:
                 outcome = probes.get(member.address)
-                log_event(logger, "member_changed", instance_id=member.instance_id, pod=member.address, state=member.state.value,
-                          previous=getattr(before.get(member.instance_id), "value", None), in_dns=member.in_dns, in_flight=member.in_flight,
-                          probe=type(outcome).__name__ if outcome is not None else None)
+                log_event(
+                    logger,
+                    "member_changed",
+                    instance_id=member.instance_id,
+                    pod=member.address,
+                    state=member.state.value,
+                    previous=getattr(before.get(member.instance_id), "value", None),
+                    in_dns=member.in_dns,
+                    in_flight=member.in_flight,
+                    probe=type(outcome).__name__ if outcome is not None else None,
+                )

@@ -61,8 +61,10 @@ def start_base_runtime(tree: Path, url: str, log_dir: Path) -> ManagedProcess:
 
 def summary(name: str, rounds: list[Round]) -> str:
     rates = [r.runs_per_second for r in rounds]
-    return (f"| {name} | {statistics.median(rates):.0f} | {statistics.median(r.cpu_us_per_run for r in rounds):.1f} | "
-            f"{statistics.median(r.fleet_cpu_us_per_run for r in rounds):.1f} | {', '.join(f'{rate:.0f}' for rate in rates)} |")
+    return (
+        f"| {name} | {statistics.median(rates):.0f} | {statistics.median(r.cpu_us_per_run for r in rounds):.1f} | "
+        f"{statistics.median(r.fleet_cpu_us_per_run for r in rounds):.1f} | {', '.join(f'{rate:.0f}' for rate in rates)} |"
+    )
 
 
 def run(base: str, flow: str, concurrency: int, rounds: int, seconds: float, topology: str, log_dir: Path) -> None:

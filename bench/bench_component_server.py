@@ -164,7 +164,9 @@ def pods_table(seconds: float, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pods-") as log_dir:
         pods = [start_pod("ours", OURS, Path(log_dir)), start_pod("upstream", THEIRS, Path(log_dir))]
         try:
-            print(f"{'scenario':<28} {'conc':>4} | {'ours req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'theirs req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'ours/theirs':>11}")
+            print(
+                f"{'scenario':<28} {'conc':>4} | {'ours req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'theirs req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'ours/theirs':>11}"
+            )
             for name, call, concurrency in SCENARIOS:
                 pairs = [(uvloop.run(drive(OURS, call, concurrency, seconds)), uvloop.run(drive(THEIRS, call, concurrency, seconds))) for _ in range(rounds)]
                 ours = max((pair[0] for pair in pairs), key=lambda figures: figures.requests_per_second)

@@ -122,6 +122,7 @@ def journal_rows(client: int, number: int, batch: int) -> list[tuple[Any, ...]]:
 async def drive(driver: Driver, url: str, workload: str, concurrency: int, seconds: float, batch: int, server: PostgresServer) -> Round:
     await driver.open(url, concurrency)
     try:
+
         def operation(client: int, number: int) -> Awaitable[Any]:
             if workload == "journal batch":
                 return driver.insert_batch(journal_rows(client, number, batch))
@@ -173,7 +174,9 @@ def compare(drivers: list[Driver], urls: dict[str, str], workload: str, concurre
     cells = [median_round(results[driver.name]) for driver in drivers]
     row = " | ".join(f"{r.ops_per_second:.0f} | {r.client_cpu_us:.0f} | {r.server_cpu_us:.0f}" for r in cells)
     best, psycopg = cells[-2], cells[-1]
-    return f"| {workload} | {concurrency} | {row} | **{best.ops_per_second / psycopg.ops_per_second:.2f}x** | {best.client_cpu_us / psycopg.client_cpu_us:.2f}x |"
+    return (
+        f"| {workload} | {concurrency} | {row} | **{best.ops_per_second / psycopg.ops_per_second:.2f}x** | {best.client_cpu_us / psycopg.client_cpu_us:.2f}x |"
+    )
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
@@ -183,11 +186,16 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
         urls = {driver.name: server.create_database(f"bench_{index}") for index, driver in enumerate(drivers)}
         for url in urls.values():
             uvloop.run(setup_schema(url))
-        print(f"PostgreSQL {server.binaries.parent.name if server.binaries else '?'} on loopback, fsync on; {args.rounds} alternating rounds of "
-              f"{args.seconds:g} s per cell, median round; journal batch = one transaction of {args.batch} rows\n")
+        print(
+            f"PostgreSQL {server.binaries.parent.name if server.binaries else '?'} on loopback, fsync on; {args.rounds} alternating rounds of "
+            f"{args.seconds:g} s per cell, median round; journal batch = one transaction of {args.batch} rows\n"
+        )
         print("CPU µs/op: client = this process (the driver); server = postmaster and backends\n")
-        print("| workload | conc | " + " | ".join(f"{driver.name} ops/s | client CPU µs/op | server CPU µs/op" for driver in drivers)
-              + " | asyncpg (no reset) / psycopg ops/s | client CPU ratio |")
+        print(
+            "| workload | conc | "
+            + " | ".join(f"{driver.name} ops/s | client CPU µs/op | server CPU µs/op" for driver in drivers)
+            + " | asyncpg (no reset) / psycopg ops/s | client CPU ratio |"
+        )
         print("|---|---|" + "---|---|---|" * len(drivers) + "---|---|")
         for workload in ("journal batch", "read one"):
             for concurrency in args.concurrency:

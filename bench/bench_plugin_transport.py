@@ -65,8 +65,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         try:
             response = await self._session.request(
-                request.method, str(request.url), data=await request.aread(), headers=[(k.decode(), v.decode()) for k, v in request.headers.raw if k.lower() not in (b"host", b"content-length")], allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")), skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+                request.method,
+                str(request.url),
+                data=await request.aread(),
+                headers=[(k.decode(), v.decode()) for k, v in request.headers.raw if k.lower() not in (b"host", b"content-length")],
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
             )
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc)) from None

@@ -77,16 +77,23 @@ def throughput(postgres: PostgresServer, seconds: float, rounds: int, with_upstr
         two_url = postgres.create_database("two")
         two_a, two_b = start_replica("two-a", two_url, pod_url, 7882, log_dir), start_replica("two-b", two_url, pod_url, 7883, log_dir)
         processes += [one, two_a, two_b]
-        sides = [Side("one", (HUB, 7881), one, [], {}, fleet_pids=postgres.processes), Side("two", (HUB, 7882), two_a, [], {}, [((HUB, 7883), two_b)], postgres.processes)]
+        sides = [
+            Side("one", (HUB, 7881), one, [], {}, fleet_pids=postgres.processes),
+            Side("two", (HUB, 7882), two_a, [], {}, [((HUB, 7883), two_b)], postgres.processes),
+        ]
         if with_upstream:
             upstream = start_upstream_server(remote_plugin_config(pod_url), UPSTREAM_PORT, log_dir)
             processes.append(upstream)
             sides.append(Side("upstream", ("127.0.0.1", UPSTREAM_PORT), upstream, [], {}))
         for side in sides:
             side.flow_ids = {flow: store(side, flow_file) for flow, (flow_file, _, _) in BENCH_FLOWS.items()}
-        print(f"one of our pods; {rounds} alternating rounds of {seconds}s per cell, median round; CPU µs/run: the runtimes' (every replica), fleet: PostgreSQL's\n")
-        print("| flow | conc | one replica runs/s | p50 ms | p99 ms | CPU µs/run | PostgreSQL | two replicas runs/s | p50 ms | p99 ms | CPU µs/run | PostgreSQL | two/one "
-              "| upstream runs/s | p50 ms | p99 ms | CPU µs/run | fleet | two/upstream |")
+        print(
+            f"one of our pods; {rounds} alternating rounds of {seconds}s per cell, median round; CPU µs/run: the runtimes' (every replica), fleet: PostgreSQL's\n"
+        )
+        print(
+            "| flow | conc | one replica runs/s | p50 ms | p99 ms | CPU µs/run | PostgreSQL | two replicas runs/s | p50 ms | p99 ms | CPU µs/run | PostgreSQL | two/one "
+            "| upstream runs/s | p50 ms | p99 ms | CPU µs/run | fleet | two/upstream |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for flow in BENCH_FLOWS:
             print(compare(sides, flow, 32, seconds, rounds), flush=True)
@@ -95,7 +102,9 @@ def throughput(postgres: PostgresServer, seconds: float, rounds: int, with_upstr
 
 
 def failover(postgres: PostgresServer, count: int, log_dir: Path) -> None:
-    slow_pod = python_process("slow-pod", [str(Path(__file__).parent / "slow_pod.py"), "--host", SLOW_POD, "--port", "8080", "--max-concurrency", str(count * 2)], log_dir)
+    slow_pod = python_process(
+        "slow-pod", [str(Path(__file__).parent / "slow_pod.py"), "--host", SLOW_POD, "--port", "8080", "--max-concurrency", str(count * 2)], log_dir
+    )
     slow_pod.start().wait_healthy(f"http://{SLOW_POD}:8080/health")
     url, pod_url = postgres.create_database("failover"), f"http://{SLOW_POD}:8080"
     a = start_replica("failover-a", url, pod_url, 7884, log_dir, 9884)

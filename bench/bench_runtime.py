@@ -148,7 +148,9 @@ def main() -> None:
     print("Throughput: POST /runs (wait) of a 3-step built-in flow, one runtime process\n")
     throughput_table(arguments.seconds, netns_available() and not arguments.no_upstream)
     print(f"\nMemory: {arguments.rss_runs} runs in one process (default retention: 10,000 runs / 1 h)\n")
-    subprocess.run([sys.executable, __file__, "--rss-only", "--rss-runs", str(arguments.rss_runs)], check=True, env={"LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [sys.executable, __file__, "--rss-only", "--rss-runs", str(arguments.rss_runs)], check=True, env={"LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)}
+    )
 
 
 if __name__ == "__main__":

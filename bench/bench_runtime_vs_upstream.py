@@ -199,7 +199,10 @@ def start_one_pod(pod_kind: str, log_dir: Path) -> tuple[list[ManagedProcess], M
     return [pod], ours, url
 
 
-TOPOLOGIES = {"demo": (start_demo_fleet, "{n} {kind} pods behind one affinity proxy"), "one-pod": (start_one_pod, "one {kind} pod, both runtimes straight at it")}
+TOPOLOGIES = {
+    "demo": (start_demo_fleet, "{n} {kind} pods behind one affinity proxy"),
+    "one-pod": (start_one_pod, "one {kind} pod, both runtimes straight at it"),
+}
 
 
 def run(seconds: float, rounds: int, pod_kind: str, topology: str, log_dir: Path) -> None:

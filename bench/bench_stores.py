@@ -45,7 +45,7 @@ SLEEP_FLOW = {"name": "sleep", "steps": [{"id": "s", "component": "/python/sleep
 
 
 def store_section(store: str, database_url: str | None) -> str:
-    return "" if database_url is None else f"storageConfig:\n  type: {store}\n  databaseUrl: \"{database_url}\"\n"
+    return "" if database_url is None else f'storageConfig:\n  type: {store}\n  databaseUrl: "{database_url}"\n'
 
 
 def start_runtime(name: str, store: str, database_url: str | None, pod_url: str, port: int, log_dir: Path, metrics_port: int = 0) -> ManagedProcess:
@@ -95,8 +95,10 @@ def throughput(pod_url: str, urls: dict[str, str | None], seconds: float, rounds
     try:
         sides = sides_on([], [(name, (HUB, PORTS[name]), process) for name, process in runtimes.items()], BENCH_FLOWS)
         print(f"one pod, three runtimes (memory, SQLite, PostgreSQL); {rounds} alternating rounds of {seconds}s per cell, median round\n")
-        print("| flow | conc | memory runs/s | p50 ms | p99 ms | CPU µs/run | fleet | SQLite runs/s | p50 ms | p99 ms | CPU µs/run | fleet | SQLite/memory "
-              "| PostgreSQL runs/s | p50 ms | p99 ms | CPU µs/run | fleet | PostgreSQL/memory |")
+        print(
+            "| flow | conc | memory runs/s | p50 ms | p99 ms | CPU µs/run | fleet | SQLite runs/s | p50 ms | p99 ms | CPU µs/run | fleet | SQLite/memory "
+            "| PostgreSQL runs/s | p50 ms | p99 ms | CPU µs/run | fleet | PostgreSQL/memory |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for flow in BENCH_FLOWS:
             for concurrency in (8, 32):
@@ -119,7 +121,9 @@ def steps_in_flight(metrics_url: str) -> float:
 
 def recovery(count: int, urls: dict[str, str | None], log_dir: Path) -> None:
     """N runs in flight, SIGKILL, start again: seconds until every run's step is dispatched again."""
-    slow_pod = python_process("slow-pod", [str(Path(__file__).parent / "slow_pod.py"), "--host", SLOW_POD, "--port", "8080", "--max-concurrency", str(count * 2)], log_dir)
+    slow_pod = python_process(
+        "slow-pod", [str(Path(__file__).parent / "slow_pod.py"), "--host", SLOW_POD, "--port", "8080", "--max-concurrency", str(count * 2)], log_dir
+    )
     slow_pod.start().wait_healthy(f"http://{SLOW_POD}:8080/health")
     print(f"\n{count} runs in flight, runtime killed (SIGKILL) and started again: seconds from its start to all {count} steps dispatched again\n")
     print("| store | runs | start to ready s | start to all resumed s |\n|---|---|---|---|")

@@ -1,6 +1,6 @@
 """A pod whose one component, ``/sleep``, waits as long as asked: runs left in flight for a kill.
 
-    python bench/slow_pod.py --host HOST --port PORT [--max-concurrency N]
+python bench/slow_pod.py --host HOST --port PORT [--max-concurrency N]
 """
 
 from __future__ import annotations

@@ -230,7 +230,9 @@ async def _wait_durably(client: httpx.AsyncClient, run_id: str) -> dict[str, Any
     return {"status": "no answer"}
 
 
-async def submit_all(fleet: ChaosFleet, flow_ids: dict[str, str], runs: int, seconds: float, concurrency: int, durable: bool = False) -> tuple[list[Submission], str]:
+async def submit_all(
+    fleet: ChaosFleet, flow_ids: dict[str, str], runs: int, seconds: float, concurrency: int, durable: bool = False
+) -> tuple[list[Submission], str]:
     """Submit until ``runs`` runs or ``seconds``; returns the submissions and which limit stopped it."""
     submissions: list[Submission] = []
     ends = time.monotonic() + seconds
@@ -296,7 +298,9 @@ async def read_back(fleet: ChaosFleet, submissions: list[Submission]) -> dict[st
     }
 
 
-def report(submissions: list[Submission], stopped_by: str, wall: float, back: dict[str, Any], chaos: Chaos, duplicates: int, memory: Memory, command: str) -> bool:
+def report(
+    submissions: list[Submission], stopped_by: str, wall: float, back: dict[str, Any], chaos: Chaos, duplicates: int, memory: Memory, command: str
+) -> bool:
     latencies = sorted(s.seconds for s in submissions if s.run_id)
     succeeded = sum(1 for s in submissions if s.status == "completed")
     hung = back["not_terminal"] + sum(1 for s in submissions if s.run_id is None)
@@ -314,7 +318,10 @@ def report(submissions: list[Submission], stopped_by: str, wall: float, back: di
         ("hung (must be 0)", hung),
         ("same (run, step, attempt) ran twice (must be 0)", duplicates),
         ("a run ended twice (must be 0)", back["ended_twice"]),
-        ("latency p50 / p99 (ms)", f"{1000 * statistics.median(latencies):.0f} / {1000 * latencies[int(0.99 * (len(latencies) - 1))]:.0f}" if latencies else "-"),
+        (
+            "latency p50 / p99 (ms)",
+            f"{1000 * statistics.median(latencies):.0f} / {1000 * latencies[int(0.99 * (len(latencies) - 1))]:.0f}" if latencies else "-",
+        ),
         ("throughput (runs/s)", f"{len(submissions) / wall:.0f}"),
     ]
     for name, count in Counter(s.flow for s in submissions if s.status != "completed").items():

@@ -1,11 +1,11 @@
 """A Stepflow 0.9 compatible component server: the SDK and the HTTP pod that hosts it.
 
-    server = ComponentServer()
+server = ComponentServer()
 
-    @server.component
-    def double(input: ValueInput) -> Result: ...
+@server.component
+def double(input: ValueInput) -> Result: ...
 
-    serve(server, parse_settings())
+serve(server, parse_settings())
 """
 
 from component_server.callbacks import CallbackError, CallbackLimitExceeded, CallbackTimeout

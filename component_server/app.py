@@ -226,7 +226,14 @@ class ComponentApp:
             try:
                 await asyncio.wait_for(self._drained.wait(), grace)
             except TimeoutError:
-                log_event(logger, "drain_grace_expired", level=logging.WARNING, instance_id=self.instance_id, cancelled=len(self._streams), in_flight=self.admission.in_flight)
+                log_event(
+                    logger,
+                    "drain_grace_expired",
+                    level=logging.WARNING,
+                    instance_id=self.instance_id,
+                    cancelled=len(self._streams),
+                    in_flight=self.admission.in_flight,
+                )
                 for stream in list(self._streams):
                     stream.cancel()
                 await asyncio.sleep(0.1)  # let the cancelled streams write their last event
@@ -255,7 +262,9 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if error.status_code == 405 or (error.status_code == 404 and request.url.path == "/"):
         message = f"{request.method} {request.url.path} is not allowed: the pod takes POST / (JSON-RPC) and GET /health"
-        return JSONResponse({"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}}, status_code=405, headers={"allow": "POST" if request.url.path == "/" else "GET"})
+        return JSONResponse(
+            {"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}}, status_code=405, headers={"allow": "POST" if request.url.path == "/" else "GET"}
+        )
     message = f"No such path {request.url.path}: the pod serves POST / (JSON-RPC) and GET /health"
     return JSONResponse({"error": {"code": jsonrpc.INVALID_REQUEST, "message": message}}, status_code=error.status_code)
 
@@ -263,5 +272,3 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-

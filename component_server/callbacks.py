@@ -56,8 +56,7 @@ class CallbackHub:
             envelope = await asyncio.wait_for(answer, self._timeout)
         except TimeoutError:
             raise CallbackTimeout(
-                f"{method} got no answer from the runtime within {self._timeout:g}s (callback id {request_id}); "
-                "the answer was lost or reached another pod"
+                f"{method} got no answer from the runtime within {self._timeout:g}s (callback id {request_id}); the answer was lost or reached another pod"
             ) from None
         finally:
             self._pending.discard(request_id)

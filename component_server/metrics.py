@@ -16,11 +16,17 @@ class PodMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._executions = OneThreadCounter("component_executions", "Component executions by outcome.", ["component", "outcome"], registry=self.registry)
-        self._durations = OneThreadHistogram("component_execution_duration_seconds", "Time from admission to answer.", ["component"], buckets=Histogram.DEFAULT_BUCKETS, registry=self.registry)
+        self._durations = OneThreadHistogram(
+            "component_execution_duration_seconds", "Time from admission to answer.", ["component"], buckets=Histogram.DEFAULT_BUCKETS, registry=self.registry
+        )
         self.in_flight = Gauge("component_executions_in_flight", "Executions admitted and not yet answered.", registry=self.registry)
         self._rejections = OneThreadCounter("component_rejections", "Executions refused with 503.", ["reason"], registry=self.registry)
         self._callbacks = OneThreadHistogram(
-            "component_callback_duration_seconds", "Callback round trip, request sent to answer received.", ["method"], buckets=Histogram.DEFAULT_BUCKETS, registry=self.registry
+            "component_callback_duration_seconds",
+            "Callback round trip, request sent to answer received.",
+            ["method"],
+            buckets=Histogram.DEFAULT_BUCKETS,
+            registry=self.registry,
         )
         self._draining = Gauge("component_server_draining", "1 after SIGTERM, while in-flight executions finish.", registry=self.registry)
 

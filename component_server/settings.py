@@ -42,12 +42,14 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser.add_argument("--callback-timeout-seconds", type=float, default=float(env.get("CALLBACK_TIMEOUT_SECONDS", Settings.callback_timeout_seconds)))
     parser.add_argument("--drain-grace-seconds", type=float, default=float(env.get("DRAIN_GRACE_SECONDS", Settings.drain_grace_seconds)))
     parser.add_argument("--max-body-bytes", type=int, default=int(env.get("MAX_BODY_BYTES", Settings.max_body_bytes)))
-    parser.add_argument(
-        "--max-callbacks-per-execution", type=int, default=int(env.get("MAX_CALLBACKS_PER_EXECUTION", Settings.max_callbacks_per_execution))
-    )
+    parser.add_argument("--max-callbacks-per-execution", type=int, default=int(env.get("MAX_CALLBACKS_PER_EXECUTION", Settings.max_callbacks_per_execution)))
     parser.add_argument("--metrics-port", type=int, default=int(env.get("METRICS_PORT", Settings.metrics_port)))
     args = parser.parse_args(argv)
-    for flag, value in (("--max-concurrency", args.max_concurrency), ("--max-body-bytes", args.max_body_bytes), ("--max-callbacks-per-execution", args.max_callbacks_per_execution)):
+    for flag, value in (
+        ("--max-concurrency", args.max_concurrency),
+        ("--max-body-bytes", args.max_body_bytes),
+        ("--max-callbacks-per-execution", args.max_callbacks_per_execution),
+    ):
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
     return Settings(

@@ -20,8 +20,10 @@ from local_fleet.supervisor import LocalFleet
 from local_fleet.topology import MAX_RUNTIMES, Topology
 from telemetry.logs import configure_logging
 
-HELP = ("commands: scale N | kill I (SIGKILL pod I) | stop I (graceful) | start I"
-        " | kill-runtime I (SIGKILL runtime I) | stop-runtime I (graceful) | start-runtime I | demo | urls | quit")
+HELP = (
+    "commands: scale N | kill I (SIGKILL pod I) | stop I (graceful) | start I"
+    " | kill-runtime I (SIGKILL runtime I) | stop-runtime I (graceful) | start-runtime I | demo | urls | quit"
+)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -89,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=["run", "up"], help="run: up, demo, down; up: stay up for manual use")
     parser.add_argument("--pods", type=int, default=3)
-    parser.add_argument("--runtimes", type=int, default=1, help=f"runtime replicas (1 to {MAX_RUNTIMES}); more than one share a PostgreSQL server the fleet starts")
+    parser.add_argument(
+        "--runtimes", type=int, default=1, help=f"runtime replicas (1 to {MAX_RUNTIMES}); more than one share a PostgreSQL server the fleet starts"
+    )
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / ".fleet", help="logs, DNS records, config")
     args = parser.parse_args(argv)
     if not 1 <= args.runtimes <= MAX_RUNTIMES:

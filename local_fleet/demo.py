@@ -213,8 +213,10 @@ def print_report(report: DemoReport, metrics: FleetMetrics | None, replicas: dic
     if metrics is not None and metrics.executions_by_pod:
         print_counts("Executions per pod", "pod", "executions", metrics.executions_by_pod)
         print_counts("Requests per proxy", "proxy", "requests", metrics.requests_by_proxy)
-        print(f"\nAffinity: {metrics.pinned_ok:.0f} callbacks pinned to their pod, {metrics.pinned_failed:.0f} refused, "
-              f"{metrics.instance_gone:.0f} for unknown instances; {metrics.round_robin:.0f} new requests round-robin")
+        print(
+            f"\nAffinity: {metrics.pinned_ok:.0f} callbacks pinned to their pod, {metrics.pinned_failed:.0f} refused, "
+            f"{metrics.instance_gone:.0f} for unknown instances; {metrics.round_robin:.0f} new requests round-robin"
+        )
     print("\nChecks")
     for name, held, detail in report.checks:
         print(f"  [{'ok' if held else 'FAIL'}] {name}" + ("" if held else f": {detail}"))
@@ -240,7 +242,9 @@ def run_demo(runtime_urls: list[str], proxy_metrics: list[str], pod_metrics: lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the demo of demo.md against a runtime.")
-    parser.add_argument("--runtime-url", action="append", default=[], help="a runtime's URL (repeatable: replicas take the runs in turn; default http://127.0.0.1:7840)")
+    parser.add_argument(
+        "--runtime-url", action="append", default=[], help="a runtime's URL (repeatable: replicas take the runs in turn; default http://127.0.0.1:7840)"
+    )
     parser.add_argument("--proxy-metrics", action="append", default=[], help="a proxy's /metrics URL (repeatable)")
     parser.add_argument("--pod-metrics", action="append", default=[], help="a pod's /metrics URL (repeatable)")
     args = parser.parse_args(argv)

@@ -96,7 +96,9 @@ class PostgresServer:
     def _run(self, tool: str, *args: str, timeout: float = 30.0, cwd: Path | None = None) -> str:
         """A client tool or initdb, as the server's user; its output on failure."""
         assert self.binaries is not None
-        result = subprocess.run([str(self.binaries / tool), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd or self._root, **self._as_account())
+        result = subprocess.run(
+            [str(self.binaries / tool), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd or self._root, **self._as_account()
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
         return result.stdout
@@ -124,14 +126,25 @@ class PostgresServer:
     def _spawn(self) -> None:
         assert self.binaries is not None
         settings = {
-            "listen_addresses": self.host, "port": str(self.port), "unix_socket_directories": str(self.socket_dir), "fsync": "on",
-            "max_connections": "200", "shared_buffers": "32MB", "password_encryption": "scram-sha-256",
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "fsync": "on",
+            "max_connections": "200",
+            "shared_buffers": "32MB",
+            "password_encryption": "scram-sha-256",
         }
         args = [str(self.binaries / "postgres"), "-D", str(self.data_dir), *(arg for key, value in settings.items() for arg in ("-c", f"{key}={value}"))]
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self._root, start_new_session=True,
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None, **self._as_account(),
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._root,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+                **self._as_account(),
             )
         self._wait_ready()
 
@@ -215,8 +228,24 @@ class PostgresServer:
         return self.url(name)
 
     def _psql(self, database: str, sql: str) -> str:
-        return self._run("psql", "--host", str(self.socket_dir), "--port", str(self.port), "--username", SYSTEM_USER,
-                         "--dbname", database, "--no-psqlrc", "--quiet", "--tuples-only", "--set", "ON_ERROR_STOP=1", "--command", sql)
+        return self._run(
+            "psql",
+            "--host",
+            str(self.socket_dir),
+            "--port",
+            str(self.port),
+            "--username",
+            SYSTEM_USER,
+            "--dbname",
+            database,
+            "--no-psqlrc",
+            "--quiet",
+            "--tuples-only",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--command",
+            sql,
+        )
 
     def log(self, tail: int = 4000) -> str:
         try:
@@ -235,8 +264,25 @@ def _pristine_cluster(server: PostgresServer) -> Path:
         root = _owned_temp_dir(server._account())
         atexit.register(shutil.rmtree, root, True)
         # --no-sync: initdb's files reach the disk with the first checkpoint; the servers themselves run with fsync on.
-        server._run("initdb", "--pgdata", str(root / "data"), "--username", SYSTEM_USER, "--auth-local", "peer", "--auth-host", "scram-sha-256",
-                    "--encoding", "UTF8", "--locale", "C", "--no-sync", "--no-instructions", timeout=60, cwd=root)
+        server._run(
+            "initdb",
+            "--pgdata",
+            str(root / "data"),
+            "--username",
+            SYSTEM_USER,
+            "--auth-local",
+            "peer",
+            "--auth-host",
+            "scram-sha-256",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+            "--no-instructions",
+            timeout=60,
+            cwd=root,
+        )
         _pristine = root / "data"
     return _pristine
 

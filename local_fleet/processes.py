@@ -41,7 +41,15 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT, start_new_session=True, preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None)
+        self.process = subprocess.Popen(
+            self.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+        )
         log.close()
         return self
 

@@ -39,19 +39,16 @@ def runtime_config(proxy_urls: list[str], database_url: str | None = None, repli
     """The demo config (config.md §6) with the fleet reached through every proxy (``urls``: no Service
     spreads the load here), and runs kept in ``database_url`` (durable: a restarted runtime resumes them);
     ``replicated`` adds the ``recovery`` section by which replicas take over each other's runs."""
-    store = f"storageConfig:\n  databaseUrl: \"{database_url}\"\n" if database_url else ""
+    store = f'storageConfig:\n  databaseUrl: "{database_url}"\n' if database_url else ""
     store += RECOVERY if replicated else ""
     return (
         "plugins:\n"
         "  builtin:\n    type: builtin\n"
         "  k8s_components:\n    type: stepflow\n"
-        "    urls:\n"
-        + "".join(f"      - \"{url}\"\n" for url in proxy_urls)
-        + "routes:\n"
-        "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
-        "  \"/builtin/{*component}\":\n    - plugin: builtin\n"
-        "  \"/{*component}\":\n    - plugin: builtin\n"
-        + store
+        "    urls:\n" + "".join(f'      - "{url}"\n' for url in proxy_urls) + "routes:\n"
+        '  "/python/{*component}":\n    - plugin: k8s_components\n'
+        '  "/builtin/{*component}":\n    - plugin: builtin\n'
+        '  "/{*component}":\n    - plugin: builtin\n' + store
     )
 
 
@@ -178,7 +175,9 @@ class LocalFleet:
         write_records(self.records_path, {SERVICE_NAME: [self.topology.pod_address(index) for index in sorted(self.pods)]})
 
     def _start_dns(self) -> None:
-        self.dns = python_process("dns", ["-m", "local_fleet.dns_server", "--listen", self.topology.dns_server, "--records", str(self.records_path)], self.log_dir)
+        self.dns = python_process(
+            "dns", ["-m", "local_fleet.dns_server", "--listen", self.topology.dns_server, "--records", str(self.records_path)], self.log_dir
+        )
         self.dns.start()
 
     def _start_proxy(self, index: int) -> None:
@@ -186,11 +185,16 @@ class LocalFleet:
         proxy = python_process(
             f"proxy-{index}",
             [
-                "-m", "affinity_proxy",
-                "--listen", f"{address}:{POD_PORT}",
-                "--upstream", f"{SERVICE_NAME}:{POD_PORT}",
-                "--dns-server", self.topology.dns_server,
-                "--metrics-listen", f"{address}:{METRICS_PORT}",
+                "-m",
+                "affinity_proxy",
+                "--listen",
+                f"{address}:{POD_PORT}",
+                "--upstream",
+                f"{SERVICE_NAME}:{POD_PORT}",
+                "--dns-server",
+                self.topology.dns_server,
+                "--metrics-listen",
+                f"{address}:{METRICS_PORT}",
             ],
             self.log_dir,
             {"POD_NAME": f"stepflow-load-balancer-{index}"},
@@ -212,12 +216,18 @@ class LocalFleet:
         runtime = python_process(
             f"runtime-{index}" if self.replicated else "runtime",
             [
-                "-m", "runtime_server",
-                "--config", str(self.config_path),
-                "--host", address,
-                "--port", str(self.topology.runtime_port),
-                "--metrics-port", str(METRICS_PORT),
-                "--orchestrator-id", name,
+                "-m",
+                "runtime_server",
+                "--config",
+                str(self.config_path),
+                "--host",
+                address,
+                "--port",
+                str(self.topology.runtime_port),
+                "--metrics-port",
+                str(METRICS_PORT),
+                "--orchestrator-id",
+                name,
             ],
             self.log_dir,
             env,

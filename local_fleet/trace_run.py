@@ -56,7 +56,9 @@ def from_kubectl(namespace: str) -> list[dict[str, Any]]:
     """Every container's logs in the namespace; ``--prefix`` names the pod on each line."""
     output = subprocess.run(
         ["kubectl", "logs", "-n", namespace, "--all-containers", "--prefix", "--tail=-1", "-l", "app.kubernetes.io/part-of=stepflow-demo"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return parse_lines(output.splitlines(), "kubectl")
 

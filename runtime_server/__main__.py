@@ -29,10 +29,18 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", help="YAML/JSON config file (env STEPFLOW_CONFIG); default: builtins only")
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a pod serves on its pod IP; --host/HOST narrows it
     parser.add_argument("--port", type=int, default=int(os.environ.get("STEPFLOW_PORT", DEFAULT_PORT)))
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off")
-    parser.add_argument("--shutdown-grace-seconds", type=float, default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", 20)),
-                        help="on SIGTERM, how long runs in flight may take to finish before the rest is left to a peer (env SHUTDOWN_GRACE_SECONDS)")
-    parser.add_argument("--orchestrator-id", help="this runtime's id, which owns its runs in a durable store (env STEPFLOW_ORCHESTRATOR_ID; default the pod name)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", DEFAULT_METRICS_PORT)), help="Prometheus port; 0 turns metrics off"
+    )
+    parser.add_argument(
+        "--shutdown-grace-seconds",
+        type=float,
+        default=float(os.environ.get("SHUTDOWN_GRACE_SECONDS", 20)),
+        help="on SIGTERM, how long runs in flight may take to finish before the rest is left to a peer (env SHUTDOWN_GRACE_SECONDS)",
+    )
+    parser.add_argument(
+        "--orchestrator-id", help="this runtime's id, which owns its runs in a durable store (env STEPFLOW_ORCHESTRATOR_ID; default the pod name)"
+    )
     return parser.parse_args(argv)
 
 
@@ -81,14 +89,31 @@ def serve(argv: list[str]) -> int:
         return 2
     if arguments.metrics_port:
         start_http_server(arguments.metrics_port, addr=arguments.host)
-    log_event(logger, "runtime_starting", host=arguments.host, port=arguments.port, metrics_port=arguments.metrics_port, plugins=list(runtime.plugins),
-              store=runtime.settings.store.type, orchestrator_id=runtime.orchestrator_id)
+    log_event(
+        logger,
+        "runtime_starting",
+        host=arguments.host,
+        port=arguments.port,
+        metrics_port=arguments.metrics_port,
+        plugins=list(runtime.plugins),
+        store=runtime.settings.store.type,
+        orchestrator_id=runtime.orchestrator_id,
+    )
     app = create_app(runtime, arguments.shutdown_grace_seconds)
     tune_gc()
     logs = batch_log_writes()
-    config = uvicorn.Config(app, host=arguments.host, port=arguments.port, log_config=None, access_log=False, lifespan="on", http=ServerProtocol,
-                            timeout_graceful_shutdown=arguments.shutdown_grace_seconds,
-                            proxy_headers=False, server_header=False)  # as the pods: no client address is used, no server name given away
+    config = uvicorn.Config(
+        app,
+        host=arguments.host,
+        port=arguments.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=ServerProtocol,
+        timeout_graceful_shutdown=arguments.shutdown_grace_seconds,
+        proxy_headers=False,
+        server_header=False,
+    )  # as the pods: no client address is used, no server name given away
     DrainingServer(config, runtime.begin_draining, logs.detach if logs is not None else lambda: None).run()
     return 0
 

@@ -117,7 +117,8 @@ class RunCallbacks:
         in_flight, limit = self._runtime.runs_in_flight, self._runtime.settings.limits.max_concurrent_runs
         if in_flight >= limit:
             raise CallbackError(
-                jsonrpc.SERVER_ERROR, f"{in_flight} runs are in flight, the limit of the runtime (limits.maxConcurrentRuns = {limit}); nothing was created, retry later"
+                jsonrpc.SERVER_ERROR,
+                f"{in_flight} runs are in flight, the limit of the runtime (limits.maxConcurrentRuns = {limit}); nothing was created, retry later",
             )
 
     async def _get_run(self, params: GetRunParams) -> RunStatus:

@@ -241,8 +241,15 @@ def submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _report(args: argparse.Namespace, out: TextIO, err: TextIO, run: dict[str, Any], results: list[Any], summary: Summary, batch: bool) -> None:
     if args.json:
-        report = {"runId": run.get("runId"), "status": run.get("status"), "succeeded": summary.succeeded, "failed": summary.failed,
-                  "seconds": round(summary.seconds, 3), "runsPerSecond": round(summary.runs_per_second, 2), "results": results}
+        report = {
+            "runId": run.get("runId"),
+            "status": run.get("status"),
+            "succeeded": summary.succeeded,
+            "failed": summary.failed,
+            "seconds": round(summary.seconds, 3),
+            "runsPerSecond": round(summary.runs_per_second, 2),
+            "results": results,
+        }
         print(json.dumps(report), file=out)
         return
     target = open(args.output, "w") if args.output else out  # noqa: SIM115 - closed below

@@ -127,7 +127,9 @@ class Engine:
         budget = first_budget(step, self._step_attempts, run.resume.interrupted(item_index, step.id) if run.resume is not None else None)
         state.attempt = budget.attempt
         if budget.recovered is not None:
-            record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=budget.attempt, status=budget.recovered, error=budget.interruption)
+            record.record_event(
+                "step_retried", item_index=item_index, step_id=step.id, attempt=budget.attempt, status=budget.recovered, error=budget.interruption
+            )
         elif budget.exhausted is None:
             record.record_event("step_started", item_index=item_index, step_id=step.id, attempt=budget.attempt)
         started = time.perf_counter()
@@ -143,10 +145,26 @@ class Engine:
         metrics.STEP_DURATION.labels("failed" if is_failed else "success").observe(time.perf_counter() - started)
         kind = "step_failed" if is_failed else "step_succeeded"
         record.record_event(
-            kind, item_index=item_index, step_id=step.id, attempt=state.attempt, error=_error_json(outcome), instance_id=state.instance_id, outcome=outcome, callbacks=state.callbacks
+            kind,
+            item_index=item_index,
+            step_id=step.id,
+            attempt=state.attempt,
+            error=_error_json(outcome),
+            instance_id=state.instance_id,
+            outcome=outcome,
+            callbacks=state.callbacks,
         )
         if is_failed:
-            log_event(logger, "step_failed", logging.WARNING, run_id=record.run_id, step_id=step.id, trace_id=run.trace.trace_id, item_index=item_index, error=outcome.error.message)
+            log_event(
+                logger,
+                "step_failed",
+                logging.WARNING,
+                run_id=record.run_id,
+                step_id=step.id,
+                trace_id=run.trace.trace_id,
+                item_index=item_index,
+                error=outcome.error.message,
+            )
         return outcome
 
     async def _execute(self, run: ActiveRun, step: Step, scope: ItemScope, item_index: int, budget: Budget) -> Any:
@@ -175,7 +193,15 @@ class Engine:
                 return outcome
             metrics.RETRIES.labels(reason).inc()
             state = run.record.steps[step.id]
-            run.record.record_event("step_retried", item_index=item_index, step_id=step.id, attempt=attempt + 1, status=reason, error=_error_json(outcome), instance_id=state.instance_id)
+            run.record.record_event(
+                "step_retried",
+                item_index=item_index,
+                step_id=step.id,
+                attempt=attempt + 1,
+                status=reason,
+                error=_error_json(outcome),
+                instance_id=state.instance_id,
+            )
             state.attempt = attempt + 1
             log_event(logger, "step_retried", run_id=run.record.run_id, step_id=step.id, trace_id=run.trace.trace_id, attempt=attempt + 1, reason=reason)
             if reason == "transport":  # give a restarting proxy or a draining pod a moment
@@ -209,9 +235,15 @@ class Engine:
             except ComponentFailed as error:
                 outcome, retriable, label = component_failure(step, component, error.message, "error executing user-defined function"), False, "failed"
             except TransportFailed as error:
-                outcome, retriable, label = component_failure(step, component, error.message, "error communicating with the component server"), error.retriable, "transport_error"
+                outcome, retriable, label = (
+                    component_failure(step, component, error.message, "error communicating with the component server"),
+                    error.retriable,
+                    "transport_error",
+                )
             except Exception as error:  # noqa: BLE001 - a plugin bug must fail the step, never leave the run hanging
-                log_event(logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component)
+                log_event(
+                    logger, "plugin_crashed", logging.ERROR, exc_info=True, run_id=run.record.run_id, step_id=step.id, plugin=plugin.name, component=component
+                )
                 message = f"plugin {plugin.name!r} failed unexpectedly: {type(error).__name__}: {error}"
                 outcome, retriable, label = component_failure(step, component, message, "internal error in the plugin"), False, "internal_error"
         state = run.record.steps[step.id]

@@ -224,7 +224,9 @@ class Runtime:
     async def _resume(self, record: RunRecord, taken_from: str) -> None:
         self.runs.adopt(record)
         record.owner = self.orchestrator_id
-        record.record_event("run_recovered", instance_id=self.orchestrator_id, status=None if taken_from == self.orchestrator_id else f"taken over from {taken_from}")
+        record.record_event(
+            "run_recovered", instance_id=self.orchestrator_id, status=None if taken_from == self.orchestrator_id else f"taken over from {taken_from}"
+        )
         try:
             prepared = await self.flows.get(record.flow_id)
         except (FlowParseError, LookupError):
@@ -247,7 +249,15 @@ class Runtime:
         self._start(run, problem)
         self.recovered += 1
         metrics.RUNS_RECOVERED.inc()
-        log_event(logger, "run_recovered", run_id=record.run_id, trace_id=record.trace_id, orchestrator_id=self.orchestrator_id, flow=record.flow_name, taken_from=taken_from)
+        log_event(
+            logger,
+            "run_recovered",
+            run_id=record.run_id,
+            trace_id=record.trace_id,
+            orchestrator_id=self.orchestrator_id,
+            flow=record.flow_name,
+            taken_from=taken_from,
+        )
 
     def drop_all_runs(self, reason: str) -> None:
         """The lease is lost: stop every run at once, recording nothing (a peer may own them now)."""
@@ -350,8 +360,15 @@ class Runtime:
         )
         effective, problem = self.effective_flow(prepared, overrides)
         callbacks_for = functools.partial(RunCallbacks, self, record)
-        run = ActiveRun(record, effective, {**effective.variable_defaults, **(variables or {})}, limiter_for(max_concurrency), trace, callbacks_for,
-                        self.runs.written if self.runs.durable else None)
+        run = ActiveRun(
+            record,
+            effective,
+            {**effective.variable_defaults, **(variables or {})},
+            limiter_for(max_concurrency),
+            trace,
+            callbacks_for,
+            self.runs.written if self.runs.durable else None,
+        )
         self.runs.created(record)
         record.record_event("run_started")
         self._start(run, problem)
@@ -452,7 +469,16 @@ class Runtime:
         if self.runs.evictions > self._evictions_seen:
             metrics.RUN_STORE_EVICTIONS.inc(self.runs.evictions - self._evictions_seen)
             self._evictions_seen = self.runs.evictions
-        log_event(logger, "run_finished", run_id=record.run_id, trace_id=record.trace_id, flow=record.flow_name, status=record.status, items=len(record.inputs), parent_run_id=record.parent_run_id)
+        log_event(
+            logger,
+            "run_finished",
+            run_id=record.run_id,
+            trace_id=record.trace_id,
+            flow=record.flow_name,
+            status=record.status,
+            items=len(record.inputs),
+            parent_run_id=record.parent_run_id,
+        )
 
     async def wait(self, record: RunRecord) -> RunRecord:
         """The run once it has ended; one another replica runs (a sub-run taken over with its

@@ -69,6 +69,7 @@ class _OneThreadMetric(Collector):
     def _new_child(self) -> Any: ...
     def _family(self) -> Metric:
         raise NotImplementedError
+
     def _add(self, family: Any, values: list[str], child: Any) -> None: ...
 
 
@@ -99,7 +100,9 @@ class OneThreadCounter(_OneThreadMetric):
 class OneThreadHistogram(_OneThreadMetric):
     """prometheus-client's Histogram for one thread, as ``OneThreadCounter``."""
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = (), *, buckets: Sequence[float], registry: CollectorRegistry | None = REGISTRY) -> None:
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str] = (), *, buckets: Sequence[float], registry: CollectorRegistry | None = REGISTRY
+    ) -> None:
         self._bounds = tuple(sorted(float(bound) for bound in buckets if bound != float("inf")))
         self._bucket_names = [*map(floatToGoString, self._bounds), "+Inf"]
         super().__init__(name, documentation, labelnames, registry)

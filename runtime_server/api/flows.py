@@ -56,7 +56,9 @@ def check_components(runtime: Runtime, prepared: PreparedFlow) -> None:
         try:
             route = runtime.router.route_by_name(step.component)
         except RoutingError as error:
-            raise ApiError(400, f"Step '{step.id}' uses component '{step.component}', which nothing serves: {error}", path=f"$.steps[{index}].component") from None
+            raise ApiError(
+                400, f"Step '{step.id}' uses component '{step.component}', which nothing serves: {error}", path=f"$.steps[{index}].component"
+            ) from None
         plugin = runtime.plugins.get(route.plugin) if route is not None else None
         if isinstance(plugin, BuiltinPlugin) and route is not None and not plugin.serves(route.component):
             raise ApiError(
@@ -109,7 +111,9 @@ async def list_flows(request: Request) -> Response:
         except NotAFlow:
             continue
         if prepared is not None:
-            flows.append({"flowId": flow_id, "name": prepared.flow.name, "description": prepared.flow_json.get("description"), "steps": len(prepared.flow.steps)})
+            flows.append(
+                {"flowId": flow_id, "name": prepared.flow.name, "description": prepared.flow_json.get("description"), "steps": len(prepared.flow.steps)}
+            )
     flows.sort(key=lambda flow: (flow["name"] or "", flow["flowId"]))
     return json_response({"flows": flows[offset : offset + limit], "total": len(flows)})
 

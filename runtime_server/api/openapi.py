@@ -122,7 +122,10 @@ _PAGE = [_query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})]
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/health"): {"responses": {"200": _ok("Health")}},
     ("GET", "/components"): {"parameters": [_query("includeSchemas", {"type": "boolean"})], "responses": {"200": _ok("Components")}},
-    ("GET", "/flows"): {"parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}), *_PAGE], "responses": {"200": _ok("FlowList"), **_errors(400)}},
+    ("GET", "/flows"): {
+        "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}), *_PAGE],
+        "responses": {"200": _ok("FlowList"), **_errors(400)},
+    },
     ("GET", "/fleet"): {"responses": {"200": _ok("Fleet")}},
     ("POST", "/flows"): {"body": "StoreFlowRequest", "responses": {"200": _ok("StoreFlowResponse"), **_errors(*_BODY)}},
     ("GET", "/flows/{flow_id}"): {"responses": {"200": _ok("FlowResponse"), **_errors(400, 404)}},
@@ -152,7 +155,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/runs/{run_id}/flow"): {"responses": {"200": _ok("FlowResponse"), **_errors(*_RUN)}},
     ("GET", "/runs/{run_id}/events"): {
         "responses": {
-            "200": {"description": "The journal as JSON, or an SSE stream with Accept: text/event-stream", "content": {_JSON: {"schema": {"$ref": f"{_REF}Events"}}, "text/event-stream": {"schema": {"type": "string"}}}},
+            "200": {
+                "description": "The journal as JSON, or an SSE stream with Accept: text/event-stream",
+                "content": {_JSON: {"schema": {"$ref": f"{_REF}Events"}}, "text/event-stream": {"schema": {"type": "string"}}},
+            },
             **_errors(*_RUN),
         }
     },
@@ -162,9 +168,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 def _operation(method: str, path: str, summary: str) -> dict[str, Any]:
     details = OPERATIONS.get((method, path), {"responses": {"200": _ok(None)}})
-    path_parameters = [
-        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}} for part in path.split("/") if part.startswith("{")
-    ]
+    path_parameters = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}} for part in path.split("/") if part.startswith("{")]
     operation: dict[str, Any] = {"summary": summary, "parameters": path_parameters + details.get("parameters", []), "responses": details["responses"]}
     if "body" in details:
         operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": {"$ref": f"{_REF}{details['body']}"}}}}

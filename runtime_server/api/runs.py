@@ -41,7 +41,7 @@ class CreateRunRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tru
 
 def _inputs(body: CreateRunRequest) -> list[Any]:
     if body.input is msgspec.UNSET or body.input is None:
-        raise ApiError(422, "input is required: a list with one element per item, e.g. [{\"value\": 3}]")
+        raise ApiError(422, 'input is required: a list with one element per item, e.g. [{"value": 3}]')
     if not isinstance(body.input, list):
         raise ApiError(422, "input must be a list with one element per item; wrap a single input as [input]")
     if not body.input:
@@ -62,7 +62,9 @@ async def create_run(request: Request) -> Response:
     if body.flow is not None:
         prepared = prepare_submitted(runtime, body.flow)
         if not prepared.runnable:
-            raise ApiError(400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics)
+            raise ApiError(
+                400, "The flow is not valid: " + "; ".join(f"{d.formatted} (at {d.path})" for d in prepared.diagnostics.fatal), diagnostics=prepared.diagnostics
+            )
     else:
         try:
             prepared = await fetch_flow(runtime, body.flow_id)  # type: ignore[arg-type]  # the exactly-one check above leaves flow_id set here

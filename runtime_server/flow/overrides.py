@@ -29,7 +29,7 @@ def apply_overrides(flow_json: dict[str, Any], overrides: dict[str, Any]) -> dic
         if step_id not in positions:
             raise OverrideError(f"override names step '{step_id}', which is not in the flow (steps: {', '.join(map(str, positions))})")
         if not isinstance(override, dict) or "value" not in override:
-            raise OverrideError(f"override for step '{step_id}' must be an object {{\"$type\": \"merge_patch\", \"value\": {{...}}}}")
+            raise OverrideError(f'override for step \'{step_id}\' must be an object {{"$type": "merge_patch", "value": {{...}}}}')
         kind = override.get("$type", "merge_patch")
         if kind != "merge_patch":
             raise OverrideError(f"override type {kind!r} for step '{step_id}' is not supported; use merge_patch")

@@ -73,20 +73,40 @@ def _step_checks(flow: Flow) -> list[Diagnostic]:
             seen[step.id] = index
         if not step.component.startswith("/"):
             problem = "Component path must start with '/'"
-            found.append(_diagnostic("invalidComponent", 2500, f"Invalid component '{step.component}' in step '{step.id}': {problem}", f"{location}.component",
-                                     step_id=step.id, component=step.component, error=problem))
+            found.append(
+                _diagnostic(
+                    "invalidComponent",
+                    2500,
+                    f"Invalid component '{step.component}' in step '{step.id}': {problem}",
+                    f"{location}.component",
+                    step_id=step.id,
+                    component=step.component,
+                    error=problem,
+                )
+            )
         for referenced, ref_location in step.input.step_refs():
             if referenced == step.id:
                 found.append(_diagnostic("selfReference", 3002, f"Step '{step.id}' references itself", ref_location, step_id=step.id))
             elif referenced not in seen:
                 later = " (it is defined later; a step may only use earlier steps)" if referenced in flow.step_index else ""
-                found.append(_diagnostic("undefinedStepReference", 3003, f"Step '{step.id}' references undefined step '{referenced}'{later}", ref_location, from_step=step.id, referenced_step=referenced))
+                found.append(
+                    _diagnostic(
+                        "undefinedStepReference",
+                        3003,
+                        f"Step '{step.id}' references undefined step '{referenced}'{later}",
+                        ref_location,
+                        from_step=step.id,
+                        referenced_step=referenced,
+                    )
+                )
     return found
 
 
 def _output_checks(flow: Flow) -> list[Diagnostic]:
     return [
-        _diagnostic("undefinedStepReference", 3003, f"Step '{OUTPUT}' references undefined step '{referenced}'", location, from_step=OUTPUT, referenced_step=referenced)
+        _diagnostic(
+            "undefinedStepReference", 3003, f"Step '{OUTPUT}' references undefined step '{referenced}'", location, from_step=OUTPUT, referenced_step=referenced
+        )
         for referenced, location in flow.output.step_refs()
         if referenced not in flow.step_index
     ]
@@ -111,7 +131,4 @@ def _reachability_warnings(flow: Flow) -> list[Diagnostic]:
 
 def dependencies(flow: Flow) -> dict[str, list[str]]:
     """Step id → the steps its input references, in flow order (for reports and tests)."""
-    return {
-        step.id: sorted({ref for ref, _ in step.input.step_refs()}, key=lambda ref: flow.step_index.get(ref, -1))
-        for step in flow.steps
-    }
+    return {step.id: sorted({ref for ref, _ in step.input.step_refs()}, key=lambda ref: flow.step_index.get(ref, -1)) for step in flow.steps}

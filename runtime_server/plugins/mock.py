@@ -36,8 +36,7 @@ class MockPlugin:
             raise ValueError(f"mock plugin {name!r}: 'components' must map component names to {{behaviors: ...}}")
         self._components = components
         self._behaviors = {
-            component: {_canonical_key(key): result for key, result in (spec.get("behaviors") or {}).items()}
-            for component, spec in components.items()
+            component: {_canonical_key(key): result for key, result in (spec.get("behaviors") or {}).items()} for component, spec in components.items()
         }
 
     async def start(self) -> None:

@@ -169,8 +169,17 @@ class StepflowHttpPlugin:
             return await self._execute(request)
         except TransportFailed as exc:
             observability = request.observability
-            log_event(logger, "execute_transport_failed", logging.WARNING, run_id=observability.run_id, step_id=observability.step_id, trace_id=observability.trace_id,
-                      span_id=observability.span_id, attempt=request.attempt, error=exc.message)
+            log_event(
+                logger,
+                "execute_transport_failed",
+                logging.WARNING,
+                run_id=observability.run_id,
+                step_id=observability.step_id,
+                trace_id=observability.trace_id,
+                span_id=observability.span_id,
+                attempt=request.attempt,
+                error=exc.message,
+            )
             raise
 
     async def _execute(self, request: ExecuteRequest) -> Any:
@@ -197,13 +206,30 @@ class StepflowHttpPlugin:
                     raise TransportFailed(f"{exc} (request {execute_id}, {retries + 1} tries)", retriable=True, attempts=retries + 1) from None
                 retries += 1
                 metrics.RETRIES.labels("unreachable").inc()
-                log_event(logger, "execute_retry", logging.WARNING, run_id=request.observability.run_id, step_id=request.observability.step_id,
-                          trace_id=request.observability.trace_id, request_id=execute_id, error=str(exc), retry=retries)
+                log_event(
+                    logger,
+                    "execute_retry",
+                    logging.WARNING,
+                    run_id=request.observability.run_id,
+                    step_id=request.observability.step_id,
+                    trace_id=request.observability.trace_id,
+                    request_id=execute_id,
+                    error=str(exc),
+                    retry=retries,
+                )
                 await asyncio.sleep(pause)
                 turn = rotation.after(turn)
 
     async def _exchange(
-        self, url: str, body: bytes, request_headers: dict[str, str], execute_id: str, callbacks: Callbacks, answered_by: Callable[[str], None] | None, deadline: float, total: float
+        self,
+        url: str,
+        body: bytes,
+        request_headers: dict[str, str],
+        execute_id: str,
+        callbacks: Callbacks,
+        answered_by: Callable[[str], None] | None,
+        deadline: float,
+        total: float,
     ) -> Any:
         stream: _Stream | None = None
         task = asyncio.current_task()

@@ -29,7 +29,9 @@ COMMIT_BACKOFF = Backoff(first=0.05, factor=2.0, longest=2.0)
 
 
 class GroupCommitWriter:
-    def __init__(self, commit: Commit, owner: str, describe_error: Callable[[BaseException], str] = str, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self, commit: Commit, owner: str, describe_error: Callable[[BaseException], str] = str, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         self._commit = commit
         self._owner = owner
         self._describe = describe_error
@@ -158,7 +160,14 @@ class GroupCommitWriter:
                 failures += 1
                 self.problem = self._describe(error)
                 metrics.JOURNAL_COMMIT_FAILURES.inc()
-                log_event(logger, "journal_commit_failed", logging.WARNING if failures > 1 else logging.ERROR, error=self.problem, retry=failures, entries=len(batch.entries))
+                log_event(
+                    logger,
+                    "journal_commit_failed",
+                    logging.WARNING if failures > 1 else logging.ERROR,
+                    error=self.problem,
+                    retry=failures,
+                    entries=len(batch.entries),
+                )
                 await self._sleep(COMMIT_BACKOFF.delay(failures))
                 continue
             if self.problem is not None:

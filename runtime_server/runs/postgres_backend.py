@@ -130,7 +130,14 @@ class PostgresBackend:
         check = sorted(batch.existing_run_ids()) if batch.fence is not None else []
         runs, ends = _with_ends_folded_in(batch)
         ok, held, _ = await self._db.fetchrow(
-            _COMMIT, check, owner, epoch, *_columns(_unique_blobs(batch.blobs), 3), *_columns(runs, 13), *_columns(batch.entries, 10), *_columns(ends, 4),
+            _COMMIT,
+            check,
+            owner,
+            epoch,
+            *_columns(_unique_blobs(batch.blobs), 3),
+            *_columns(runs, 13),
+            *_columns(batch.entries, 10),
+            *_columns(ends, 4),
             [end.run_id for end in batch.ends],
         )
         if not ok:
@@ -157,7 +164,6 @@ class PostgresBackend:
 
     async def run_id_submitted_as(self, submit_key: str) -> str | None:
         return await self._db.fetchval("SELECT run_id FROM runs WHERE submit_key = $1", submit_key)
-
 
     async def delete_run(self, run_id: str) -> bool:
         async with self._db.acquire() as connection, connection.transaction():
@@ -189,11 +195,14 @@ class PostgresBackend:
     # -- leases (docs/durable-runs.md, "Replicas") -------------------------------------------
 
     async def acquire_lease(self, owner: str, ttl_ms: int) -> int:
-        return int(await self._db.fetchval(
-            f"""INSERT INTO leases VALUES ($1, nextval('lease_epochs'), {NOW_MS} + $2) ON CONFLICT (orchestrator_id)
+        return int(
+            await self._db.fetchval(
+                f"""INSERT INTO leases VALUES ($1, nextval('lease_epochs'), {NOW_MS} + $2) ON CONFLICT (orchestrator_id)
                 DO UPDATE SET epoch = nextval('lease_epochs'), expires_at_ms = {NOW_MS} + $2 RETURNING epoch""",
-            owner, ttl_ms,
-        ))
+                owner,
+                ttl_ms,
+            )
+        )
 
     async def renew_lease(self, owner: str, epoch: int, ttl_ms: int) -> bool:
         sql = f"UPDATE leases SET expires_at_ms = {NOW_MS} + $3 WHERE orchestrator_id = $1 AND epoch = $2 AND expires_at_ms > {NOW_MS} RETURNING 1"
@@ -210,20 +219,26 @@ class PostgresBackend:
         """Take up to ``limit`` unfinished runs of ``previous`` (its lease expired, or it is us at an
         older epoch); a peer whose lease is gone and who has no runs left loses its lease row."""
         async with self._db.acquire() as connection, connection.transaction():
-            if previous != owner and not await connection.fetchval(f"SELECT 1 FROM leases WHERE orchestrator_id = $1 AND expires_at_ms <= {NOW_MS} FOR UPDATE", previous):
+            if previous != owner and not await connection.fetchval(
+                f"SELECT 1 FROM leases WHERE orchestrator_id = $1 AND expires_at_ms <= {NOW_MS} FOR UPDATE", previous
+            ):
                 return []  # it renewed meanwhile: its runs stay its own
             rows = await connection.fetch(
                 """UPDATE runs SET owner = $2, owner_epoch = $3 WHERE run_id IN (
                        SELECT run_id FROM runs WHERE owner = $1 AND status = 'running' AND NOT (owner = $2 AND owner_epoch = $3)
                        ORDER BY created_ns LIMIT $4 FOR UPDATE SKIP LOCKED)
                    RETURNING run_id, cancel_requested""",
-                previous, owner, epoch, limit,
+                previous,
+                owner,
+                epoch,
+                limit,
             )
             if previous != owner and len(rows) < limit:  # nothing left of it: forget it once it has been gone a while
                 await connection.execute(
                     f"""DELETE FROM leases WHERE orchestrator_id = $1 AND expires_at_ms < {NOW_MS} - $2
                         AND NOT EXISTS (SELECT 1 FROM runs WHERE owner = $1 AND status = 'running')""",
-                    previous, FORGET_DEAD_AFTER_MS,
+                    previous,
+                    FORGET_DEAD_AFTER_MS,
                 )
         return [(row[0], bool(row[1])) for row in rows]
 
@@ -251,7 +266,6 @@ class PostgresBackend:
 
     def describe(self, error: BaseException) -> str:
         return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
-
 
 
 async def _keep_session(connection: Any) -> None:

@@ -139,7 +139,16 @@ def run_row(record: RunRecord, owner: str, owner_epoch: int = 0) -> RunRow:
         trace_id=record.trace_id,
     )
     return RunRow(
-        record.run_id, record.created_ns, "running", record.flow_id, record.flow_name, record.root_run_id, record.parent_run_id, owner, record.submit_key, _encoder.encode(spec),
+        record.run_id,
+        record.created_ns,
+        "running",
+        record.flow_id,
+        record.flow_name,
+        record.root_run_id,
+        record.parent_run_id,
+        owner,
+        record.submit_key,
+        _encoder.encode(spec),
         owner_epoch=owner_epoch,
     )
 
@@ -194,7 +203,17 @@ def listed(row: RunRow) -> RunRecord:
     """A run as a list shows it: its summary, without reading its journal."""
     spec = _spec_decoder.decode(row.spec)
     record = RunRecord(
-        row.run_id, row.flow_id, row.flow_name, spec.inputs, {}, row.root_run_id, row.parent_run_id, owner=row.owner, status=row.status, created_ns=row.created_ns, completed_ns=row.completed_ns
+        row.run_id,
+        row.flow_id,
+        row.flow_name,
+        spec.inputs,
+        {},
+        row.root_run_id,
+        row.parent_run_id,
+        owner=row.owner,
+        status=row.status,
+        created_ns=row.created_ns,
+        completed_ns=row.completed_ns,
     )
     record.counts = _counts_decoder.decode(row.counts) if row.counts else None
     return record

@@ -91,7 +91,6 @@ class SqliteBackend:
         row = await self._call(lambda db: db.execute("SELECT run_id FROM runs WHERE submit_key = ?", (submit_key,)).fetchone())
         return None if row is None else row[0]
 
-
     async def delete_run(self, run_id: str) -> bool:
         return await self._call(lambda db: _delete_runs(db, [run_id]) > 0)
 
@@ -109,11 +108,14 @@ class SqliteBackend:
 
     async def acquire_lease(self, owner: str, ttl_ms: int) -> int:
         def work(db: sqlite3.Connection) -> int:
-            return _transaction(db, lambda: db.execute(
-                """INSERT INTO leases VALUES (?, (SELECT COALESCE(MAX(epoch), 0) + 1 FROM leases), ?) ON CONFLICT (orchestrator_id)
+            return _transaction(
+                db,
+                lambda: db.execute(
+                    """INSERT INTO leases VALUES (?, (SELECT COALESCE(MAX(epoch), 0) + 1 FROM leases), ?) ON CONFLICT (orchestrator_id)
                    DO UPDATE SET epoch = (SELECT MAX(epoch) + 1 FROM leases), expires_at_ms = excluded.expires_at_ms RETURNING epoch""",
-                (owner, _now_ms() + ttl_ms),
-            ).fetchone()[0])
+                    (owner, _now_ms() + ttl_ms),
+                ).fetchone()[0],
+            )
 
         return await self._call(work)
 
@@ -178,7 +180,6 @@ def _commit(db: sqlite3.Connection, batch: Batch) -> None:
             db.executemany("UPDATE runs SET status = ?, completed_ns = ?, counts = ? WHERE run_id = ?", batch.ends)
 
     _transaction(db, work)
-
 
 
 def _check_fence(db: sqlite3.Connection, batch: Batch) -> None:

@@ -96,11 +96,28 @@ def start_fleet(kind: str, workdir: Path, pod_addresses: list[str], extra_args: 
     dns_port, proxy_port, metrics_port = 15340 + offset, 18080 + offset, 19080 + offset
     records = workdir / "records.json"
     write_records(records, {NAME: []})
-    dns = python_process(f"dns-{dns_port}", ["-m", "local_fleet.dns_server", "--listen", f"{PROXY_HOST}:{dns_port}", "--records", str(records)], workdir).start()
+    dns = python_process(
+        f"dns-{dns_port}", ["-m", "local_fleet.dns_server", "--listen", f"{PROXY_HOST}:{dns_port}", "--records", str(records)], workdir
+    ).start()
     proxy = python_process(
         f"proxy-{proxy_port}",
-        ["-m", "affinity_proxy", "--listen", f"{PROXY_HOST}:{proxy_port}", "--upstream", f"{NAME}:{POD_PORT}", "--dns-server", f"{PROXY_HOST}:{dns_port}",
-         "--metrics-listen", f"{PROXY_HOST}:{metrics_port}", "--refresh-seconds", str(REFRESH_SECONDS), "--probe-timeout", "0.5", *(extra_args or [])],
+        [
+            "-m",
+            "affinity_proxy",
+            "--listen",
+            f"{PROXY_HOST}:{proxy_port}",
+            "--upstream",
+            f"{NAME}:{POD_PORT}",
+            "--dns-server",
+            f"{PROXY_HOST}:{dns_port}",
+            "--metrics-listen",
+            f"{PROXY_HOST}:{metrics_port}",
+            "--refresh-seconds",
+            str(REFRESH_SECONDS),
+            "--probe-timeout",
+            "0.5",
+            *(extra_args or []),
+        ],
         workdir,
     )
     fleet = Fleet(kind, workdir, records, proxy, f"http://{PROXY_HOST}:{proxy_port}", f"http://{PROXY_HOST}:{metrics_port}", others=[dns])

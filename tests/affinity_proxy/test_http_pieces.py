@@ -29,7 +29,11 @@ def test_end_to_end_drops_hop_by_hop_fields(headers: list[tuple[bytes, bytes]], 
 
 @pytest.mark.parametrize(
     ("framing", "tail"),
-    [(Framing.LENGTH, b"via: 1.1 affinity-proxy\r\n\r\n"), (Framing.CHUNKED, b"transfer-encoding: chunked\r\n\r\n"), (Framing.CLOSE, b"connection: close\r\n\r\n")],
+    [
+        (Framing.LENGTH, b"via: 1.1 affinity-proxy\r\n\r\n"),
+        (Framing.CHUNKED, b"transfer-encoding: chunked\r\n\r\n"),
+        (Framing.CLOSE, b"connection: close\r\n\r\n"),
+    ],
 )
 def test_each_hop_gets_its_own_framing(framing: Framing, tail: bytes) -> None:
     head = encode_head(b"HTTP/1.1 200 OK", [(b"content-type", b"text/event-stream")], framing)
@@ -38,8 +42,13 @@ def test_each_hop_gets_its_own_framing(framing: Framing, tail: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("upstream", "http_1_0", "client"),
-    [(Framing.LENGTH, False, Framing.LENGTH), (Framing.CHUNKED, False, Framing.CHUNKED), (Framing.CLOSE, False, Framing.CHUNKED),
-     (Framing.CHUNKED, True, Framing.CLOSE), (Framing.NONE, True, Framing.NONE)],
+    [
+        (Framing.LENGTH, False, Framing.LENGTH),
+        (Framing.CHUNKED, False, Framing.CHUNKED),
+        (Framing.CLOSE, False, Framing.CHUNKED),
+        (Framing.CHUNKED, True, Framing.CLOSE),
+        (Framing.NONE, True, Framing.NONE),
+    ],
 )
 def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) -> None:
     assert response_framing(upstream, http_1_0) is client
@@ -51,13 +60,30 @@ def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) ->
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
         (b"HTTP/1.1 204 No Content\r\n", Framing.NONE, False, b"HTTP/1.1 204 No Content\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
         (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n", Framing.CHUNKED, False,
-         b"HTTP/1.1 200 OK\r\nx-a: 1\r\nvia: 1.1 affinity-proxy\r\ntransfer-encoding: chunked\r\n\r\n"),
-        (b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-B\r\nX-B: 1\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n", Framing.LENGTH, False,
-         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nContent-Length: 0\r\n", Framing.LENGTH, True,
-         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n",
+            Framing.CHUNKED,
+            False,
+            b"HTTP/1.1 200 OK\r\nx-a: 1\r\nvia: 1.1 affinity-proxy\r\ntransfer-encoding: chunked\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-B\r\nX-B: 1\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n",
+            Framing.LENGTH,
+            False,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nContent-Length: 0\r\n",
+            Framing.LENGTH,
+            True,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n",
+            Framing.LENGTH,
+            False,
+            b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
     ],
 )
 def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relayed: bytes) -> None:
@@ -69,7 +95,10 @@ def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relay
     [
         (b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
         (b"POST /a HTTP/1.0\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (
+            b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n",
+            b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
         (None, b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
     ],
 )
@@ -80,8 +109,11 @@ def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "framing"),
-    [(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH), (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n", Framing.CHUNKED),
-     (b"HTTP/1.1 200 OK\r\nx-content-length: 2\r\n", Framing.CLOSE)],
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n", Framing.CHUNKED),
+        (b"HTTP/1.1 200 OK\r\nx-content-length: 2\r\n", Framing.CLOSE),
+    ],
 )
 def test_body_framing_of_a_raw_head(raw: bytes, framing: Framing) -> None:
     assert body_framing(raw) is framing
@@ -108,7 +140,11 @@ def test_error_answers_are_json_rpc_with_retry_after() -> None:
     raw = answers.error_response(503, "instance 'x' gone", decision="instance_gone", retryable=False, instance_id="x", request_id="r1", retry_after_seconds=2)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503 Service Unavailable") and b"retry-after: 2" in head and b"content-type: application/json" in head
-    assert json.loads(body) == {"id": "r1", "error": {"code": -32000, "message": "instance 'x' gone", "data": {"decision": "instance_gone", "retryable": False, "instance_id": "x"}}, "jsonrpc": "2.0"}
+    assert json.loads(body) == {
+        "id": "r1",
+        "error": {"code": -32000, "message": "instance 'x' gone", "data": {"decision": "instance_gone", "retryable": False, "instance_id": "x"}},
+        "jsonrpc": "2.0",
+    }
     assert f"content-length: {len(body)}".encode() in head
 
 

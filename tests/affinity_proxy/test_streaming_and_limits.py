@@ -124,8 +124,13 @@ def test_health_membership_and_metrics(odd_fleet: Fleet) -> None:
     httpx.post(f"{odd_fleet.proxy_url}/", content=b"{}", headers=pinned(f"echo-{ODD_ADDRESSES[0]}"))
     metrics = httpx.get(f"{odd_fleet.metrics_url}/metrics").text
     assert f'affinity_proxy_requests_total{{decision="pinned",pod="{ODD_ADDRESSES[0]}",status="200"}}' in metrics
-    for family in ("affinity_proxy_in_flight", "affinity_proxy_pool_idle_connections", "affinity_proxy_discovery_refreshes_total",
-                   "affinity_proxy_upstream_first_byte_seconds_bucket", "affinity_proxy_members"):
+    for family in (
+        "affinity_proxy_in_flight",
+        "affinity_proxy_pool_idle_connections",
+        "affinity_proxy_discovery_refreshes_total",
+        "affinity_proxy_upstream_first_byte_seconds_bucket",
+        "affinity_proxy_members",
+    ):
         assert family in metrics
     assert httpx.get(f"{odd_fleet.metrics_url}/nope").status_code == 404
     decisions = odd_fleet.proxy_log_lines("routing_decision")

@@ -36,16 +36,51 @@ def benches() -> list[Bench]:
     no_netns = None if netns_available() else NEEDS_NETNS
     return [
         Bench("ab_runtime.py", ["--rounds", "1", "--seconds", "0.3"], ["| runtime | runs/s (median) |", "| work tree |", "work tree / base:"], no_netns),
-        Bench("bench_component_server.py", ["--seconds", "0.1", "--rounds", "1", "--dispatch-calls", "300"], ["ours/theirs", "store_and_retrieve_blob", "cost vs ours"]),
+        Bench(
+            "bench_component_server.py",
+            ["--seconds", "0.1", "--rounds", "1", "--dispatch-calls", "300"],
+            ["ours/theirs", "store_and_retrieve_blob", "cost vs ours"],
+        ),
         Bench("bench_plugin_transport.py", ["--calls", "10"], ["CPU vs default", "/store_and_retrieve_blob", "no httpx (ours)"]),
-        Bench("bench_runtime.py", ["--seconds", "0.3", "--rss-runs", "1000", *([] if netns_available() else ["--no-upstream"])], ["| conc | ours runs/s |", "| 32 |", "runs kept", "    1000 |"]),
-        Bench("bench_runtime_vs_upstream.py", ["--seconds", "0.3", "--rounds", "1", "--topology", "one-pod"], ["| flow | conc | ours runs/s |", "| bidirectional | 32 |"], no_netns),
-        Bench("bench_pg_driver.py", ["--seconds", "0.1", "--rounds", "1", "--concurrency", "2"], ["| workload | conc | asyncpg ops/s |", "| read one | 2 |"], unavailable_reason()),
-        Bench("bench_stores.py", ["--seconds", "0.2", "--rounds", "1", "--recovery", "20"], ["| flow | conc | memory runs/s |", "| builtin | 32 |", "bytes per run", "| postgres | 20 |"], unavailable_reason()),
-        Bench("bench_replicas.py", ["--seconds", "0.2", "--rounds", "1", "--failover", "10"], ["| flow | conc | one replica runs/s |", "| builtin | 32 |", "kill to all resumed"], no_netns or unavailable_reason()),
-        Bench("soak.py", ["--runs", "100000", "--seconds", "3", "--concurrency", "4", "--chaos-every", "0.7"], ["| soak | |", "| lost (must be 0) | 0 |", "| process | RSS first (MiB) |"]),
-        Bench("soak.py", ["--runs", "100000", "--seconds", "4", "--concurrency", "4", "--chaos-every", "100", "--kill-runtime-every", "1.5"],
-              ["| soak | |", "runtime killed", "| lost (must be 0) | 0 |", "| a run ended twice (must be 0) | 0 |"]),
+        Bench(
+            "bench_runtime.py",
+            ["--seconds", "0.3", "--rss-runs", "1000", *([] if netns_available() else ["--no-upstream"])],
+            ["| conc | ours runs/s |", "| 32 |", "runs kept", "    1000 |"],
+        ),
+        Bench(
+            "bench_runtime_vs_upstream.py",
+            ["--seconds", "0.3", "--rounds", "1", "--topology", "one-pod"],
+            ["| flow | conc | ours runs/s |", "| bidirectional | 32 |"],
+            no_netns,
+        ),
+        Bench(
+            "bench_pg_driver.py",
+            ["--seconds", "0.1", "--rounds", "1", "--concurrency", "2"],
+            ["| workload | conc | asyncpg ops/s |", "| read one | 2 |"],
+            unavailable_reason(),
+        ),
+        Bench(
+            "bench_stores.py",
+            ["--seconds", "0.2", "--rounds", "1", "--recovery", "20"],
+            ["| flow | conc | memory runs/s |", "| builtin | 32 |", "bytes per run", "| postgres | 20 |"],
+            unavailable_reason(),
+        ),
+        Bench(
+            "bench_replicas.py",
+            ["--seconds", "0.2", "--rounds", "1", "--failover", "10"],
+            ["| flow | conc | one replica runs/s |", "| builtin | 32 |", "kill to all resumed"],
+            no_netns or unavailable_reason(),
+        ),
+        Bench(
+            "soak.py",
+            ["--runs", "100000", "--seconds", "3", "--concurrency", "4", "--chaos-every", "0.7"],
+            ["| soak | |", "| lost (must be 0) | 0 |", "| process | RSS first (MiB) |"],
+        ),
+        Bench(
+            "soak.py",
+            ["--runs", "100000", "--seconds", "4", "--concurrency", "4", "--chaos-every", "100", "--kill-runtime-every", "1.5"],
+            ["| soak | |", "runtime killed", "| lost (must be 0) | 0 |", "| a run ended twice (must be 0) | 0 |"],
+        ),
     ]
 
 
@@ -64,7 +99,9 @@ def test_passthrough_proxy_copies_bytes_both_ways(tmp_path) -> None:
     echo = socket.create_server(("127.0.0.240", 0))
     threading.Thread(target=_echo_once, args=(echo,), daemon=True).start()
     listen = "127.0.0.240:18470"
-    proxy = ManagedProcess("passthrough", [sys.executable, "bench/passthrough_proxy.py", listen, f"127.0.0.240:{echo.getsockname()[1]}"], tmp_path / "passthrough.log").start()
+    proxy = ManagedProcess(
+        "passthrough", [sys.executable, "bench/passthrough_proxy.py", listen, f"127.0.0.240:{echo.getsockname()[1]}"], tmp_path / "passthrough.log"
+    ).start()
     try:
         with _connect(proxy, ("127.0.0.240", 18470)) as client:
             client.sendall(b"ping through the floor")

@@ -51,7 +51,11 @@ def test_a_client_that_drops_the_stream_cancels_the_execution(pod_33: Pod) -> No
     put = execution.next_message()
     assert pod_33.metric("component_executions_in_flight") == 1
     execution.close()
-    wait_until(lambda: pod_33.metric("component_executions_total", component="/store_and_retrieve_blob", outcome="cancelled") == 1, "the execution was never counted as cancelled", 5.0)
+    wait_until(
+        lambda: pod_33.metric("component_executions_total", component="/store_and_retrieve_blob", outcome="cancelled") == 1,
+        "the execution was never counted as cancelled",
+        5.0,
+    )
     assert pod_33.metric("component_executions_in_flight") == 0
     assert execution.answer(put).status_code == 404  # the cancelled execution's callback is forgotten
     assert "the client closed the stream" in pod_33.process.log()

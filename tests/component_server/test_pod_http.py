@@ -35,7 +35,15 @@ def test_initialize_then_initialized(demo_pod: Pod) -> None:
 
 def test_components_list_and_info_carry_json_schemas(demo_pod: Pod) -> None:
     listed = demo_pod.rpc("components/list", {}).json()["result"]["components"]
-    assert [entry["component"] for entry in listed] == ["/double", "/square", "/add", "/multiply", "/compute_intensive_task", "/fibonacci", "/store_and_retrieve_blob"]
+    assert [entry["component"] for entry in listed] == [
+        "/double",
+        "/square",
+        "/add",
+        "/multiply",
+        "/compute_intensive_task",
+        "/fibonacci",
+        "/store_and_retrieve_blob",
+    ]
     info = demo_pod.rpc("components/info", {"component": "/add"}).json()["result"]["info"]
     assert info["input_schema"]["$defs"]["PairInput"]["properties"] == {"a": {"type": "number"}, "b": {"type": "number"}}
     assert info["output_schema"]["$defs"]["Result"]["required"] == ["result"]
@@ -169,7 +177,11 @@ def test_sse_bytes_on_the_wire(demo_pod: Pod) -> None:
     """Each event is exactly `data: <json>\\n\\n` in a chunk of its own: all upstream accepts."""
     body = execute_body("/store_and_retrieve_blob", {"data": {"é": "€"}}, "raw-1")
     with socket.create_connection((demo_pod.address, 8080), timeout=10) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nhost: pod\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n" + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nhost: pod\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         stream = sock.makefile("rb")
         head = b""
         while not head.endswith(b"\r\n\r\n"):

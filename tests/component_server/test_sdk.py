@@ -63,7 +63,9 @@ def test_registration_derives_names_schemas_and_context() -> None:
     assert total.info.description == "Add the coordinates."
     assert total.info.input_schema == {
         "$ref": "#/$defs/Point",
-        "$defs": {"Point": {"title": "Point", "type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number", "default": 0.0}}, "required": ["x"]}},
+        "$defs": {
+            "Point": {"title": "Point", "type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number", "default": 0.0}}, "required": ["x"]}
+        },
     }
     assert total.info.output_schema is not None and total.info.output_schema["$defs"]["Total"]["required"] == ["total"]
     assert (echo.info.description, echo.info.input_schema, echo.info.output_schema) == ("Echo whatever comes in.", {}, {})
@@ -128,16 +130,45 @@ def reply_json(reply: Reply | ExecuteJob) -> tuple[int, Any]:
         (
             envelope("components/info", {"component": "/nope"}),
             200,
-            lambda body: body["error"]["code"] == -32001 and body["error"]["message"].startswith("Component '/nope' not found") and body["error"]["data"] == {"component": "/nope"},
+            lambda body: (
+                body["error"]["code"] == -32001
+                and body["error"]["message"].startswith("Component '/nope' not found")
+                and body["error"]["data"] == {"component": "/nope"}
+            ),
         ),
-        (envelope("components/execute", {"component": "/nope", "input": {}, "attempt": 1, "observability": {}}), 200, lambda body: body["error"]["code"] == -32001),
+        (
+            envelope("components/execute", {"component": "/nope", "input": {}, "attempt": 1, "observability": {}}),
+            200,
+            lambda body: body["error"]["code"] == -32001,
+        ),
         (envelope("components/execute", {"component": 5}), 400, lambda body: body["error"]["code"] == -32602 and body["id"] == "r1"),
         (envelope("blobs/put", {"data": 1, "blob_type": "data"}), 400, lambda body: body["error"]["code"] == -32601),
-        (envelope("nonsense"), 400, lambda body: body["error"]["code"] == -32600 and "Unknown method 'nonsense'" in body["error"]["message"] and "id" not in body),
+        (
+            envelope("nonsense"),
+            400,
+            lambda body: body["error"]["code"] == -32600 and "Unknown method 'nonsense'" in body["error"]["message"] and "id" not in body,
+        ),
         (envelope("components/list", request_id=None), 400, lambda body: "only notification" in body["error"]["message"]),
-        (jsonrpc.decode_envelope(b'{"jsonrpc":"2.0","id":"ghost","result":{}}'), 404, lambda body: body["id"] == "ghost" and "no pending request" in body["error"]["message"]),
+        (
+            jsonrpc.decode_envelope(b'{"jsonrpc":"2.0","id":"ghost","result":{}}'),
+            404,
+            lambda body: body["id"] == "ghost" and "no pending request" in body["error"]["message"],
+        ),
     ],
-    ids=["initialize", "initialized", "list", "info", "infer_schema", "info-unknown", "execute-unknown", "execute-bad-params", "callback-method", "unknown-method", "unknown-notification", "unknown-answer"],
+    ids=[
+        "initialize",
+        "initialized",
+        "list",
+        "info",
+        "infer_schema",
+        "info-unknown",
+        "execute-unknown",
+        "execute-bad-params",
+        "callback-method",
+        "unknown-method",
+        "unknown-notification",
+        "unknown-answer",
+    ],
 )
 def test_dispatch_table(message: jsonrpc.Envelope, status: int, check: Any) -> None:
     got_status, body = reply_json(dispatch(message, make_server(), lambda _: False))

@@ -18,7 +18,13 @@ def test_defaults() -> None:
 def test_environment_then_flags() -> None:
     environ = {"MAX_CONCURRENCY": "8", "CALLBACK_TIMEOUT_SECONDS": "2.5", "DRAIN_GRACE_SECONDS": "3", "METRICS_PORT": "0", "POD_NAME": "component-server-0"}
     from_env = parse_settings([], environ)
-    assert (from_env.max_concurrency, from_env.callback_timeout_seconds, from_env.drain_grace_seconds, from_env.metrics_port, from_env.pod_name) == (8, 2.5, 3.0, 0, "component-server-0")
+    assert (from_env.max_concurrency, from_env.callback_timeout_seconds, from_env.drain_grace_seconds, from_env.metrics_port, from_env.pod_name) == (
+        8,
+        2.5,
+        3.0,
+        0,
+        "component-server-0",
+    )
     from_flags = parse_settings(["--host", "127.0.0.31", "--port", "0", "--max-concurrency", "4", "--metrics-port", "9191"], environ)
     assert (from_flags.host, from_flags.port, from_flags.max_concurrency, from_flags.metrics_port) == ("127.0.0.31", 0, 4, 9191)
 

@@ -130,10 +130,7 @@ def check_services_select_pods(objects: list[dict]) -> list[str]:
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
             if resolve_port(container, target) is None:
-                problems.append(
-                    f"Service {name} targetPort {target!r} is not a port of "
-                    f"{matched[0]['metadata']['name']}'s container"
-                )
+                problems.append(f"Service {name} targetPort {target!r} is not a port of {matched[0]['metadata']['name']}'s container")
     return problems
 
 
@@ -194,11 +191,7 @@ def check_proxy_upstream(objects: list[dict]) -> list[str]:
     fleet = Fleet(objects)
     upstream = flag_value(argv(fleet.container("proxy")), "--upstream") or ""
     pods = pod_labels(fleet.deployment("component-server"))
-    headless = [
-        s
-        for s in fleet.of_kind("Service")
-        if s["spec"].get("clusterIP") == "None" and selects(s["spec"].get("selector", {}), pods)
-    ]
+    headless = [s for s in fleet.of_kind("Service") if s["spec"].get("clusterIP") == "None" and selects(s["spec"].get("selector", {}), pods)]
     if len(headless) != 1:
         return [f"expected one headless Service for the component-server pods, found {len(headless)}"]
     service = headless[0]
@@ -247,10 +240,7 @@ def allowed_sources(policy: dict, port: int, target: dict, deployments: list[dic
         peers = rule.get("from")
         for deployment in deployments:
             if peers is None or any(
-                "namespaceSelector" not in peer
-                and "ipBlock" not in peer
-                and selects(peer.get("podSelector", {}), pod_labels(deployment))
-                for peer in peers
+                "namespaceSelector" not in peer and "ipBlock" not in peer and selects(peer.get("podSelector", {}), pod_labels(deployment)) for peer in peers
             ):
                 allowed.add(deployment["metadata"]["name"])
     return allowed
@@ -277,20 +267,14 @@ def only_reachable_by(fleet: Fleet, isolated: dict, port_name: str, client: str,
     http_port = resolve_port(container, port_name)
     if http_port is None:
         return [f"the {service} container declares no port named {port_name}"]
-    policies = [
-        p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))
-    ]
+    policies = [p for p in fleet.of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"], pod_labels(isolated))]
     if len(policies) != 1:
         return [f"expected one NetworkPolicy selecting the {service} pods, found {len(policies)}"]
     policy = policies[0]
     problems = []
     if "Ingress" not in policy["spec"].get("policyTypes", []):
         problems.append(f"the {service} NetworkPolicy does not restrict Ingress")
-    others = [
-        d["metadata"]["name"]
-        for d in deployments
-        if d is not isolated and selects(policy["spec"]["podSelector"], pod_labels(d))
-    ]
+    others = [d["metadata"]["name"] for d in deployments if d is not isolated and selects(policy["spec"]["podSelector"], pod_labels(d))]
     if others:
         problems.append(f"the {service} NetworkPolicy also isolates {others}")
     allowed = allowed_sources(policy, http_port, container, deployments)
@@ -418,16 +402,10 @@ def check_shutdown(objects: list[dict]) -> list[str]:
         liveness = container.get("livenessProbe", {})
         window = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
         if window <= drain:
-            problems.append(
-                f"{service}: the liveness probe would kill a pod {window}s into a {drain}s drain "
-                "(its /health answers 503 while draining)"
-            )
+            problems.append(f"{service}: the liveness probe would kill a pod {window}s into a {drain}s drain (its /health answers 503 while draining)")
         grace = pod_spec(deployment).get("terminationGracePeriodSeconds", 30)
         if grace <= sleep + drain:
-            problems.append(
-                f"{service}: terminationGracePeriodSeconds {grace} does not cover "
-                f"preStop {sleep}s + drain {drain}s"
-            )
+            problems.append(f"{service}: terminationGracePeriodSeconds {grace} does not cover preStop {sleep}s + drain {drain}s")
     return problems
 
 

@@ -100,7 +100,5 @@ def test_the_build_context_keeps_what_pip_install_needs(service):
 
 
 def test_hadolint_finds_nothing(hadolint):
-    result = subprocess.run(
-        [hadolint, "--no-color", *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([hadolint, "--no-color", *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

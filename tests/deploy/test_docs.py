@@ -22,7 +22,6 @@ def test_every_repo_path_mentioned_exists(doc):
 
 def test_the_deployment_doc_covers_every_script():
     text = (REPO_ROOT / "docs/deployment.md").read_text()
-    ours = ["lima-up.sh", "lima-demo.sh", "kind-up.sh", "build-images.sh", "push-images.sh", "deploy.sh",
-            "port-forward.sh", "cluster-demo.sh"]
+    ours = ["lima-up.sh", "lima-demo.sh", "kind-up.sh", "build-images.sh", "push-images.sh", "deploy.sh", "port-forward.sh", "cluster-demo.sh"]
     assert [name for name in ours if f"scripts/{name}" not in text] == []
     assert all((REPO_ROOT / "scripts" / name).exists() for name in ours)

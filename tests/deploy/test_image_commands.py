@@ -59,10 +59,7 @@ def healthcheck(service: str, http: int) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def grace_periods(kubectl) -> dict[str, int]:
     fleet = Fleet(render(kubectl, "overlays/local"))
-    return {
-        service: pod_spec(fleet.deployment(service))["terminationGracePeriodSeconds"]
-        for service in DOCKERFILES
-    }
+    return {service: pod_spec(fleet.deployment(service))["terminationGracePeriodSeconds"] for service in DOCKERFILES}
 
 
 @pytest.mark.parametrize("service", DOCKERFILES)
@@ -76,8 +73,7 @@ def test_image_command_serves_health_and_stops_on_sigterm(service, grace_periods
     log = tmp_path / f"{service}.log"
     env = {**os.environ, "POD_NAME": f"test-{service}", "PYTHONPATH": str(REPO_ROOT)}
     with open(log, "wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-                                   start_new_session=True)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while True:

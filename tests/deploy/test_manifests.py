@@ -56,9 +56,9 @@ def test_the_configmap_holds_config_stepflow_config_yml(request, rendered):
         kept = {key: value for key, value in expected.items() if key != "stateStore"}
         expected = {**kept, "storageConfig": config.get("storageConfig"), "recovery": config.get("recovery")}
     assert config == expected
-    assert (REPO_ROOT / "k8s/base/stepflow-config.yml").read_text() == (
-        REPO_ROOT / "config/stepflow-config.yml"
-    ).read_text(), "k8s/base/stepflow-config.yml and config/stepflow-config.yml differ"
+    assert (REPO_ROOT / "k8s/base/stepflow-config.yml").read_text() == (REPO_ROOT / "config/stepflow-config.yml").read_text(), (
+        "k8s/base/stepflow-config.yml and config/stepflow-config.yml differ"
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,9 +143,7 @@ def test_a_probe_on_an_undeclared_port_is_caught(broken):
 
 def test_a_network_policy_open_to_the_runtime_is_caught(broken):
     policy = Fleet(broken).get("NetworkPolicy", "component-server-ingress")
-    policy["spec"]["ingress"][0]["from"].append(
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-server"}}}
-    )
+    policy["spec"]["ingress"][0]["from"].append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "stepflow-server"}}})
     assert manifests.check_network_policy(broken)
 
 

@@ -17,9 +17,7 @@ import pytest
 from .conftest import REPO_ROOT
 
 SCRIPTS = REPO_ROOT / "scripts"
-DEPLOYMENTS_ALL = (
-    "deployment.apps/component-server deployment.apps/stepflow-load-balancer deployment.apps/stepflow-server"
-)
+DEPLOYMENTS_ALL = "deployment.apps/component-server deployment.apps/stepflow-load-balancer deployment.apps/stepflow-server"
 
 
 def shell_scripts() -> list[Path]:
@@ -224,8 +222,7 @@ def test_deploy_stores_the_token_without_printing_it(machine):
         calls,
         [
             f"kubectl apply -f {REPO_ROOT}/k8s/base/namespace.yaml",
-            f"kubectl -n stepflow-demo create secret generic stepflow-api-token --from-literal=token={token} "
-            "--dry-run=client -o yaml",
+            f"kubectl -n stepflow-demo create secret generic stepflow-api-token --from-literal=token={token} --dry-run=client -o yaml",
             f"kubectl apply -k {REPO_ROOT}/k8s/overlays/local",
             # The runtime reads the token at start: only it restarts.
             "kubectl -n stepflow-demo rollout restart deployment/stepflow-server",
@@ -237,9 +234,7 @@ def test_deploy_stores_the_token_without_printing_it(machine):
 def test_deploy_leaves_an_unchanged_token_alone(machine):
     token = "s3cret-t0ken"
     stored = base64.b64encode(token.encode()).decode()
-    result = machine.run(
-        "deploy.sh", "local", STEPFLOW_API_TOKEN=token, FAKE_SECRET=stored, FAKE_DEPLOYMENTS=DEPLOYMENTS_ALL
-    )
+    result = machine.run("deploy.sh", "local", STEPFLOW_API_TOKEN=token, FAKE_SECRET=stored, FAKE_DEPLOYMENTS=DEPLOYMENTS_ALL)
     assert result.returncode == 0, result.stderr
     assert not [call for call in machine.calls() if "create secret" in call or "rollout restart" in call]
 
@@ -335,9 +330,7 @@ def test_cluster_demo_needs_the_project_installed(machine):
 
 def test_cluster_demo_uses_the_token_from_the_secret(machine):
     token = "from-the-cluster"
-    result = machine.run(
-        "cluster-demo.sh", FAKE_SECRET=base64.b64encode(token.encode()).decode()
-    )
+    result = machine.run("cluster-demo.sh", FAKE_SECRET=base64.b64encode(token.encode()).decode())
     assert result.returncode == 0, result.stderr
     assert "using the bearer token from Secret stepflow-api-token" in result.stderr
     assert (machine.state / "demo-token").read_text() == token
@@ -345,8 +338,7 @@ def test_cluster_demo_uses_the_token_from_the_secret(machine):
 
 
 @pytest.mark.parametrize(
-    "script", ["build-images.sh", "push-images.sh", "deploy.sh", "port-forward.sh", "cluster-demo.sh",
-               "lima-up.sh", "lima-demo.sh", "kind-up.sh"]
+    "script", ["build-images.sh", "push-images.sh", "deploy.sh", "port-forward.sh", "cluster-demo.sh", "lima-up.sh", "lima-demo.sh", "kind-up.sh"]
 )
 def test_help_describes_usage(machine, script):
     result = machine.run(script, "--help")

@@ -55,7 +55,9 @@ def test_simple_flow(fleet: Fleet) -> None:
 
 
 def test_bidirectional_flow(fleet: Fleet) -> None:
-    result = result_of(submit(fleet.runtime_url, "--flow", str(WORKFLOWS / "bidirectional-test-workflow.yaml"), "--input-json", json.dumps({"data": BLOB_DATA})))
+    result = result_of(
+        submit(fleet.runtime_url, "--flow", str(WORKFLOWS / "bidirectional-test-workflow.yaml"), "--input-json", json.dumps({"data": BLOB_DATA}))
+    )
     assert result["result"] == {"blob_id": "7d84a3839fb9ebb132da775099cd051969828b40f1e8979c868f5eab026cb002", "retrieved_data": BLOB_DATA}
 
 
@@ -73,7 +75,9 @@ def test_batch_workflow(fleet: Fleet) -> None:
 def test_batch_of_20_inputs_at_most_5_at_a_time(fleet: Fleet, tmp_path: Path) -> None:
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text("".join(json.dumps({"value": n}) + "\n" for n in range(1, 21)))
-    completed = submit(fleet.runtime_url, "--flow", str(WORKFLOWS / "simple-test-workflow.yaml"), "--inputs", str(inputs), "--max-concurrent", "5", "--json", "--progress")
+    completed = submit(
+        fleet.runtime_url, "--flow", str(WORKFLOWS / "simple-test-workflow.yaml"), "--inputs", str(inputs), "--max-concurrent", "5", "--json", "--progress"
+    )
     report = result_of(completed)
     assert (report["status"], report["succeeded"], report["failed"]) == ("completed", 20, 0)
     assert [r["result"]["sum"] for r in report["results"]] == [n + (2.0 * n) ** 2 for n in range(1, 21)]
@@ -137,7 +141,12 @@ def refusing_pod() -> Iterator[ScriptedPod]:
 
 def test_undeliverable_callback_fails_the_step_within_its_deadline_naming_pod_and_request(refusing_pod: ScriptedPod, tmp_path: Path) -> None:
     runtime, _ = start_runtime_with_text(remote_plugin_config(refusing_pod.url, idleTimeoutSeconds=2, totalTimeoutSeconds=5), HUB, tmp_path, 7865)
-    flow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "ask", "steps": [{"id": "ask", "component": "/python/ask", "input": {"calls": [["blobs/put", {"data": {"a": 1}, "blob_type": "data"}]]}}], "output": {"$step": "ask"}}
+    flow = {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "ask",
+        "steps": [{"id": "ask", "component": "/python/ask", "input": {"calls": [["blobs/put", {"data": {"a": 1}, "blob_type": "data"}]]}}],
+        "output": {"$step": "ask"},
+    }
     try:
         started = time.monotonic()
         answer = httpx.post(f"http://{HUB}:7865/api/v1/runs", json={"flow": flow, "input": [{}]}, timeout=30).json()

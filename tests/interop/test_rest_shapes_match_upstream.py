@@ -38,17 +38,29 @@ pytestmark = pytest.mark.skipif(not netns_available() or not BINARY.exists(), re
 
 FLOW = yaml.safe_load((CORPUS / "builtins" / "blob_test.yaml").read_text())
 BROKEN_REFERENCES = {
-    "name": "broken", "description": "references nothing",
+    "name": "broken",
+    "description": "references nothing",
     "steps": [{"id": "a", "component": "/put_blob", "input": {"$step": "nowhere"}}, {"id": "b", "component": "", "input": {}}],
     "output": {"x": {"$step": "missing"}},
 }
 UNUSED_STEPS = {
-    "name": "unused", "description": "b is never needed, c runs anyway",
+    "name": "unused",
+    "description": "b is never needed, c runs anyway",
     "steps": [{"id": s, "component": "/put_blob", "input": {"data": 1}, **({"mustExecute": True} if s == "c" else {})} for s in ("a", "b", "c")],
     "output": {"x": {"$step": "a"}},
 }
-DUPLICATE_STEP = {"name": "dup", "description": "two steps a", "steps": [{"id": "a", "component": "/put_blob", "input": {}}, {"id": "a", "component": "/put_blob", "input": {}}], "output": {}}
-ENDLESS_FLOW = {"name": "endless", "description": "its one step never answers", "steps": [{"id": "wait", "component": "/python/silent", "input": {}}], "output": {"$step": "wait"}}
+DUPLICATE_STEP = {
+    "name": "dup",
+    "description": "two steps a",
+    "steps": [{"id": "a", "component": "/put_blob", "input": {}}, {"id": "a", "component": "/put_blob", "input": {}}],
+    "output": {},
+}
+ENDLESS_FLOW = {
+    "name": "endless",
+    "description": "its one step never answers",
+    "steps": [{"id": "wait", "component": "/python/silent", "input": {}}],
+    "output": {"$step": "wait"},
+}
 POD = "127.0.0.1"
 POD_PORT = 8089
 UNANSWERED = -1
@@ -101,7 +113,12 @@ def exchanges(ids: Ids) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("components without schemas", "GET", "/components", {"params": {"includeSchemas": "false"}}),
         ("store flow", "POST", "/flows", {"json": {"flow": FLOW}}),
         ("store flow dry run", "POST", "/flows", {"json": {"flow": FLOW, "dryRun": True}}),
-        ("store flow with a fatal diagnostic", "POST", "/flows", {"json": {"flow": {"steps": [{"id": "a", "component": "/put_blob", "input": {"$step": "a"}}], "output": {"$step": "a"}}}}),
+        (
+            "store flow with a fatal diagnostic",
+            "POST",
+            "/flows",
+            {"json": {"flow": {"steps": [{"id": "a", "component": "/put_blob", "input": {"$step": "a"}}], "output": {"$step": "a"}}}},
+        ),
         ("store flow with broken references", "POST", "/flows", {"json": {"flow": BROKEN_REFERENCES}}),
         ("store flow with a duplicate step", "POST", "/flows", {"json": {"flow": DUPLICATE_STEP}}),
         ("store flow with unused steps", "POST", "/flows", {"json": {"flow": UNUSED_STEPS}}),
@@ -236,6 +253,7 @@ def test_every_error_is_json_with_code_and_message(answers: dict[str, dict[str, 
     for name, answer in errors.items():
         assert answer.content_type == "application/json", name
         assert answer.body["code"] == answer.status and isinstance(answer.body["message"], str) and answer.body["message"], name
+
 
 @pytest.mark.parametrize("name", [name for name in NAMES if name.startswith("store flow")])
 def test_diagnostics_say_what_upstreams_say(answers: dict[str, dict[str, Answer]], name: str) -> None:

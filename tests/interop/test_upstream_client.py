@@ -79,11 +79,12 @@ def options_flow() -> Flow:
     builder = FlowBuilder(name="client-options", description="onError, mustExecute, metadata")
     failing = {"mode": "error"}
     fail = builder.add_step(id="fail", component="/mock/error", input_data=failing, on_error=OnErrorFail(action="fail"), must_execute=False)
-    default = builder.add_step(
-        id="default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault", default_value={"output": "d"}))  # type: ignore[call-arg]  # pydantic takes the field name too
+    default_on_error = OnErrorDefault(action="useDefault", default_value={"output": "d"})  # type: ignore[call-arg]  # pydantic takes the field name too
+    default = builder.add_step(id="default", component="/mock/error", input_data=failing, on_error=default_on_error)
     bare = builder.add_step(id="bare_default", component="/mock/error", input_data=failing, on_error=OnErrorDefault(action="useDefault"))
     builder.add_step(
-        id="retry", component="/mock/error", input_data={"mode": "succeed"}, on_error=OnErrorRetry(action="retry"), must_execute=True, metadata={"a": 1})
+        id="retry", component="/mock/error", input_data={"mode": "succeed"}, on_error=OnErrorRetry(action="retry"), must_execute=True, metadata={"a": 1}
+    )
     builder.add_step(id="unused", component="/mock/error", input_data={"mode": "succeed"}, must_execute=False)
     builder.add_output_field("default", default.output)
     builder.add_output_field("bare", Value.step(bare.id))
@@ -412,10 +413,18 @@ CLIENT_CANNOT_PARSE = {"get_flow", "get_run_flow", "get_run with overrides"}
 """The 0.9.2 client's own models fail on upstream's answers too: a flow's ``$step``/``$input`` match two
 of its ValueExpr variants; it wants overrides wrapped in ``steps``. The same data as JSON is compared instead."""
 ERROR_PATHS = {
-    "get_flow unknown": "NotFoundException", "run unknown flow": "NotFoundException", "run of an unstored invalid flow": "NotFoundException",
-    "get_run unknown": "NotFoundException", "get_run_items unknown": "NotFoundException", "get_run_steps unknown": "NotFoundException",
-    "get_run_flow unknown": "NotFoundException", "cancel_run unknown": "NotFoundException", "delete_run unknown": "NotFoundException",
-    "cancel_run of a finished run": "ApiException", "cancel_run of a cancelled run": "ApiException", "delete_run of a running run": "ApiException",
+    "get_flow unknown": "NotFoundException",
+    "run unknown flow": "NotFoundException",
+    "run of an unstored invalid flow": "NotFoundException",
+    "get_run unknown": "NotFoundException",
+    "get_run_items unknown": "NotFoundException",
+    "get_run_steps unknown": "NotFoundException",
+    "get_run_flow unknown": "NotFoundException",
+    "cancel_run unknown": "NotFoundException",
+    "delete_run unknown": "NotFoundException",
+    "cancel_run of a finished run": "ApiException",
+    "cancel_run of a cancelled run": "ApiException",
+    "delete_run of a running run": "ApiException",
 }
 NAMES = [name for name, _ in calls()]
 
@@ -443,9 +452,16 @@ def test_error_paths_raise_the_same_exception(outcomes: dict[str, dict[str, Outc
 
 
 EXPECTED_DATA = {
-    "whole": {"data": DATA}, "field": "hi", "attribute": DATA["nested"], "index": 2,
-    "escaped": {"$step": "not a reference", "$input": "$"}, "plain": {"n": 3.0, "f": 1.5, "b": False, "s": "text", "none": None},
-    "list": ["hi", 7.0], "variable": "yo", "variable_default": "fallback", "variable_path": 2,
+    "whole": {"data": DATA},
+    "field": "hi",
+    "attribute": DATA["nested"],
+    "index": 2,
+    "escaped": {"$step": "not a reference", "$input": "$"},
+    "plain": {"n": 3.0, "f": 1.5, "b": False, "s": "text", "none": None},
+    "list": ["hi", 7.0],
+    "variable": "yo",
+    "variable_default": "fallback",
+    "variable_path": 2,
 }
 
 
@@ -457,4 +473,9 @@ def test_builder_expressions_give_the_right_values(outcomes: dict[str, dict[str,
     assert options == {"default": "d", "bare": None, "failed_step_not_needed": "fail"}
     steps = outcomes["ours"]["get_run_steps"].value["steps"]
     assert {step: entry["status"] for step, entry in steps.items()} == {
-        "fail": "blocked", "default": "completed", "bare_default": "completed", "retry": "completed", "unused": "blocked"}
+        "fail": "blocked",
+        "default": "completed",
+        "bare_default": "completed",
+        "retry": "completed",
+        "unused": "blocked",
+    }

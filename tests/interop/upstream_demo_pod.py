@@ -5,7 +5,6 @@ Run: ``python tests/interop/upstream_demo_pod.py --host 127.0.0.11 --port 8080``
 No ``from __future__ import annotations``: the upstream SDK reads type hints as objects.
 """
 
-
 import argparse
 import asyncio
 import os

@@ -30,7 +30,12 @@ OPERATIONS = REPO_ROOT / "docs" / "operations.md"
 PROMETHEUS_OWN = {"up"}
 """Series Prometheus makes itself for every target."""
 GRAFANA_RANGES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
-SERIES_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"), "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
+SERIES_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "summary": ("", "_sum", "_count", "_created"),
+    "info": ("_info",),
+}
 TOPICS = ("throughput", "latency", "error", "per pod", "pinned", "retries", "in flight", "rejection", "discovery failures")
 
 
@@ -73,7 +78,7 @@ def dashboard() -> dict[str, Any]:
 def test_exported_series_follow_prometheus_suffixes() -> None:
     text = "# TYPE a_total counter\n# TYPE b_seconds histogram\n# TYPE c gauge\nc 1\n"
     assert exported_series(text) == {"a_total", "a_created", "b_seconds_bucket", "b_seconds_sum", "b_seconds_count", "b_seconds_created", "c"}
-    assert metric_names("histogram_quantile(0.9, sum by (le) (rate(x_bucket{a=\"b\"}[$__rate_interval]))) / on() group_left sum(y)") == {"x_bucket", "y"}
+    assert metric_names('histogram_quantile(0.9, sum by (le) (rate(x_bucket{a="b"}[$__rate_interval]))) / on() group_left sum(y)') == {"x_bucket", "y"}
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +129,10 @@ def test_no_run_ids_in_labels(observed: ObservedFleet) -> None:
 
 def test_the_dashboard_ships_as_a_configmap_grafana_finds() -> None:
     for kustomization in ("base", "overlays/local", "overlays/kind"):
-        config_maps = [obj for obj in render(find_tool("kubectl"), kustomization) if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+        config_maps = [
+            obj
+            for obj in render(find_tool("kubectl"), kustomization)
+            if obj["kind"] == "ConfigMap" and obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        ]
         assert len(config_maps) == 1, kustomization
         assert json.loads(config_maps[0]["data"]["grafana-dashboard.json"]) == json.loads(Path(DASHBOARD).read_text())

@@ -53,7 +53,9 @@ def test_pods_executed_what_the_runtime_called(demo_counts: tuple[Snapshot, Snap
     calls = delta(before, after, "runtime", "runtime_component_calls_total", plugin=PLUGIN)
     assert calls > 0
     assert delta(before, after, "pod", "component_executions_total") == calls
-    assert delta(before, after, "pod", "component_executions_total", outcome="success") == delta(before, after, "runtime", "runtime_component_calls_total", plugin=PLUGIN, outcome="success")
+    assert delta(before, after, "pod", "component_executions_total", outcome="success") == delta(
+        before, after, "runtime", "runtime_component_calls_total", plugin=PLUGIN, outcome="success"
+    )
     assert delta(before, after, "pod", "component_execution_duration_seconds_count") == calls
     assert delta(before, after, "runtime", "runtime_component_call_duration_seconds_count", plugin=PLUGIN) == calls
     assert delta(before, after, "proxy", "affinity_proxy_requests_total", decision="round_robin") == calls

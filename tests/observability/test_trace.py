@@ -102,6 +102,8 @@ def test_the_proxy_passes_trace_headers_on_unchanged(observed: ObservedFleet) ->
 
     received = [line for line in header_lines(observed) if line["traceparent"] and "0af7651916cd43dd8448eb211c80319c" in line["traceparent"]]
     assert [(line["traceparent"], line["tracestate"]) for line in received] == [(traceparent, tracestate)]
-    pod_lines = poll(lambda: [e for e in from_log_dir(observed.log_dir()) if e.get("trace_id") == "0af7651916cd43dd8448eb211c80319c"], lambda found: len(found) >= 2)
+    pod_lines = poll(
+        lambda: [e for e in from_log_dir(observed.log_dir()) if e.get("trace_id") == "0af7651916cd43dd8448eb211c80319c"], lambda found: len(found) >= 2
+    )
     execution = next(line for line in pod_lines if line.get("event") == "execution_finished")
     assert execution["span_id"] == "b7ad6b7169203331" and execution["instance_id"]

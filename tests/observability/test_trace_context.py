@@ -31,7 +31,14 @@ def test_a_sub_run_joins_its_parents_trace() -> None:
 
 
 def test_malformed_or_all_zero_traceparents_are_ignored() -> None:
-    for value in (None, "", "00-xyz-00f067aa0ba902b7-01", f"00-{'0' * 32}-00f067aa0ba902b7-01", f"00-{'a' * 32}-{'0' * 16}-01", "01-" + "a" * 32 + "-" + "b" * 16):
+    for value in (
+        None,
+        "",
+        "00-xyz-00f067aa0ba902b7-01",
+        f"00-{'0' * 32}-00f067aa0ba902b7-01",
+        f"00-{'a' * 32}-{'0' * 16}-01",
+        "01-" + "a" * 32 + "-" + "b" * 16,
+    ):
         assert parse_traceparent(value) is None, value
     parsed = parse_traceparent(" 00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-00 ")
     assert parsed is not None and parsed[:3] == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "00")

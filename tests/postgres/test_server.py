@@ -33,7 +33,10 @@ async def _on_connection(url: str, use: Callable[[asyncpg.Connection], Awaitable
 
 
 def test_connects_with_the_password_over_loopback_with_fsync_on(postgres: PostgresServer, postgres_url: str) -> None:
-    row = query(postgres_url, "SELECT current_user, current_setting('fsync') AS fsync, current_setting('listen_addresses') AS listen, inet_server_addr()::text AS address")[0]
+    row = query(
+        postgres_url,
+        "SELECT current_user, current_setting('fsync') AS fsync, current_setting('listen_addresses') AS listen, inet_server_addr()::text AS address",
+    )[0]
     assert (row["current_user"], row["fsync"], row["listen"], row["address"]) == ("stepflow", "on", "127.0.0.1", "127.0.0.1/32")
     assert postgres_url.startswith(f"postgresql://stepflow:{postgres.password}@127.0.0.1:{postgres.port}/")
 

@@ -45,7 +45,13 @@ def _json(value: Any) -> bytes:
 
 def _run(**fields: Any) -> bytes:
     """A POST /runs body: an inline one-step flow and one input unless the fields say otherwise."""
-    body = {"flow": {"steps": [{"id": "a", "component": "/eval", "input": {"flow": {"$literal": {"steps": [], "output": {"$input": "$"}}}, "input": {"$input": "$"}}}], "output": {"$step": "a"}}, "input": [{"x": 1}]}
+    body = {
+        "flow": {
+            "steps": [{"id": "a", "component": "/eval", "input": {"flow": {"$literal": {"steps": [], "output": {"$input": "$"}}}, "input": {"$input": "$"}}}],
+            "output": {"$step": "a"},
+        },
+        "input": [{"x": 1}],
+    }
     body.update(fields)
     return _json({key: value for key, value in body.items() if value is not None})
 
@@ -105,9 +111,13 @@ RUNTIME: list[BadRequest] = [
     BadRequest("YAML that does not parse", "runtime", "POST", "/api/v1/runs", 422, "not valid YAML", JSON, _run(flow="steps: [\n  - id: a\n  bad")),
     BadRequest("YAML bomb (billion laughs)", "runtime", "POST", "/api/v1/runs", 413, "maxFlowValues", JSON, _run(flow=_yaml_bomb())),
     BadRequest("YAML flow text of 1 MB", "runtime", "POST", "/api/v1/runs", 413, "maxFlowTextBytes", JSON, _run(flow="steps: []\n" + "# padding\n" * 100_000)),
-    BadRequest("YAML nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(flow="steps: []\noutput: " + "[" * 5000 + "]" * 5000)),
+    BadRequest(
+        "YAML nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(flow="steps: []\noutput: " + "[" * 5000 + "]" * 5000)
+    ),
     BadRequest("JSON nested 5000 deep", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, b'{"input": [' + b"[" * 5000 + b"]" * 5000 + b"]}"),
-    BadRequest("input nested past the limit", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(input=[nested(DEFAULT_MAX_NESTING_DEPTH + 1)])),
+    BadRequest(
+        "input nested past the limit", "runtime", "POST", "/api/v1/runs", 400, "maxNestingDepth", JSON, _run(input=[nested(DEFAULT_MAX_NESTING_DEPTH + 1)])
+    ),
     BadRequest("huge body", "runtime", "POST", "/api/v1/runs", 413, "maxRequestBytes", JSON, _run(input=["x" * DEFAULT_MAX_REQUEST_BYTES])),
     BadRequest(
         "huge chunked body",
@@ -120,7 +130,15 @@ RUNTIME: list[BadRequest] = [
         + (b"100000\r\n" + b"x" * 0x100000 + b"\r\n") * 17
         + b"0\r\n\r\n",
     ),
-    BadRequest("declared Content-Length of 1 GB", "runtime", "POST", "/api/v1/runs", 413, "maxRequestBytes", raw=b"POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"),
+    BadRequest(
+        "declared Content-Length of 1 GB",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        413,
+        "maxRequestBytes",
+        raw=b"POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n",
+    ),
     BadRequest("flow is a number", "runtime", "POST", "/api/v1/runs", 422, "a flow must be an object", JSON, _run(flow=42)),
     BadRequest("steps as a mapping (pre-v1)", "runtime", "POST", "/api/v1/runs", 422, "pre-v1 layout", JSON, _run(flow={"steps": {"a": STEP}})),
     BadRequest("step without component", "runtime", "POST", "/api/v1/runs", 422, "'component' is required", JSON, _run(flow=_steps({"id": "a"}))),
@@ -134,20 +152,94 @@ RUNTIME: list[BadRequest] = [
         JSON,
         _run(flow=_steps({"id": "a", "component": "/eval", "input": {"$step": "b"}}, {"id": "b", "component": "/eval", "input": {"$step": "a"}})),
     ),
-    BadRequest("step references itself", "runtime", "POST", "/api/v1/runs", 400, "references itself", JSON, _run(flow=_steps({"id": "a", "component": "/eval", "input": {"$step": "a"}}))),
-    BadRequest("reference to an unknown step", "runtime", "POST", "/api/v1/runs", 400, "undefined step 'ghost'", JSON, _run(flow=_steps(STEP, output={"$step": "ghost"}))),
+    BadRequest(
+        "step references itself",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "references itself",
+        JSON,
+        _run(flow=_steps({"id": "a", "component": "/eval", "input": {"$step": "a"}})),
+    ),
+    BadRequest(
+        "reference to an unknown step",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "undefined step 'ghost'",
+        JSON,
+        _run(flow=_steps(STEP, output={"$step": "ghost"})),
+    ),
     BadRequest("duplicate step ids", "runtime", "POST", "/api/v1/runs", 400, "Duplicate step ID 'a'", JSON, _run(flow=_steps(STEP, STEP))),
     BadRequest("bad path in an expression", "runtime", "POST", "/api/v1/runs", 422, "invalid path", JSON, _run(flow=_steps(STEP, output={"$input": "$$$[[["}))),
-    BadRequest("unknown onError action", "runtime", "POST", "/api/v1/runs", 422, "unknown onError action 'explode'", JSON, _run(flow=_steps({**STEP, "onError": {"action": "explode"}}))),
-    BadRequest("unknown builtin component", "runtime", "POST", "/api/v1/runs", 400, "'/no_such_builtin'", JSON, _run(flow=_steps({"id": "a", "component": "/no_such_builtin", "input": {}}))),
-    BadRequest("component no route serves", "runtime", "POST", "/api/v1/runs", 400, "no route matches component 'relative/name'", JSON, _run(flow=_steps({"id": "a", "component": "relative/name", "input": {}}))),
-    BadRequest("override of an unknown step", "runtime", "POST", "/api/v1/runs", 400, "override names step 'zz'", JSON, _run(overrides={"zz": {"value": {"input": {}}}})),
-    BadRequest("override without value", "runtime", "POST", "/api/v1/runs", 400, "override for step 'a' must be an object", JSON, _run(overrides={"a": {"input": {}}})),
-    BadRequest("override of an unknown type", "runtime", "POST", "/api/v1/runs", 400, "override type 'json_patch'", JSON, _run(overrides={"a": {"$type": "json_patch", "value": {}}})),
+    BadRequest(
+        "unknown onError action",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        422,
+        "unknown onError action 'explode'",
+        JSON,
+        _run(flow=_steps({**STEP, "onError": {"action": "explode"}})),
+    ),
+    BadRequest(
+        "unknown builtin component",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "'/no_such_builtin'",
+        JSON,
+        _run(flow=_steps({"id": "a", "component": "/no_such_builtin", "input": {}})),
+    ),
+    BadRequest(
+        "component no route serves",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "no route matches component 'relative/name'",
+        JSON,
+        _run(flow=_steps({"id": "a", "component": "relative/name", "input": {}})),
+    ),
+    BadRequest(
+        "override of an unknown step",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "override names step 'zz'",
+        JSON,
+        _run(overrides={"zz": {"value": {"input": {}}}}),
+    ),
+    BadRequest(
+        "override without value", "runtime", "POST", "/api/v1/runs", 400, "override for step 'a' must be an object", JSON, _run(overrides={"a": {"input": {}}})
+    ),
+    BadRequest(
+        "override of an unknown type",
+        "runtime",
+        "POST",
+        "/api/v1/runs",
+        400,
+        "override type 'json_patch'",
+        JSON,
+        _run(overrides={"a": {"$type": "json_patch", "value": {}}}),
+    ),
     BadRequest("overrides is a list", "runtime", "POST", "/api/v1/runs", 422, "$.overrides", JSON, _run(overrides=[1])),
     BadRequest("store: truncated JSON", "runtime", "POST", "/api/v1/flows", 400, "not valid JSON", JSON, b'{"flow": {'),
     BadRequest("store: unknown field", "runtime", "POST", "/api/v1/flows", 422, "unknown field `flowId`", JSON, _json({"flow": {"steps": []}, "flowId": "x"})),
-    BadRequest("store: too many steps", "runtime", "POST", "/api/v1/flows", 413, "maxFlowSteps", JSON, _json({"flow": {"steps": [{**STEP, "id": f"s{i}"} for i in range(1001)]}})),
+    BadRequest(
+        "store: too many steps",
+        "runtime",
+        "POST",
+        "/api/v1/flows",
+        413,
+        "maxFlowSteps",
+        JSON,
+        _json({"flow": {"steps": [{**STEP, "id": f"s{i}"} for i in range(1001)]}}),
+    ),
     BadRequest("store: steps is a string", "runtime", "POST", "/api/v1/flows", 422, "steps must be a list", JSON, _json({"flow": {"steps": "a"}})),
     BadRequest("store: dryRun is a string", "runtime", "POST", "/api/v1/flows", 422, "$.dryRun", JSON, _json({"flow": {"steps": []}, "dryRun": "no"})),
     BadRequest("list: limit is not a number", "runtime", "GET", "/api/v1/runs?limit=ten", 400, "query parameter limit must be an integer"),
@@ -168,19 +260,50 @@ POD: list[BadRequest] = [
     BadRequest("JSON-RPC: no method, no result", "pod", "POST", "/", 400, "exactly one of result or error", RPC, _rpc()),
     BadRequest("JSON-RPC: version 1.0", "pod", "POST", "/", 400, '"jsonrpc" must be "2.0"', RPC, _rpc("initialize", {}, jsonrpc="1.0")),
     BadRequest("JSON-RPC: unknown method", "pod", "POST", "/", 400, "Unknown method 'components/explode'", RPC, _rpc("components/explode", {})),
-    BadRequest("JSON-RPC: callback method sent to a pod", "pod", "POST", "/", 400, "blobs/put is sent by a component server", RPC, _rpc("blobs/put", {"data": 1, "blob_type": "data"})),
-    BadRequest("JSON-RPC: params of the wrong type", "pod", "POST", "/", 400, "Invalid parameters for request r1", RPC, _rpc("components/execute", {"component": 5})),
+    BadRequest(
+        "JSON-RPC: callback method sent to a pod",
+        "pod",
+        "POST",
+        "/",
+        400,
+        "blobs/put is sent by a component server",
+        RPC,
+        _rpc("blobs/put", {"data": 1, "blob_type": "data"}),
+    ),
+    BadRequest(
+        "JSON-RPC: params of the wrong type", "pod", "POST", "/", 400, "Invalid parameters for request r1", RPC, _rpc("components/execute", {"component": 5})
+    ),
     BadRequest("JSON-RPC: params not an object", "pod", "POST", "/", 400, "Invalid parameters for request r1", RPC, _rpc("components/info", [1])),
     BadRequest("JSON-RPC: id is a list", "pod", "POST", "/", 400, "$.id", RPC, _rpc("initialize", {}, request_id=[1])),
     BadRequest("JSON-RPC: unknown notification", "pod", "POST", "/", 400, "Unsupported notification 'shutdown'", RPC, _rpc("shutdown", {}, request_id=None)),
-    BadRequest("JSON-RPC: answer to an unknown callback id", "pod", "POST", "/", 404, "no pending request", RPC, _rpc(request_id="ghost-7", result={"blob_id": "x"})),
-    BadRequest("JSON-RPC: both result and error", "pod", "POST", "/", 400, "exactly one of result or error", RPC, _rpc(request_id="x", result=1, error={"code": 1, "message": "m"})),
+    BadRequest(
+        "JSON-RPC: answer to an unknown callback id", "pod", "POST", "/", 404, "no pending request", RPC, _rpc(request_id="ghost-7", result={"blob_id": "x"})
+    ),
+    BadRequest(
+        "JSON-RPC: both result and error",
+        "pod",
+        "POST",
+        "/",
+        400,
+        "exactly one of result or error",
+        RPC,
+        _rpc(request_id="x", result=1, error={"code": 1, "message": "m"}),
+    ),
     BadRequest("wrong content type", "pod", "POST", "/", 415, "Content-Type must be application/json", (("content-type", "text/plain"), RPC[1]), INITIALIZE),
     BadRequest("Accept without event-stream", "pod", "POST", "/", 406, "Accept header must include", (RPC[0], ("accept", "application/json")), INITIALIZE),
-    BadRequest("oversized body", "pod", "POST", "/", 413, "larger than the pod's limit", raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000000000\r\n\r\n"),
+    BadRequest(
+        "oversized body",
+        "pod",
+        "POST",
+        "/",
+        413,
+        "larger than the pod's limit",
+        raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000000000\r\n\r\n",
+    ),
     BadRequest("GET on the JSON-RPC path", "pod", "GET", "/", 405, "GET / is not allowed"),
     BadRequest("unknown path", "pod", "GET", "/admin", 404, "No such path /admin"),
 ]
+
 
 def _pinned(name: str, instance_id: str, status: int, fragment: str, why: str | None = None) -> BadRequest:
     headers = (*RPC, ("stepflow-instance-id", instance_id))
@@ -214,17 +337,35 @@ PROXY: list[BadRequest] = [
     ),
     BadRequest("oversized header", "proxy", "POST", "/", 431, "request head larger than", (*RPC, ("x-padding", "p" * 70_000)), INITIALIZE),
     BadRequest("header count flood", "proxy", "POST", "/", 431, "request head larger than", (*RPC, *((f"x-h{i}", "v" * 40) for i in range(2000))), INITIALIZE),
-    BadRequest("declared Content-Length of 1 GB", "proxy", "POST", "/", 413, "larger than the limit", raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"),
+    BadRequest(
+        "declared Content-Length of 1 GB",
+        "proxy",
+        "POST",
+        "/",
+        413,
+        "larger than the limit",
+        raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n",
+    ),
     BadRequest("garbage request line", "proxy", "GET", "/", 400, "malformed HTTP request", raw=b"GARBAGE\r\n\r\n"),
     BadRequest("garbage request line", "runtime", "GET", "/", 400, "malformed HTTP request", raw=b"GARBAGE\r\n\r\n"),
     BadRequest("garbage request line", "pod", "GET", "/", 400, "malformed HTTP request", raw=b"GARBAGE\r\n\r\n"),
-    BadRequest("header without a colon", "runtime", "GET", "/", 400, "malformed HTTP request", raw=b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"),
+    BadRequest(
+        "header without a colon", "runtime", "GET", "/", 400, "malformed HTTP request", raw=b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"
+    ),
     BadRequest("header without a colon", "pod", "GET", "/", 400, "malformed HTTP request", raw=b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"),
     BadRequest("unknown HTTP version", "proxy", "GET", "/", 400, "malformed HTTP request", raw=b"POST / HTTP/9.9\r\nHost: x\r\n\r\n"),
     BadRequest("control characters in the path", "proxy", "GET", "/", 400, "malformed HTTP request", raw=b"GET /\x01\x02 HTTP/1.1\r\nHost: x\r\n\r\n"),
     BadRequest("header without a colon", "proxy", "GET", "/", 400, "malformed HTTP request", raw=b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"),
     BadRequest("Content-Length is not a number", "proxy", "POST", "/", 400, "Content-Length", raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
-    BadRequest("Content-Length twice", "proxy", "POST", "/", 400, "Duplicate Content-Length", raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+    BadRequest(
+        "Content-Length twice",
+        "proxy",
+        "POST",
+        "/",
+        400,
+        "Duplicate Content-Length",
+        raw=b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ),
     BadRequest(
         "Content-Length and chunked (smuggling)",
         "proxy",

@@ -47,7 +47,12 @@ def pod_address(index: int) -> str:
 def one_step_flow(component: str, step_input: dict[str, Any]) -> dict[str, Any]:
     """A flow of one step ``component`` (``/python/work``...) whose input fields come from the run's input."""
     fields = {key: {"$input": key} for key in step_input}
-    return {"schema": SCHEMA, "name": f"chaos{component.replace('/', '-')}", "steps": [{"id": "step", "component": component, "input": fields}], "output": {"$step": "step"}}
+    return {
+        "schema": SCHEMA,
+        "name": f"chaos{component.replace('/', '-')}",
+        "steps": [{"id": "step", "component": component, "input": fields}],
+        "output": {"$step": "step"},
+    }
 
 
 @dataclass

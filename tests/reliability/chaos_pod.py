@@ -64,7 +64,14 @@ async def talk(input: TalkInput, context: Context) -> dict[str, Any]:
 
 def ledger_line(pod: str, params: ExecuteParams) -> bytes:
     observability = params.observability
-    entry = {"pod": pod, "run_id": observability.run_id, "step_id": observability.step_id, "attempt": params.attempt, "component": params.component, "at": time.time()}
+    entry = {
+        "pod": pod,
+        "run_id": observability.run_id,
+        "step_id": observability.step_id,
+        "attempt": params.attempt,
+        "component": params.component,
+        "at": time.time(),
+    }
     return msgspec.json.encode(entry) + b"\n"
 
 

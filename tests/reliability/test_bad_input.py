@@ -31,7 +31,11 @@ PROXY_PORT = 8081
 RUNTIME_PORT = 8080
 SERVICE = "bad-input.fleet.test"
 DOUBLE_FLOW = {"name": "double", "steps": [{"id": "d", "component": "/python/double", "input": {"value": {"$input": "value"}}}], "output": {"$step": "d"}}
-BLOB_FLOW = {"name": "blob", "steps": [{"id": "b", "component": "/python/store_and_retrieve_blob", "input": {"data": {"$input": "$"}}}], "output": {"$step": "b"}}
+BLOB_FLOW = {
+    "name": "blob",
+    "steps": [{"id": "b", "component": "/python/store_and_retrieve_blob", "input": {"data": {"$input": "$"}}}],
+    "output": {"$step": "b"},
+}
 
 
 @dataclass

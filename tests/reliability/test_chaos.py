@@ -45,7 +45,9 @@ def submit_many(fleet: ChaosFleet, flow: dict[str, Any], inputs: list[dict[str, 
         return [fleet.submit(client, flow, run_input) for run_input in inputs]
 
 
-def stream_runs(fleet: ChaosFleet, flow: dict[str, Any], make_input: Callable[[int], dict[str, Any]], seconds: float, actions: dict[float, Callable[[], object]]) -> list[str]:
+def stream_runs(
+    fleet: ChaosFleet, flow: dict[str, Any], make_input: Callable[[int], dict[str, Any]], seconds: float, actions: dict[float, Callable[[], object]]
+) -> list[str]:
     """Submit a run every 40 ms for ``seconds`` while ``actions`` fire (each at its second, in its own thread)."""
     timers = [threading.Timer(at, action) for at, action in actions.items()]
     for timer in timers:

@@ -201,6 +201,10 @@ def test_runtime_limits_config() -> None:
     assert settings_from_data({"plugins": {"b": {"type": "builtin"}}, "routes": {}}, Path.cwd()).limits == ApiLimits()
     configured = settings_from_data({"plugins": {"b": {"type": "builtin"}}, "routes": {}, "limits": {"maxConcurrentRuns": 5}}, Path.cwd()).limits
     assert configured.max_concurrent_runs == 5 and configured.max_request_bytes == ApiLimits().max_request_bytes
-    for bad, words in (({"maxBodyBytes": 1}, "unknown limits maxBodyBytes"), ({"maxFlowSteps": 0}, "limits.maxFlowSteps must be a positive number"), ([1], "limits must be a mapping")):
+    for bad, words in (
+        ({"maxBodyBytes": 1}, "unknown limits maxBodyBytes"),
+        ({"maxFlowSteps": 0}, "limits.maxFlowSteps must be a positive number"),
+        ([1], "limits must be a mapping"),
+    ):
         with pytest.raises(ConfigError, match=words):
             settings_from_data({"plugins": {"b": {"type": "builtin"}}, "routes": {}, "limits": bad}, Path.cwd())

@@ -35,7 +35,13 @@ DEMO_DATA = {"test": "value1", "number": 1, "timestamp": "1700000000"}
 DEMO_BLOB_ID = "7d84a3839fb9ebb132da775099cd051969828b40f1e8979c868f5eab026cb002"
 SLOW_FLOW = {
     "name": "slow",
-    "steps": [{"id": "loop", "component": "/iterate", "input": {"flow": {"$literal": {"steps": [], "output": {"next": {"$input": "$"}}}}, "initial_input": 0, "max_iterations": 1000000}}],
+    "steps": [
+        {
+            "id": "loop",
+            "component": "/iterate",
+            "input": {"flow": {"$literal": {"steps": [], "output": {"next": {"$input": "$"}}}}, "initial_input": 0, "max_iterations": 1000000},
+        }
+    ],
     "output": {"$step": "loop"},
 }
 
@@ -217,7 +223,14 @@ def test_metrics_count_runs_by_status_and_flow(api: httpx.Client) -> None:
     api.post("/runs", json={"flow": {"name": "metered", "steps": [], "output": 1}, "input": [{}]})
     text = httpx.get(f"http://{ADDRESS}:9152/metrics").text
     assert 'runtime_runs_total{flow="metered",status="completed"} 1.0' in text
-    for name in ("runtime_run_duration_seconds_bucket", "runtime_steps_in_flight", "runtime_runs_in_flight", "runtime_blob_store_bytes", "runtime_run_store_runs", "runtime_run_store_evictions_total"):
+    for name in (
+        "runtime_run_duration_seconds_bucket",
+        "runtime_steps_in_flight",
+        "runtime_runs_in_flight",
+        "runtime_blob_store_bytes",
+        "runtime_run_store_runs",
+        "runtime_run_store_evictions_total",
+    ):
         assert name in text
 
 
@@ -247,7 +260,9 @@ def test_a_bad_config_stops_startup_with_a_clear_message(tmp_path: Path) -> None
     config.write_text('plugins: {b: {type: builtin}}\nroutes: {"/x": [{plugin: ghost}]}\n')
     from tests.support.processes import python_process
 
-    process = python_process("runtime-bad", ["-m", "runtime_server", "--config", str(config), "--host", "127.0.0.54", "--port", "7841", "--metrics-port", "0"], tmp_path)
+    process = python_process(
+        "runtime-bad", ["-m", "runtime_server", "--config", str(config), "--host", "127.0.0.54", "--port", "7841", "--metrics-port", "0"], tmp_path
+    )
     process.start()
     deadline = time.monotonic() + 10
     while process.alive() and time.monotonic() < deadline:
@@ -257,7 +272,9 @@ def test_a_bad_config_stops_startup_with_a_clear_message(tmp_path: Path) -> None
 
 
 def test_cors_is_permissive_for_browsers_and_answers_to_other_clients_vary_with_origin(api: httpx.Client) -> None:
-    preflight = api.options("/runs", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    preflight = api.options(
+        "/runs", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    )
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "POST" in preflight.headers["access-control-allow-methods"] and preflight.headers["access-control-allow-headers"] == "content-type"

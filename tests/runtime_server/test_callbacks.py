@@ -16,7 +16,13 @@ from wire_protocol import jsonrpc
 ECHO_FLOW = {"name": "echo", "steps": [], "output": {"echo": {"$input": "$"}}}
 ENDLESS_FLOW = {
     "name": "endless",
-    "steps": [{"id": "loop", "component": "/iterate", "input": {"flow": {"$literal": {"steps": [], "output": {"next": {"$input": "$"}}}}, "initial_input": 0, "max_iterations": 10_000_000}}],
+    "steps": [
+        {
+            "id": "loop",
+            "component": "/iterate",
+            "input": {"flow": {"$literal": {"steps": [], "output": {"next": {"$input": "$"}}}}, "initial_input": 0, "max_iterations": 10_000_000},
+        }
+    ],
     "output": {"$step": "loop"},
 }
 

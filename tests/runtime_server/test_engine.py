@@ -114,7 +114,10 @@ async def test_retry_is_bounded_then_fails(tmp_path: Path) -> None:
 async def test_fail_action_does_not_retry_and_use_default_replaces_the_failure(tmp_path: Path) -> None:
     runtime, plugin = make_runtime(tmp_path)
     flow = {
-        "steps": [step("plain", "/s/flaky", {"succeed_on": 2}), step("dflt", "/s/flaky", {"succeed_on": 2}, onError={"action": "useDefault", "defaultValue": {"v": 0}})],
+        "steps": [
+            step("plain", "/s/flaky", {"succeed_on": 2}),
+            step("dflt", "/s/flaky", {"succeed_on": 2}, onError={"action": "useDefault", "defaultValue": {"v": 0}}),
+        ],
         "output": {"a": {"$coalesce": [{"$step": "dflt"}]}, "b": {"$step": "plain"}},
     }
     record = await run_flow(runtime, flow, [{}])

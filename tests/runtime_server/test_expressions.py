@@ -132,7 +132,12 @@ def test_expression_parse_errors_name_the_problem(expression: Any, message: str)
 
 def test_normalised_form_round_trips() -> None:
     source = {"a": {"$input": "value"}, "b": {"$step": "s", "path": "result"}, "c": {"$literal": {"$step": "x"}}, "d": [1, {"$variable": "v", "default": 0}]}
-    expected = {"a": {"$input": "$.value"}, "b": {"$step": "s", "path": "$.result"}, "c": {"$literal": {"$step": "x"}}, "d": [1, {"$variable": "$.v", "default": 0}]}
+    expected = {
+        "a": {"$input": "$.value"},
+        "b": {"$step": "s", "path": "$.result"},
+        "c": {"$literal": {"$step": "x"}},
+        "d": [1, {"$variable": "$.v", "default": 0}],
+    }
     assert parse_expr(source).to_json() == expected
     assert parse_expr(expected).to_json() == expected
 

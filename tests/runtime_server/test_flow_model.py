@@ -45,8 +45,18 @@ def _flow(steps: list[dict[str, Any]], output: Any = None, **extra: Any) -> dict
 PARSE_ERRORS = [
     ("steps as a mapping", {"steps": {"a": {"component": "/x"}}}, "$.steps", "pre-v1 layout"),
     ("step without component", _flow([{"id": "a"}]), "$.steps[0].component", "'component' is required"),
-    ("unknown onError action", _flow([{"id": "a", "component": "/x", "onError": {"action": "skip"}}]), "$.steps[0].onError.action", "unknown onError action 'skip'"),
-    ("bad retry count", _flow([{"id": "a", "component": "/x", "onError": {"action": "retry", "maxAttempts": 0}}]), "$.steps[0].onError.maxAttempts", "maxAttempts"),
+    (
+        "unknown onError action",
+        _flow([{"id": "a", "component": "/x", "onError": {"action": "skip"}}]),
+        "$.steps[0].onError.action",
+        "unknown onError action 'skip'",
+    ),
+    (
+        "bad retry count",
+        _flow([{"id": "a", "component": "/x", "onError": {"action": "retry", "maxAttempts": 0}}]),
+        "$.steps[0].onError.maxAttempts",
+        "maxAttempts",
+    ),
     ("bad expression", _flow([{"id": "a", "component": "/x", "input": {"v": {"$step": 1}}}]), "$.steps[0].input.v", "$step must be"),
     ("bad path", _flow([], {"x": {"$input": "$.["}}), "$.output.x", "invalid path"),
     ("not an object", [1, 2], "$", "must be an object"),
@@ -62,7 +72,12 @@ def test_parse_errors_give_location_and_reason(name: str, data: Any, location: s
 
 
 VALIDATION = [
-    ("forward reference", _flow([{"id": "a", "component": "/x", "input": {"$step": "b"}}, {"id": "b", "component": "/x"}], {"$step": "a"}), "undefinedStepReference", "$.steps[0].input"),
+    (
+        "forward reference",
+        _flow([{"id": "a", "component": "/x", "input": {"$step": "b"}}, {"id": "b", "component": "/x"}], {"$step": "a"}),
+        "undefinedStepReference",
+        "$.steps[0].input",
+    ),
     ("self reference", _flow([{"id": "a", "component": "/x", "input": {"v": {"$step": "a"}}}], {"$step": "a"}), "selfReference", "$.steps[0].input.v"),
     ("duplicate id", _flow([{"id": "a", "component": "/x"}, {"id": "a", "component": "/x"}]), "duplicateStepId", "$.steps[1].id"),
     ("empty id", _flow([{"id": "", "component": "/x"}]), "emptyStepId", "$.steps[0].id"),
@@ -79,12 +94,18 @@ def test_fatal_diagnostics_name_the_step_and_path(name: str, data: Any, kind: st
 
 
 NON_FATAL = [
-    ("step nothing needs", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x"}], {"$step": "a"}),
-     [("unreachableStep", 1000, "warning", "$.steps[1]", {"step_id": "b"})]),
+    (
+        "step nothing needs",
+        _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x"}], {"$step": "a"}),
+        [("unreachableStep", 1000, "warning", "$.steps[1]", {"step_id": "b"})],
+    ),
     ("needed through another step", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x", "input": {"$step": "a"}}], {"$step": "b"}), []),
     ("mustExecute step nothing needs", _flow([{"id": "a", "component": "/x"}, {"id": "b", "component": "/x", "mustExecute": True}], {"$step": "a"}), []),
-    ("component without a leading slash", _flow([{"id": "a", "component": "x"}], {"$step": "a"}),
-     [("invalidComponent", 2500, "error", "$.steps[0].component", {"step_id": "a", "component": "x", "error": "Component path must start with '/'"})]),
+    (
+        "component without a leading slash",
+        _flow([{"id": "a", "component": "x"}], {"$step": "a"}),
+        [("invalidComponent", 2500, "error", "$.steps[0].component", {"step_id": "a", "component": "x", "error": "Component path must start with '/'"})],
+    ),
 ]
 
 
@@ -102,7 +123,14 @@ def test_warnings_for_missing_name_and_description_do_not_block() -> None:
 
 
 def test_unknown_keys_are_ignored_and_normalised_form_drops_them() -> None:
-    flow = parse_flow({"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "n", "steps": [{"id": "a", "component": "/x", "skipIf": True, "input": {"$input": "v"}}], "output": {"$step": "a"}})
+    flow = parse_flow(
+        {
+            "schema": "https://stepflow.org/schemas/v1/flow.json",
+            "name": "n",
+            "steps": [{"id": "a", "component": "/x", "skipIf": True, "input": {"$input": "v"}}],
+            "output": {"$step": "a"},
+        }
+    )
     assert flow.to_json() == {"name": "n", "steps": [{"id": "a", "component": "/x", "input": {"$input": "$.v"}}], "output": {"$step": "a"}}
 
 
@@ -193,7 +221,10 @@ DEMO_ROUTES = {
     "/python/{*component}": [{"plugin": "remote"}],
     "/builtin/{*component}": [{"plugin": "builtin"}],
     "/{*component}": [{"plugin": "builtin"}],
-    "/ai/chat": [{"conditions": [{"path": "$.model", "value": "gpt-4"}], "plugin": "remote", "component": "/gpt4"}, {"plugin": "builtin", "component": "/fallback"}],
+    "/ai/chat": [
+        {"conditions": [{"path": "$.model", "value": "gpt-4"}], "plugin": "remote", "component": "/gpt4"},
+        {"plugin": "builtin", "component": "/fallback"},
+    ],
     "/tools/{name}": [{"plugin": "remote", "component": "/t_{name}", "componentDeny": ["/t_bad"]}, {"plugin": "builtin", "component": "/denied"}],
 }
 ROUTING = [

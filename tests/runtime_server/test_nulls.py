@@ -76,10 +76,19 @@ UPSTREAM_FORM = [
     ("a written mustExecute false stays", _step(mustExecute=False), _step(mustExecute=False)),
     ("a written onError fail stays", _step(onError={"action": "fail"}), _step(onError={"action": "fail"})),
     ("FlowBuilder's schemas (the Rust struct's shape) are not read", _flow(schemas={"defs": {}, "input": {"type": "object"}, "steps": {}}), FLOW),
-    ("schemas keep $defs and properties.{input,output,variables,steps}",
-     _flow(schemas={"title": "t", "$defs": {"A": {}},
-                    "properties": {"extra": {}, "input": {"type": "object"}, "steps": {"type": "object", "properties": {"a": {}}, "required": ["a"]}}}),
-     _flow(schemas={"type": "object", "$defs": {"A": {}}, "properties": {"input": {"type": "object"}, "steps": {"type": "object", "properties": {"a": {}}}}})),
+    (
+        "schemas keep $defs and properties.{input,output,variables,steps}",
+        _flow(
+            schemas={
+                "title": "t",
+                "$defs": {"A": {}},
+                "properties": {"extra": {}, "input": {"type": "object"}, "steps": {"type": "object", "properties": {"a": {}}, "required": ["a"]}},
+            }
+        ),
+        _flow(
+            schemas={"type": "object", "$defs": {"A": {}}, "properties": {"input": {"type": "object"}, "steps": {"type": "object", "properties": {"a": {}}}}}
+        ),
+    ),
     ("schemas with nothing upstream reads are none", _flow(schemas={"type": "object", "properties": {}}), FLOW),
     ("empty examples stay", _flow(examples=[]), _flow(examples=[])),
     ("empty test cases go", _flow(test={"cases": []}), _flow(test={})),
@@ -108,11 +117,18 @@ def test_a_variable_default_of_null_resolves_to_null() -> None:
 
 
 BODIES = [
-    ("run: every optional key null", CreateRunRequest,
-     b'{"flowId": "f", "input": [1], "flow": null, "overrides": null, "variables": null, "maxConcurrency": null, "wait": null}',
-     CreateRunRequest(input=[1], flow_id="f")),
-    ("run: wait null among set keys", CreateRunRequest, b'{"flowId": "f", "input": [1], "wait": null, "maxConcurrency": 2}',
-     CreateRunRequest(input=[1], flow_id="f", max_concurrency=2)),
+    (
+        "run: every optional key null",
+        CreateRunRequest,
+        b'{"flowId": "f", "input": [1], "flow": null, "overrides": null, "variables": null, "maxConcurrency": null, "wait": null}',
+        CreateRunRequest(input=[1], flow_id="f"),
+    ),
+    (
+        "run: wait null among set keys",
+        CreateRunRequest,
+        b'{"flowId": "f", "input": [1], "wait": null, "maxConcurrency": 2}',
+        CreateRunRequest(input=[1], flow_id="f", max_concurrency=2),
+    ),
     ("store: dryRun null", StoreFlowRequest, b'{"flow": {"steps": []}, "dryRun": null}', StoreFlowRequest(flow={"steps": []})),
     ("no nulls: the one typed decode", StoreFlowRequest, b'{"flow": {}, "dryRun": true}', StoreFlowRequest(flow={}, dry_run=True)),
 ]
@@ -150,12 +166,18 @@ def test_config_nulls_are_absent(name: str, changes: dict[str, Any]) -> None:
     settings = settings_from_data({**BASE_CONFIG, **changes}, Path("/tmp"))
     defaults = settings_from_data(BASE_CONFIG, Path("/tmp"))
     assert (settings.store, settings.step_attempts, settings.limits, settings.working_directory) == (
-        defaults.store, defaults.step_attempts, ApiLimits(max_request_bytes=10) if changes.get("limits") else defaults.limits, defaults.working_directory)
+        defaults.store,
+        defaults.step_attempts,
+        ApiLimits(max_request_bytes=10) if changes.get("limits") else defaults.limits,
+        defaults.working_directory,
+    )
     assert all(None not in options.values() for options in settings.plugins.values())
 
 
-@pytest.mark.parametrize(("changes", "message"), [({"routes": None}, "'routes' is required"), ({"plugins": None}, "'plugins' is required"),
-                                                  ({"plugins": {"builtin": {"type": None}}}, "needs a 'type'")])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"routes": None}, "'routes' is required"), ({"plugins": None}, "'plugins' is required"), ({"plugins": {"builtin": {"type": None}}}, "needs a 'type'")],
+)
 def test_required_config_keys_given_as_null_are_refused_naming_them(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings_from_data({**BASE_CONFIG, **changes}, Path("/tmp"))

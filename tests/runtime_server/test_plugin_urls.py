@@ -79,7 +79,12 @@ async def test_a_dead_url_is_skipped_and_every_run_succeeds(pods: tuple[Scripted
 def test_the_local_fleet_config_runs_flows_through_the_live_url_and_health_names_both(pods: tuple[ScriptedPod, ScriptedPod], tmp_path: Path) -> None:
     urls = [f"http://{NOBODY}:8080", pods[1].url]
     runtime, api = start_runtime_with_text(runtime_config(urls), RUNTIME, tmp_path, 8080)
-    flow = {"schema": "https://stepflow.org/schemas/v1/flow.json", "name": "echo", "steps": [{"id": "echo", "component": "/python/echo", "input": {"$input": "$"}}], "output": {"$step": "echo"}}
+    flow = {
+        "schema": "https://stepflow.org/schemas/v1/flow.json",
+        "name": "echo",
+        "steps": [{"id": "echo", "component": "/python/echo", "input": {"$input": "$"}}],
+        "output": {"$step": "echo"},
+    }
     try:
         wait_plugins_healthy(api, runtime)
         assert httpx.get(f"{api}/health").json()["plugins"]["k8s_components"]["urls"] == urls

@@ -93,7 +93,7 @@ async def test_a_post_unanswered_within_its_timeout_is_a_read_timeout(client: Ht
         server.close()
     assert len(requests) == 1
     assert requests[0].startswith(f"POST / HTTP/1.1\r\nhost: {HOST}:{PORT}\r\n".encode())
-    assert requests[0].endswith(b"content-length: 7\r\n\r\n{\"n\":1}")
+    assert requests[0].endswith(b'content-length: 7\r\n\r\n{"n":1}')
 
 
 def test_https_and_handed_in_transports_go_through_httpx() -> None:

@@ -14,7 +14,9 @@ from runtime_server.runs.record import PENDING, JournalEntry
 from runtime_server.runs.resume import ON_ERROR_RETRY, TRANSPORT, Budget, Interrupted, first_budget, resume_of
 
 
-def entry(kind: str, item: int | None = 0, step: str | None = "a", attempt: int | None = None, status: str | None = None, outcome: Any = PENDING) -> JournalEntry:
+def entry(
+    kind: str, item: int | None = 0, step: str | None = "a", attempt: int | None = None, status: str | None = None, outcome: Any = PENDING
+) -> JournalEntry:
     return (0, kind, item, step, attempt, status, None, None, outcome, None)
 
 
@@ -32,7 +34,12 @@ def entry(kind: str, item: int | None = 0, step: str | None = "a", attempt: int 
             set(),
         ),
         ([entry("step_started", attempt=1), entry("step_succeeded", outcome=1), entry("item_completed", step=None, outcome=1)], {0: {"a": 1}}, {}, {0}),
-        ([entry("step_started", item=1, attempt=1), entry("step_started", item=0, step="b", attempt=1)], {}, {(1, "a"): Interrupted(1), (0, "b"): Interrupted(1)}, set()),
+        (
+            [entry("step_started", item=1, attempt=1), entry("step_started", item=0, step="b", attempt=1)],
+            {},
+            {(1, "a"): Interrupted(1), (0, "b"): Interrupted(1)},
+            set(),
+        ),
         ([entry("step_started", attempt=2), entry("step_retried", attempt=3, status=TRANSPORT)], {}, {(0, "a"): Interrupted(3, reruns_used=1)}, set()),
     ],
 )
@@ -73,7 +80,12 @@ RETRY3 = OnError(action="retry", max_attempts=3)
 )
 def test_first_budget_continues_the_budgets(on_error: OnError | None, step_attempts: int, interrupted: Interrupted | None, expected: Budget) -> None:
     budget = first_budget(step(on_error), step_attempts, interrupted)
-    assert (budget.attempt, budget.reruns_left, budget.retries_left, budget.recovered) == (expected.attempt, expected.reruns_left, expected.retries_left, expected.recovered)
+    assert (budget.attempt, budget.reruns_left, budget.retries_left, budget.recovered) == (
+        expected.attempt,
+        expected.reruns_left,
+        expected.retries_left,
+        expected.recovered,
+    )
     assert budget.exhausted is None
     if interrupted is not None:
         assert budget.interruption == {"code": 503, "message": f"the runtime restarted while attempt {interrupted.attempt} was in flight"}

@@ -179,7 +179,12 @@ async def test_sends_attempt_observability_traceparent_and_protocol_headers(scri
 
 @pytest.mark.anyio
 async def test_callback_answers_carry_the_instance_id_and_unknown_methods_get_an_error(scripted: StepflowHttpPlugin, scripted_pod: ScriptedPod) -> None:
-    calls = [["blobs/put", {"data": {"k": 1}, "blob_type": "data"}], ["made/up", {}], ["blobs/get", {"blob_id": "0" * 64}], ["blobs/put", {"blob_type": "data"}]]
+    calls = [
+        ["blobs/put", {"data": {"k": 1}, "blob_type": "data"}],
+        ["made/up", {}],
+        ["blobs/get", {"blob_id": "0" * 64}],
+        ["blobs/put", {"blob_type": "data"}],
+    ]
     output = await scripted.execute(execute_request("/ask", {"calls": calls}))
     put, unknown, missing, bad_params = output["answers"]
     assert put["result"] == {"blob_id": hashlib.sha256(b'{"k":1}').hexdigest()}

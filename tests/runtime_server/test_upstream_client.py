@@ -40,7 +40,9 @@ async def store_raw(client: StepflowClient, flow: dict[str, Any]) -> StoreFlowRe
     found"). A ``FlowBuilder`` flow it can: tests/interop/test_upstream_client.py.
     """
     api = client._api_client
-    params = api.param_serialize("POST", "/flows", header_params={"Content-Type": "application/json", "Accept": "application/json"}, body={"flow": flow, "dryRun": False})
+    params = api.param_serialize(
+        "POST", "/flows", header_params={"Content-Type": "application/json", "Accept": "application/json"}, body={"flow": flow, "dryRun": False}
+    )
     response = await api.call_api(*params)
     await response.read()
     return api.response_deserialize(response, {"200": "StoreFlowResponse"}).data  # type: ignore[return-value]  # the generated client types data as str; the map picks the model

@@ -16,18 +16,20 @@ def remote_plugin_config(url: str | list[str], **plugin_options: Any) -> str:
     as plugin ``k8s_components`` (with ``plugin_options``, e.g. ``idleTimeoutSeconds=5``) for
     ``/python/...``, builtins for the rest."""
     options = "".join(f"    {key}: {value}\n" for key, value in plugin_options.items())
-    where = f"url: \"{url}\"" if isinstance(url, str) else "urls: [" + ", ".join(f'"{each}"' for each in url) + "]"
+    where = f'url: "{url}"' if isinstance(url, str) else "urls: [" + ", ".join(f'"{each}"' for each in url) + "]"
     return (
         "plugins:\n"
         "  builtin:\n    type: builtin\n"
         f"  k8s_components:\n    type: stepflow\n    {where}\n{options}"
         "routes:\n"
-        "  \"/python/{*component}\":\n    - plugin: k8s_components\n"
-        "  \"/{*component}\":\n    - plugin: builtin\n"
+        '  "/python/{*component}":\n    - plugin: k8s_components\n'
+        '  "/{*component}":\n    - plugin: builtin\n'
     )
 
 
-def start_runtime(config: Path | None, address: str, log_dir: Path, port: int = 7840, metrics_port: int = 0, env: dict[str, str] | None = None) -> tuple[ManagedProcess, str]:
+def start_runtime(
+    config: Path | None, address: str, log_dir: Path, port: int = 7840, metrics_port: int = 0, env: dict[str, str] | None = None
+) -> tuple[ManagedProcess, str]:
     """Start ``python -m runtime_server`` and wait for health; returns (process, API base URL)."""
     args = ["-m", "runtime_server", "--host", address, "--port", str(port), "--metrics-port", str(metrics_port)]
     if config is not None:

@@ -22,10 +22,23 @@ def start_dns(log_dir: Path, listen: str, records: dict[str, list[str]] | None =
     return dns, records_path
 
 
-def start_proxy(listen: str, upstream: str, dns_server: str, log_dir: Path, metrics_listen: str = "off", refresh_seconds: float = 0.5, extra_args: list[str] | None = None) -> ManagedProcess:
+def start_proxy(
+    listen: str, upstream: str, dns_server: str, log_dir: Path, metrics_listen: str = "off", refresh_seconds: float = 0.5, extra_args: list[str] | None = None
+) -> ManagedProcess:
     """Our affinity proxy on ``listen`` for ``upstream`` (``service:port``), refreshing membership
     every ``refresh_seconds``; returns once its /health answers."""
-    args = ["--listen", listen, "--upstream", upstream, "--dns-server", dns_server, "--metrics-listen", metrics_listen, "--refresh-seconds", str(refresh_seconds)]
+    args = [
+        "--listen",
+        listen,
+        "--upstream",
+        upstream,
+        "--dns-server",
+        dns_server,
+        "--metrics-listen",
+        metrics_listen,
+        "--refresh-seconds",
+        str(refresh_seconds),
+    ]
     proxy = python_process(f"proxy-{listen.replace(':', '-')}", ["-m", "affinity_proxy", *args, *(extra_args or [])], log_dir)
     proxy.start().wait_healthy(f"http://{listen}/health")
     return proxy

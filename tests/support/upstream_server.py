@@ -31,8 +31,15 @@ def corpus_config(pod_url: str | None = None) -> str:
     pod_plugin = f'  python:\n    type: stepflow\n    url: "{pod_url}"\n' if pod_url else ""
     pod_route = '  "/python/{*component}":\n    - plugin: python\n' if pod_url else ""
     return (
-        "plugins:\n  builtin:\n    type: builtin\n" + mock_plugins + "\n" + pod_plugin
-        + "routes:\n" + mock_routes + "\n" + pod_route + '  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
+        "plugins:\n  builtin:\n    type: builtin\n"
+        + mock_plugins
+        + "\n"
+        + pod_plugin
+        + "routes:\n"
+        + mock_routes
+        + "\n"
+        + pod_route
+        + '  "/builtin/{*component}":\n    - plugin: builtin\n  "/{*component}":\n    - plugin: builtin\n'
     )
 
 

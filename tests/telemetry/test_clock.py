@@ -12,7 +12,13 @@ from telemetry.logs import JsonLineFormatter
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "1970-01-01T00:00:00"), (86_399, "1970-01-01T23:59:59"), (1_700_000_000, "2023-11-14T22:13:20"), (1_700_000_001, "2023-11-14T22:13:21"), (1_700_000_000, "2023-11-14T22:13:20")],
+    [
+        (0, "1970-01-01T00:00:00"),
+        (86_399, "1970-01-01T23:59:59"),
+        (1_700_000_000, "2023-11-14T22:13:20"),
+        (1_700_000_001, "2023-11-14T22:13:21"),
+        (1_700_000_000, "2023-11-14T22:13:20"),
+    ],
 )
 def test_utc_second_is_right_whatever_was_asked_before(seconds: int, text: str) -> None:
     assert utc_second(seconds) == text

@@ -89,7 +89,10 @@ def test_encodings_are_compact_single_line_json(encoded: bytes, expected: bytes)
 
 
 def test_error_data_null_and_absent_both_decode() -> None:
-    for body in (b'{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"m","data":null}}', b'{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"m"}}'):
+    for body in (
+        b'{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"m","data":null}}',
+        b'{"jsonrpc":"2.0","id":"1","error":{"code":-32000,"message":"m"}}',
+    ):
         error = jsonrpc.decode_envelope(body).error
         assert isinstance(error, jsonrpc.Error)
         assert (error.code, error.message, error.data) == (-32000, "m", None)

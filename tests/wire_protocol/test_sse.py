@@ -52,7 +52,21 @@ def test_multibyte_utf8_character_split_across_reads(text: str) -> None:
         (b"data: x\n", []),
         (b"data: x\n\ndata: unterminated", ["x"]),
     ],
-    ids=["lf", "crlf", "cr", "mixed", "no-space", "two-spaces", "multi-line", "comment", "other-fields", "no-data", "unterminated", "one-newline", "last-unterminated"],
+    ids=[
+        "lf",
+        "crlf",
+        "cr",
+        "mixed",
+        "no-space",
+        "two-spaces",
+        "multi-line",
+        "comment",
+        "other-fields",
+        "no-data",
+        "unterminated",
+        "one-newline",
+        "last-unterminated",
+    ],
 )
 def test_framing_variants(stream: bytes, expected: list[str]) -> None:
     assert feed_in_pieces(stream, 1) == expected

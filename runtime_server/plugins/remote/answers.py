@@ -47,7 +47,7 @@ def outcome_of(envelope: jsonrpc.Envelope) -> Outcome:
     try:
         return Outcome(output=jsonrpc.decode_result(envelope, ExecuteResult).output)
     except msgspec.ValidationError as exc:
-        raise TransportFailed(f"execute result is not {{\"output\": ...}}: {exc}", retriable=False) from None
+        raise TransportFailed(f'execute result is not {{"output": ...}}: {exc}', retriable=False) from None
 
 
 def read_event(data: str, execute_id: jsonrpc.RequestId) -> Callback | Outcome | None:
