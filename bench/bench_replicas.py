@@ -19,7 +19,6 @@ dispatched again on B, against the lease TTL.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import Round, Side, cells, drive, stop_all, store
+from bench.bench_runtime_vs_upstream import Side, alternating_rounds, cells, stop_all, store
 from bench.bench_stores import BENCH_FLOWS, SLEEP_FLOW, steps_in_flight, wait_until
 from tests.support.netns import inside_new_netns
 from tests.support.pods import start_pod
@@ -58,11 +57,7 @@ def start_replica(name: str, database_url: str, pod_url: str, port: int, log_dir
 
 
 def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int) -> str:
-    results: dict[str, list[Round]] = {side.name: [] for side in sides}
-    for _ in range(rounds):
-        for side in sides:
-            asyncio.run(drive(side, flow, concurrency, 0.3, BENCH_FLOWS))
-            results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds, BENCH_FLOWS)))
+    results = alternating_rounds(sides, flow, concurrency, seconds, rounds, BENCH_FLOWS)
     rate = {name: statistics.median(r.runs_per_second for r in rounds_of) for name, rounds_of in results.items()}
     upstream = f"{cells(results['upstream'])} | {rate['two'] / rate['upstream']:.2f}x" if "upstream" in rate else "— | | | | | —"
     return f"| {flow} | {concurrency} | {cells(results['one'])} | {cells(results['two'])} | **{rate['two'] / rate['one']:.2f}x** | {upstream} |"

@@ -162,12 +162,18 @@ def cells(rounds: list[Round]) -> str:
     return f"{median.runs_per_second:.0f} | {quantiles[49] * 1000:.1f} | {quantiles[98] * 1000:.1f} | {median.cpu_us_per_run:.0f} | {median.fleet_cpu_us_per_run:.0f}"
 
 
-def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int) -> str:
+def alternating_rounds(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int, flows: Flows = FLOWS) -> dict[str, list[Round]]:
+    """``rounds`` rounds of every side in turn (each after a short warm-up of its connections and caches): side name -> its rounds."""
     results: dict[str, list[Round]] = {side.name: [] for side in sides}
     for _ in range(rounds):
         for side in sides:
-            asyncio.run(drive(side, flow, concurrency, 0.3))  # warm connections and caches
-            results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds)))
+            asyncio.run(drive(side, flow, concurrency, 0.3, flows))
+            results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds, flows)))
+    return results
+
+
+def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int) -> str:
+    results = alternating_rounds(sides, flow, concurrency, seconds, rounds)
     ours, theirs = (statistics.median(r.runs_per_second for r in results[side.name]) for side in sides)
     any_hung = any(r.hung for side_rounds in results.values() for r in side_rounds)
     ratio = "—" if any_hung or not theirs else f"**{ours / theirs:.2f}x**"

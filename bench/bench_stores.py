@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_runtime_vs_upstream import FLOWS, Flows, Round, Side, cells, drive, sides_on, stop_all
+from bench.bench_runtime_vs_upstream import FLOWS, Flows, Side, alternating_rounds, cells, sides_on, stop_all
 from tests.support.pods import start_pod
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ManagedProcess, python_process
@@ -80,11 +80,7 @@ def run_count(side: Side) -> int:
 
 
 def compare(sides: list[Side], flow: str, concurrency: int, seconds: float, rounds: int) -> str:
-    results: dict[str, list[Round]] = {side.name: [] for side in sides}
-    for _ in range(rounds):
-        for side in sides:
-            asyncio.run(drive(side, flow, concurrency, 0.3, BENCH_FLOWS))
-            results[side.name].append(asyncio.run(drive(side, flow, concurrency, seconds, BENCH_FLOWS)))
+    results = alternating_rounds(sides, flow, concurrency, seconds, rounds, BENCH_FLOWS)
     memory = statistics.median(r.runs_per_second for r in results["memory"])
     ratios = [f"{statistics.median(r.runs_per_second for r in results[name]) / memory:.2f}x" for name in ("sqlite", "postgres")]
     return f"| {flow} | {concurrency} | {cells(results['memory'])} | {cells(results['sqlite'])} | {ratios[0]} | {cells(results['postgres'])} | {ratios[1]} |"

@@ -117,6 +117,15 @@ def _rss_mib(pid: int) -> float | None:
     return None
 
 
+async def _tick(stop: asyncio.Event, every: float) -> bool:
+    """After ``every`` seconds, True; False at once when ``stop`` is set meanwhile (the loop ends)."""
+    try:
+        await asyncio.wait_for(stop.wait(), every)
+    except TimeoutError:
+        return True
+    return False
+
+
 class Chaos:
     """Kill, add, drain, add, ... every ``every`` seconds, keeping MIN_PODS..MAX_PODS pods."""
 
@@ -139,12 +148,7 @@ class Chaos:
     async def run(self, stop: asyncio.Event) -> None:
         cycle = ["kill", "add", "drain", "add"]
         step = 0
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.every)
-                return
-            except TimeoutError:
-                pass
+        while await _tick(stop, self.every):
             await getattr(self, "_" + cycle[step % len(cycle)])()
             step += 1
             self.memory.sample(self.processes())
@@ -188,12 +192,7 @@ class RuntimeKiller:
     async def run(self, stop: asyncio.Event) -> None:
         runtime = self.fleet.runtime
         assert runtime is not None
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), self.every)
-                return
-            except TimeoutError:
-                pass
+        while await _tick(stop, self.every):
             runtime.kill()
             self.kills += 1
             runtime.start()
