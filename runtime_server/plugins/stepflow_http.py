@@ -48,11 +48,11 @@ class _CallbackUndelivered(Exception):
 class _Stream:
     """One SSE answer being read: who sent it and how many callback answers are in flight."""
 
-    def __init__(self, response: Response, url: str, execute_id: str, sent_headers: dict[str, str]) -> None:
+    def __init__(self, response: Response, url: str, execute_id: str, sent_headers: dict[str, str], instance_id: str | None) -> None:
         self.response = response
         self.url = url
         self.execute_id = execute_id
-        self.instance_id = response.headers.get(headers.INSTANCE_ID_LOWER) or None
+        self.instance_id = instance_id
         self.answers: set[asyncio.Task[None]] = set()
         self._sent_headers = sent_headers
 
@@ -245,7 +245,7 @@ class StepflowHttpPlugin:
                     await response.aread()
                     raise _Unreachable(f"{url} answered HTTP 503: {excerpt(response.content)}")
                 if response.is_success and headers.is_sse(response.headers.get("content-type")):
-                    stream = _Stream(response, url, execute_id, request_headers)
+                    stream = _Stream(response, url, execute_id, request_headers, instance_id or None)
                     return (await self._read_stream(stream, callbacks, watch)).unwrap()
                 await response.aread()
             finally:
