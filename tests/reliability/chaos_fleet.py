@@ -108,9 +108,14 @@ class ChaosFleet:
 
     # -- pods ------------------------------------------------------------------------
 
-    def add_pod(self, address: str, delay: float = 0.0, max_concurrency: int | None = None, publish: bool = True) -> ManagedProcess:
-        """Start a chaos pod (slow by ``delay`` seconds per execution) and, once healthy, put it in DNS."""
+    def add_pod(
+        self, address: str, delay: float = 0.0, max_concurrency: int | None = None, publish: bool = True, delay_attempts: int | None = None
+    ) -> ManagedProcess:
+        """Start a chaos pod (slow by ``delay`` seconds per execution, or only for attempts up to
+        ``delay_attempts``) and, once healthy, put it in DNS."""
         env = {"CHAOS_LEDGER": str(self.ledger_path), "CHAOS_DELAY_SECONDS": str(delay)}
+        if delay_attempts is not None:
+            env["CHAOS_DELAY_ATTEMPTS"] = str(delay_attempts)
         args = ["--metrics-port", "0"] + (["--max-concurrency", str(max_concurrency)] if max_concurrency else [])
         self.pods[address] = start_pod("chaos", address, self.work_dir, args, env)
         if publish:

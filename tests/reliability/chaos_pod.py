@@ -7,6 +7,8 @@ drain), with two more components and two knobs from the environment:
   the component runs, ``{"pod", "run_id", "step_id", "attempt", "component", "at"}``, so a
   test can see side effects even on a pod it kills afterwards.
 - ``CHAOS_DELAY_SECONDS``: every execution waits that long first (a slow pod).
+- ``CHAOS_DELAY_ATTEMPTS``: only attempts up to this number wait (default: all), so a test
+  can have a slow pod's first attempts time out and their re-runs finish wherever they land.
 
 ``/work`` (plain JSON answer): waits ``input.seconds``, returns ``{"value": input.value}``.
 ``/talk`` (bidirectional, SSE): ``input.rounds`` rounds of ``input.callbacks`` concurrent
@@ -75,14 +77,15 @@ def ledger_line(pod: str, params: ExecuteParams) -> bytes:
     return msgspec.json.encode(entry) + b"\n"
 
 
-def recording(execute: Any, ledger: str | None, delay: float, pod: str) -> Any:
-    """``component_server.app.execute`` with a ledger line (one unbuffered write) and a delay in front."""
+def recording(execute: Any, ledger: str | None, delay: float, delay_attempts: int, pod: str) -> Any:
+    """``component_server.app.execute`` with a ledger line (one unbuffered write) and a delay in front
+    of attempts up to ``delay_attempts``."""
     descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if ledger else None
 
     async def execute_recorded(component: Any, request_id: Any, params: ExecuteParams, context: Any) -> Any:
         if descriptor is not None:
             os.write(descriptor, ledger_line(pod, params))
-        if delay:
+        if delay and params.attempt <= delay_attempts:
             await asyncio.sleep(delay)
         return await execute(component, request_id, params, context)
 
@@ -91,5 +94,7 @@ def recording(execute: Any, ledger: str | None, delay: float, pod: str) -> Any:
 
 if __name__ == "__main__":
     settings = parse_settings(description=__doc__)
-    app.execute = recording(app.execute, os.environ.get("CHAOS_LEDGER"), float(os.environ.get("CHAOS_DELAY_SECONDS", "0")), settings.pod_name)
+    delay = float(os.environ.get("CHAOS_DELAY_SECONDS", "0"))
+    delay_attempts = int(os.environ.get("CHAOS_DELAY_ATTEMPTS", str(sys.maxsize)))
+    app.execute = recording(app.execute, os.environ.get("CHAOS_LEDGER"), delay, delay_attempts, settings.pod_name)
     serve(server, settings)
