@@ -17,7 +17,7 @@ from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
 from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.postgres_backend import PostgresBackend
 from runtime_server.runs.record import RunRecord, StepState
-from runtime_server.runs.rows import CorruptRun
+from runtime_server.runs.rows import Batch, CorruptRun, JournalRow, RunEnd, RunRow
 from runtime_server.runs.sqlite_backend import SqliteBackend
 from runtime_server.runs.store import RunQuery
 from runtime_server.runtime import Runtime
@@ -240,3 +240,30 @@ async def test_a_runtime_reads_its_finished_runs_back_after_a_restart(database_u
         assert second.recovered == 0
     finally:
         await second.close()
+
+
+@pytest.mark.anyio
+async def test_a_commit_keeps_every_value_exactly(database_url: str) -> None:
+    """Rows read back equal to the rows committed, whatever they hold: bytes of every value,
+    text with quotes, backslashes and non-ASCII, nulls in every optional column, int64 limits."""
+    every_byte = bytes(range(256))
+    awkward = 'a "quoted" \\ back\\slash, é, 漢字, 🙂'
+    created = RunRow("run-1", 2**63 - 1, "running", "f" * 64, awkward, "run-1", None, "runtime-a", None, every_byte)
+    ended_at_once = RunRow("run-2", 1, "running", "f" * 64, None, "run-1", "run-1", "runtime-a", "key " + awkward, b"")
+    entries = [
+        JournalRow("run-1", 0, 2**62, "run_started", None, None, None, None, None, None),
+        JournalRow("run-1", 1, 5, "step_completed", 0, awkward, 2**31 - 1, "completed", "pod-" + awkward, every_byte),
+        JournalRow("run-2", 0, 6, "run_completed", None, None, None, "completed", None, b"{}"),
+    ]
+    backend = backend_for(database_url)
+    await backend.open()
+    try:
+        ended = RunEnd("failed", 8, b"", "run-2")
+        await backend.commit(Batch(runs=[created, ended_at_once], entries=entries, ends=[ended], blobs=[("blob-1", "data", every_byte)]))
+        await backend.commit(Batch(ends=[RunEnd("completed", 7, every_byte, "run-1")]))
+        first, second = await backend.run("run-1"), await backend.run("run-2")
+        assert first == (created._replace(status="completed", completed_ns=7, counts=every_byte), entries[:2])
+        assert second == (ended_at_once._replace(status="failed", completed_ns=8, counts=b""), entries[2:])
+        assert await backend.blob("blob-1") == (every_byte, "data")
+    finally:
+        await backend.close()
