@@ -1,6 +1,7 @@
 """Does a second replica add throughput, and how fast does it take over a dead one's runs?
 
     python bench/bench_replicas.py [--seconds 3] [--rounds 3] [--failover 1000] [--no-upstream]
+    python bench/bench_replicas.py --seconds 0 --failover 1000     # failover only
 
 Needs root (upstream binds every interface: everything runs in a fresh network namespace).
 One of our pods (answers in microseconds), a throwaway PostgreSQL server (fsync on), and
@@ -127,7 +128,7 @@ def failover(postgres: PostgresServer, count: int, log_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round (at most 30)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per round (at most 30; 0: failover only)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side and flow (at most 9)")
     parser.add_argument("--failover", type=int, default=1000, help="runs in flight at the kill (0: skip; at most 5000)")
     parser.add_argument("--no-upstream", action="store_true", help="leave upstream stepflow-server out")
@@ -137,7 +138,8 @@ def main() -> None:
         (log_dir / "postgres").mkdir()
         postgres = PostgresServer(log_dir / "postgres").start()
         try:
-            throughput(postgres, min(args.seconds, 30.0), min(max(args.rounds, 1), 9), not args.no_upstream, log_dir)
+            if args.seconds > 0:
+                throughput(postgres, min(args.seconds, 30.0), min(max(args.rounds, 1), 9), not args.no_upstream, log_dir)
             if args.failover > 0:
                 failover(postgres, min(args.failover, 5000), log_dir)
         finally:
