@@ -46,9 +46,21 @@ def _diagnostic(kind: str, code: int, formatted: str, path: str, **data: Any) ->
 
 
 def validate(flow: Flow) -> Diagnostics:
-    found = _flow_warnings(flow) + _step_checks(flow) + _output_checks(flow) + _reachability_warnings(flow)
+    found = _nul_checks(flow) + _flow_warnings(flow) + _step_checks(flow) + _output_checks(flow) + _reachability_warnings(flow)
     counts = {level: sum(1 for d in found if d.level == level) for level in ("fatal", "error", "warning")}
     return Diagnostics(found, counts["fatal"], counts["error"], counts["warning"])
+
+
+def _nul_checks(flow: Flow) -> list[Diagnostic]:
+    """A NUL character in the flow's name or a step id: PostgreSQL's text cannot hold it, and a run
+    the durable store could not write would wait forever, so no store takes such a flow."""
+    named = [("$.name", "The flow's name", flow.name or "")]
+    named += [(f"$.steps[{index}].id", f"Step {index}'s id", step.id) for index, step in enumerate(flow.steps)]
+    return [
+        _diagnostic("nulCharacter", 3900, f"{what} contains a NUL character (\\u0000), which is not allowed", path)
+        for path, what, text in named
+        if "\x00" in text
+    ]
 
 
 def _flow_warnings(flow: Flow) -> list[Diagnostic]:

@@ -81,6 +81,8 @@ VALIDATION = [
     ("self reference", _flow([{"id": "a", "component": "/x", "input": {"v": {"$step": "a"}}}], {"$step": "a"}), "selfReference", "$.steps[0].input.v"),
     ("duplicate id", _flow([{"id": "a", "component": "/x"}, {"id": "a", "component": "/x"}]), "duplicateStepId", "$.steps[1].id"),
     ("empty id", _flow([{"id": "", "component": "/x"}]), "emptyStepId", "$.steps[0].id"),
+    ("NUL in a step id", _flow([{"id": "a\x00", "component": "/x"}], {"$step": "a\x00"}), "nulCharacter", "$.steps[0].id"),
+    ("NUL in the flow's name", _flow([], {"r": 1}, name="t\x00"), "nulCharacter", "$.name"),
     ("output references unknown step", _flow([], {"r": {"$step": "ghost"}}), "undefinedStepReference", "$.output.r"),
 ]
 
