@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from runtime_server import metrics
 from runtime_server.config import settings_from_data
 from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
 from runtime_server.runs.ids import new_run_id
-from runtime_server.runs.postgres_backend import PostgresBackend
+from runtime_server.runs.postgres_backend import PostgresBackend, statistics_due
 from runtime_server.runs.record import RunRecord, StepState
 from runtime_server.runs.rows import Batch, CorruptRun, JournalRow, RunEnd, RunRow
 from runtime_server.runs.sqlite_backend import SqliteBackend
@@ -267,3 +268,34 @@ async def test_a_commit_keeps_every_value_exactly(database_url: str) -> None:
         assert await backend.blob("blob-1") == (every_byte, "data")
     finally:
         await backend.close()
+
+
+@pytest.mark.parametrize(
+    ("runs", "analyzed_at", "due"),
+    [(100, 0, False), (256, 0, True), (511, 256, False), (512, 256, True), (1_000_000, 400_000, True), (2_000_000, 900_000, False)],
+)
+def test_statistics_are_refreshed_each_time_the_tables_double_until_autovacuum_suffices(runs: int, analyzed_at: int, due: bool) -> None:
+    assert statistics_due(runs, analyzed_at) is due
+
+
+@pytest.mark.anyio
+async def test_a_growing_store_has_its_tables_analyzed_so_commits_use_the_indexes(postgres: Any) -> None:
+    """Plans cached while ``runs`` was empty seq-scan it on every commit until statistics exist:
+    the retention pass analyzes the tables once they have grown (here past 256 runs)."""
+    url = postgres.create_database()
+    opened = DurableRunStore(backend_for(url), "runtime-a", max_runs=1000, max_age_seconds=3600)
+    await opened.open()
+    try:
+        records = [new_record() for _ in range(300)]
+        for record in records:
+            opened.created(record)
+        await asyncio.gather(*(opened.written(record) for record in records))
+        await opened.backend.evict(1000, 0)
+        connection = await asyncpg.connect(url)
+        try:
+            analyzed = await connection.fetchval("SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'runs'")
+        finally:
+            await connection.close()
+        assert analyzed >= 1
+    finally:
+        await opened.close()
