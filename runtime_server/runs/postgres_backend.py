@@ -99,7 +99,8 @@ class PostgresBackend:
         self._auto_migrate = auto_migrate
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._announcing: set[asyncio.Task[Any]] = set()
+        self._announcing: asyncio.Task[None] | None = None
+        self._unannounced: list[str] = []
         self._statistics_for = 0
         """The run count when this runtime last had the tables analyzed (``statistics_due``)."""
 
@@ -158,16 +159,19 @@ class PostgresBackend:
             self._announce([end.run_id for end in batch.ends])
 
     def _announce(self, run_ids: list[str]) -> None:
-        """Not awaited by the runs' waiters: a replica that misses it reads the end on its next check."""
-        task = asyncio.create_task(self._db.execute(_ANNOUNCE, run_ids))
-        self._announcing.add(task)
-        task.add_done_callback(self._announced)
+        """Not awaited by the runs' waiters (a replica that misses it reads the end on its next
+        check); one announcement in flight at a time, carrying every end committed meanwhile."""
+        self._unannounced.extend(run_ids)
+        if self._announcing is None or self._announcing.done():
+            self._announcing = asyncio.create_task(self._announce_all(), name="announce-run-ends")
 
-    def _announced(self, task: asyncio.Task[Any]) -> None:
-        self._announcing.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            log_event(logger, "run_ends_not_announced", logging.WARNING, error=self.describe(error))
+    async def _announce_all(self) -> None:
+        while self._unannounced:
+            run_ids, self._unannounced = self._unannounced, []
+            try:
+                await self._db.execute(_ANNOUNCE, run_ids)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, StoreUnavailable) as error:
+                log_event(logger, "run_ends_not_announced", logging.WARNING, runs=len(run_ids), error=self.describe(error))
 
     async def run(self, run_id: str) -> tuple[RunRow, list[JournalRow]] | None:
         async with self._db.acquire() as connection:
