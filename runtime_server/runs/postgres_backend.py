@@ -54,10 +54,13 @@ WITH locked AS (
     FROM jsonb_array_elements($4::jsonb -> 'runs') r
     WHERE (SELECT ok FROM go) ON CONFLICT (run_id) DO NOTHING RETURNING 1
 ), sizes AS (
-    UPDATE store_sizes SET runs = runs + (SELECT count(*) FROM new_runs),
-        blobs = blobs + (SELECT count(*) FROM new_blobs WHERE inserted),
-        blob_bytes = blob_bytes + (SELECT coalesce(sum(size), 0) FROM new_blobs WHERE inserted)
-    WHERE (SELECT ok FROM go)
+    INSERT INTO store_size_shares
+    SELECT $2, added.runs, added.blobs, added.blob_bytes FROM (
+        SELECT (SELECT count(*) FROM new_runs) AS runs, (SELECT count(*) FROM new_blobs WHERE inserted) AS blobs,
+               (SELECT coalesce(sum(size), 0) FROM new_blobs WHERE inserted) AS blob_bytes) added
+    WHERE (SELECT ok FROM go) AND (added.runs > 0 OR added.blobs > 0)
+    ON CONFLICT (owner) DO UPDATE SET runs = store_size_shares.runs + excluded.runs, blobs = store_size_shares.blobs + excluded.blobs,
+        blob_bytes = store_size_shares.blob_bytes + excluded.blob_bytes
 ), entries AS (
     INSERT INTO journal
     SELECT r->>0, (r->>1)::int, (r->>2)::bigint, r->>3, (r->>4)::int, r->>5, (r->>6)::int, r->>7, r->>8, decode(r->>9, 'base64')
@@ -207,7 +210,7 @@ class PostgresBackend:
         async with self._db.acquire() as connection, connection.transaction():
             size = await connection.fetchval("DELETE FROM blobs WHERE blob_id = $1 RETURNING LENGTH(body)", blob_id)
             if size is not None:
-                await connection.execute("UPDATE store_sizes SET blobs = blobs - 1, blob_bytes = blob_bytes - $1", size)
+                await _count(connection, 0, -1, -size)
             return size is not None
 
     async def evict(self, max_runs: int, finished_before_ns: int) -> int:
@@ -217,7 +220,7 @@ class PostgresBackend:
                     "SELECT run_id FROM runs WHERE status != 'running' AND completed_ns < $1 ORDER BY completed_ns LIMIT $2", finished_before_ns, EVICT_CHUNK
                 )
                 evicted = await _delete_runs(connection, [row[0] for row in aged])
-                kept = await connection.fetchval("SELECT runs FROM store_sizes")
+                kept = (await connection.fetchrow(_SIZES))[0]
                 excess = min(kept - max_runs, EVICT_CHUNK)
                 if excess > 0:
                     oldest = await connection.fetch("SELECT run_id FROM runs WHERE status != 'running' ORDER BY completed_ns LIMIT $1", excess)
@@ -296,11 +299,27 @@ class PostgresBackend:
         return connection
 
     async def sizes(self) -> tuple[int, int, int]:
-        row = await self._db.fetchrow("SELECT runs, blobs, blob_bytes FROM store_sizes")
+        row = await self._db.fetchrow(_SIZES)
         return row[0], row[1], row[2]
 
     def describe(self, error: BaseException) -> str:
         return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
+
+
+_SIZES = """SELECT s.runs + coalesce(sum(share.runs), 0), s.blobs + coalesce(sum(share.blobs), 0), s.blob_bytes + coalesce(sum(share.blob_bytes), 0)
+FROM store_sizes s LEFT JOIN store_size_shares share ON TRUE GROUP BY s.runs, s.blobs, s.blob_bytes"""
+"""The store's size: the old single row plus every replica's share (schema.py, migration 3)."""
+
+
+async def _count(connection: Any, runs: int, blobs: int, blob_bytes: int) -> None:
+    """Deletions are counted in the share of no replica (``''``): rare, so nobody waits on that row."""
+    await connection.execute(
+        """INSERT INTO store_size_shares VALUES ('', $1, $2, $3) ON CONFLICT (owner) DO UPDATE SET runs = store_size_shares.runs + $1,
+           blobs = store_size_shares.blobs + $2, blob_bytes = store_size_shares.blob_bytes + $3""",
+        runs,
+        blobs,
+        blob_bytes,
+    )
 
 
 def statistics_due(runs: int, analyzed_at: int) -> bool:
@@ -352,5 +371,5 @@ async def _delete_runs(connection: Any, run_ids: list[str]) -> int:
         return 0
     deleted = await connection.fetch("DELETE FROM runs WHERE run_id = ANY($1::text[]) RETURNING run_id", run_ids)
     await connection.execute("DELETE FROM journal WHERE run_id = ANY($1::text[])", [row[0] for row in deleted])
-    await connection.execute("UPDATE store_sizes SET runs = runs - $1", len(deleted))
+    await _count(connection, -len(deleted), 0, 0)
     return len(deleted)

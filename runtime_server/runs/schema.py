@@ -59,13 +59,20 @@ _REPLICAS = [
 its owner and the owner's lease epoch when it took the run, which fences every write."""
 
 
-def _dialect(blob: str, extra_for_replicas: list[str]) -> list[list[str]]:
-    return [[statement.replace("{BLOB}", blob) for statement in migration] for migration in (_COMMON, _REPLICAS + extra_for_replicas)]
+_SIZE_SHARES = ["CREATE TABLE store_size_shares (owner TEXT PRIMARY KEY, runs BIGINT NOT NULL, blobs BIGINT NOT NULL, blob_bytes BIGINT NOT NULL)"]
+"""Migration 3 (PostgreSQL): each replica counts what its commits add in a row of its own, so
+replicas committing at once do not queue on one row's lock; the store's size is the sum of the
+shares and of ``store_sizes`` (kept, so a replica still on the old code counts as before)."""
+
+
+def _dialect(blob: str, extra_for_replicas: list[str], size_shares: list[str]) -> list[list[str]]:
+    migrations = (_COMMON, _REPLICAS + extra_for_replicas, size_shares)
+    return [[statement.replace("{BLOB}", blob) for statement in migration] for migration in migrations]
 
 
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": _dialect("BLOB", []),
-    "postgres": _dialect("BYTEA", ["CREATE SEQUENCE lease_epochs"]),
+    "sqlite": _dialect("BLOB", [], []),  # one writer: its one row has no one to wait for
+    "postgres": _dialect("BYTEA", ["CREATE SEQUENCE lease_epochs"], _SIZE_SHARES),
 }
 """Epochs are never reused, even for a replica whose lease row was deleted: PostgreSQL draws them
 from one sequence; SQLite (one machine) from the highest epoch it has seen."""

@@ -299,3 +299,31 @@ async def test_a_growing_store_has_its_tables_analyzed_so_commits_use_the_indexe
         assert analyzed >= 1
     finally:
         await opened.close()
+
+
+@pytest.mark.anyio
+async def test_each_replica_counts_in_a_share_of_its_own_and_the_old_row_still_counts(postgres: Any) -> None:
+    """Two replicas' commits do not queue on one counter row; what a replica on the previous schema
+    counts in ``store_sizes`` (during a rolling update) is still part of the store's size."""
+    url = postgres.create_database()
+    first, second = backend_for(url), backend_for(url)
+    await first.open()
+    await second.open()
+    try:
+        epochs = [await backend.acquire_lease(owner, 60_000) for backend, owner in ((first, "replica-a"), (second, "replica-b"))]
+        for backend, owner, epoch, run_id in ((first, "replica-a", epochs[0], "run-a"), (second, "replica-b", epochs[1], "run-b")):
+            row = RunRow(run_id, 1, "running", "f" * 64, None, run_id, None, owner, None, b"{}", owner_epoch=epoch)
+            await backend.commit(Batch(runs=[row], blobs=[(f"blob-{run_id}", "data", b"12345")], fence=(owner, epoch)))
+        connection = await asyncpg.connect(url)
+        try:
+            shares = await connection.fetch("SELECT owner, runs, blobs, blob_bytes FROM store_size_shares ORDER BY owner")
+            await connection.execute("UPDATE store_sizes SET runs = runs + 5")  # a replica still on schema 2
+        finally:
+            await connection.close()
+        assert [tuple(share) for share in shares] == [("replica-a", 1, 1, 5), ("replica-b", 1, 1, 5)]
+        assert await first.sizes() == (7, 2, 10)
+        assert await second.delete_run("run-a") and await second.delete_blob("blob-run-a")
+        assert await first.sizes() == (6, 1, 5)
+    finally:
+        await first.close()
+        await second.close()
