@@ -306,7 +306,8 @@ class PostgresBackend:
         return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
 
 
-_SIZES = """SELECT s.runs + coalesce(sum(share.runs), 0), s.blobs + coalesce(sum(share.blobs), 0), s.blob_bytes + coalesce(sum(share.blob_bytes), 0)
+_SIZES = """SELECT (s.runs + coalesce(sum(share.runs), 0))::bigint, (s.blobs + coalesce(sum(share.blobs), 0))::bigint,
+       (s.blob_bytes + coalesce(sum(share.blob_bytes), 0))::bigint
 FROM store_sizes s LEFT JOIN store_size_shares share ON TRUE GROUP BY s.runs, s.blobs, s.blob_bytes"""
 """The store's size: the old single row plus every replica's share (schema.py, migration 3)."""
 
