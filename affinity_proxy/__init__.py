@@ -25,8 +25,8 @@ STAMP = "sources.sha256"
 
 
 def sources_digest() -> str:
-    """What the compiled modules must have been built from: these sources, on this Python."""
-    digest = hashlib.sha256(sys.version.encode())
+    """What the compiled modules must have been built from: these sources, for this Python's ABI (e.g. cpython-311)."""
+    digest = hashlib.sha256(sys.implementation.cache_tag.encode())
     for name in COMPILED_MODULES:
         digest.update((PACKAGE_DIR / f"{name}.py").read_bytes())
     return digest.hexdigest()

@@ -123,6 +123,11 @@ def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
         (b"HTTP/1.1 200 OK\r\nConnection: close\r\n", Framing.CLOSE, True),
         (b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nCONTENT-LENGTH : 0\r\n", Framing.LENGTH, True),
         (b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        # not the usual head: read by the regex, to the same answers
+        (b"HTTP/1.1 200 OK\r\nTest: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\n", Framing.CLOSE, False),
     ],
 )
 def test_response_head_fields_of_a_raw_head(raw: bytes, framing: Framing, hop_by_hop: bool) -> None:
