@@ -7,8 +7,8 @@ Pure cores (``membership``, ``routing``, ``http1``, ``answers``, ``instance_ids`
 ``discovery``, ``upstream``, ``pipeline`` and ``client`` are the asyncio shells.
 
 The per-request modules (``COMPILED_MODULES``) run compiled by mypyc when
-``build_compiled`` has built them from the sources as they are now (docs/decisions.md,
-"Compiled hot path"); otherwise, or with ``AFFINITY_PROXY_COMPILED=0``, as Python.
+``build_compiled`` has built them from the sources as they are now (docs/decisions.md, "Affinity
+proxy: the per-request modules compiled by mypyc"); otherwise, or with ``AFFINITY_PROXY_COMPILED=0``, as Python.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The line is the one ``telemetry.logs.log_event`` writes, byte for byte. While lines are batched
 (``telemetry.log_batching``) it is put together from pieces: the line's start, made once per
-millisecond; the route's fields (decision, instance, pod, status, outcome), made once per
+millisecond (and the logger's level asked with it); the route's fields (decision, instance, pod, status, outcome), made once per
 (route, status, outcome) together with the request counter's child; and the fields that vary
 (duration, request and trace ids), one ``msgspec`` encode; the line's start is kept for the millisecond. It joins the batch in one call.
 Without batching (tests, tools) the line goes through ``log_event`` as any other.

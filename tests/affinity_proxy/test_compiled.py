@@ -1,5 +1,5 @@
 """The per-request modules run compiled (mypyc) exactly when built from the sources as they are, and
-the in-process tests pass both ways (docs/decisions.md, "Compiled hot path")."""
+the in-process tests pass both ways (docs/decisions.md, "the per-request modules compiled by mypyc")."""
 
 from __future__ import annotations
 
