@@ -2,7 +2,7 @@
 
 The line is the one ``telemetry.logs.log_event`` writes, byte for byte. While lines are batched
 (``telemetry.log_batching``) it is put together from pieces: the line's start, made once per
-millisecond; the route's fields (decision, instance, pod, status, outcome), made once per
+millisecond (and the logger's level asked with it); the route's fields (decision, instance, pod, status, outcome), made once per
 (route, status, outcome) together with the request counter's child; and the fields that vary
 (duration, request and trace ids), one ``msgspec`` encode; the line's start is kept for the millisecond. It joins the batch in one call.
 Without batching (tests, tools) the line goes through ``log_event`` as any other.
@@ -40,6 +40,8 @@ class Accounting:
         self._formatter: JsonLineFormatter | None = None
         self._millisecond = -1
         self._start = ""
+        self._info = False
+        """The logger logs at INFO (asked once per millisecond, with the line's start)."""
 
     def first_byte(self, route: Route, seconds: float) -> None:
         """The pod of ``route`` sent its answer's head ``seconds`` after the request left."""
@@ -59,8 +61,6 @@ class Accounting:
             known = self._learn(key)
         fields, counter = known
         counter.inc()
-        if not self._logger.isEnabledFor(logging.INFO):
-            return
         duration_ms = round(seconds * 1000, 3)
         handler = self._handler
         if handler is None or handler.stream is not self._batch:
@@ -88,6 +88,9 @@ class Accounting:
         if millisecond != self._millisecond:
             assert self._formatter is not None
             self._millisecond, self._start = millisecond, self._formatter.event_line(now, "INFO", EVENT, {})[:-1] + ","
+            self._info = self._logger.isEnabledFor(logging.INFO)  # a new level counts from the next millisecond
+        if not self._info:
+            return
         if request_id is None and trace_id is None:
             batch.write(f'{self._start}{fields}"duration_ms":{_encode(duration_ms).decode()}}}\n')
             return

@@ -63,7 +63,10 @@ class _Local:
         self.request_done = True
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """An ``asyncio.Protocol`` by its methods, not by inheritance: the event loop calls them by name,
+    and without a Python base class mypyc compiles it to a native class (docs/decisions.md)."""
+
     def __init__(self, config: ProxyConfig, local_answer: LocalAnswer, open_exchange: OpenExchange | None) -> None:
         """``open_exchange`` None: a listener that answers locally only (the metrics port)."""
         self._local_answer = local_answer
@@ -91,7 +94,7 @@ class ClientConnection(asyncio.Protocol):
         self._raw: bytes | None = None
         """The read the request being parsed began with (its head then is a prefix), or None."""
 
-    # -- asyncio.Protocol ----------------------------------------------------------
+    # -- the asyncio.Protocol methods -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream connection is always handed an asyncio.Transport
         self._loop = asyncio.get_running_loop()
@@ -125,6 +128,10 @@ class ClientConnection(asyncio.Protocol):
             if item is not None and not isinstance(item, _Local):
                 item.client_lost()
         self._queue.clear()
+
+    def eof_received(self) -> bool:
+        """The client closed its side: the transport closes the connection (asyncio.Protocol's default)."""
+        return False
 
     def pause_writing(self) -> None:
         if self._current is not None and not isinstance(self._current, _Local):

@@ -68,16 +68,25 @@ def response_framing(upstream: Framing, client_http_1_0: bool) -> Framing:
     return Framing.CLOSE if client_http_1_0 else Framing.CHUNKED
 
 
-_HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade)[ \t]*:", re.IGNORECASE)
-_FRAMING_FIELD = re.compile(rb"\r\n(?:(transfer-encoding)|content-length)[ \t]*:", re.IGNORECASE)
+_RESPONSE_FIELD = re.compile(rb"\r\n(connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade|content-length)[ \t]*:", re.IGNORECASE)
+"""The fields of a response head that decide its framing or are hop-by-hop (most heads have one: Content-Length)."""
 
 
-def body_framing(raw_head: bytes) -> Framing:
-    """How a message with a body delimits it: chunked wins over a length; neither means until close (one scan)."""
-    found = _FRAMING_FIELD.findall(raw_head)
-    if not found:
-        return Framing.CLOSE
-    return Framing.CHUNKED if any(found) else Framing.LENGTH
+def response_head_fields(raw_head: bytes) -> tuple[Framing, bool]:
+    """How a message with a body delimits it (chunked wins over a length; neither means until close),
+    and whether its head has a hop-by-hop field: one scan of the head as it came (substring searches
+    for the usual head's fields were measured dearer: ~2k instructions each, the scan ~6k in all)."""
+    framing, hop_by_hop = Framing.CLOSE, False
+    for name in _RESPONSE_FIELD.findall(raw_head):
+        lowered = name.lower()
+        if lowered == b"content-length":
+            if framing is Framing.CLOSE:
+                framing = Framing.LENGTH
+        else:
+            hop_by_hop = True
+            if lowered == b"transfer-encoding":
+                framing = Framing.CHUNKED
+    return framing, hop_by_hop
 
 
 def head_fields(raw_head: bytes) -> tuple[bytes, Headers]:
@@ -91,26 +100,25 @@ def head_fields(raw_head: bytes) -> tuple[bytes, Headers]:
     return start, fields
 
 
-_REQUEST_HOP_BY_HOP_FIELD = re.compile(rb"\r\n(?:connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade|expect)[ \t]*:", re.IGNORECASE)
-
-
 def forwarded_request_head(raw_head: bytes | None, method: bytes, target: bytes, headers: Headers, framing: Framing) -> bytes:
-    """The head a pod gets: the client's head as it came, plus ``Via``, when it is HTTP/1.1 with no
-    hop-by-hop or ``Expect`` field (the usual request); otherwise rebuilt from the parsed fields."""
+    """The head a pod gets: the client's head as it came, plus ``Via``, when it is HTTP/1.1 and
+    ``raw_head`` is given (the caller found no hop-by-hop or ``Expect`` field: the usual request);
+    otherwise rebuilt from the parsed fields."""
     if raw_head is not None:
         line_end = raw_head.find(CRLF)
-        if raw_head[line_end - 9 : line_end] == b" HTTP/1.1" and _REQUEST_HOP_BY_HOP_FIELD.search(raw_head) is None:
+        if raw_head[line_end - 9 : line_end] == b" HTTP/1.1":
             return raw_head + _HEAD_ENDS[framing]
     return encode_head(request_line(method, target), end_to_end(headers), framing)
 
 
-def relayed_response_head(raw_head: bytes, framing: Framing, close: bool) -> bytes:
-    """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without the blank line).
+def relayed_response_head(raw_head: bytes, framing: Framing, close: bool, hop_by_hop: bool) -> bytes:
+    """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without
+    the blank line; ``hop_by_hop``: it has such a field, from ``response_head_fields``).
 
     The usual head (HTTP/1.1, no hop-by-hop field) is passed as it came, plus ``Via`` and this
-    hop's framing field: one regex search instead of a rebuilt head. Anything else is rebuilt.
+    hop's framing field. Anything else is rebuilt.
     """
-    if not close and raw_head.startswith(b"HTTP/1.1 ") and _HOP_BY_HOP_FIELD.search(raw_head) is None:
+    if not (close or hop_by_hop) and raw_head.startswith(b"HTTP/1.1 "):
         return raw_head + _HEAD_ENDS[framing]
     start, fields = head_fields(raw_head)
     kept = end_to_end(fields)

@@ -33,7 +33,7 @@ from affinity_proxy import answers, instance_ids
 from affinity_proxy.accounting import Accounting
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
-from affinity_proxy.http1 import LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
+from affinity_proxy.http1 import HOP_BY_HOP, LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
 from affinity_proxy.membership import Member, Membership
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Decision, Outcome, Refusal, Route, Selector, give_up, may_retry, unroutable
@@ -43,8 +43,8 @@ from telemetry.logs import log_event
 logger = logging.getLogger("affinity_proxy.route")
 
 _NO_PINS: frozenset[bytes] = frozenset()
-_READ = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-id", b"x-request-id", b"traceparent", b"expect"})
-"""The request fields the proxy reads (most fields are none of these: one set lookup each)."""
+_READ = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-id", b"x-request-id", b"traceparent", b"expect"} | HOP_BY_HOP)
+"""The request fields the proxy reads or drops (most fields are none of these: one set lookup each)."""
 
 
 class ClientSide(Protocol):
@@ -88,8 +88,12 @@ class RequestHead:
     )
 
     def __init__(self, method: bytes, target: bytes, headers: Headers, keep_alive: bool, http_1_0: bool, raw: bytes | None = None) -> None:
-        """``raw``: the head's lines as they came, each ending in CRLF, without the blank line (None when not at hand)."""
-        self.method, self.target, self.headers, self.raw = method, target, headers, raw
+        """``raw``: the head's lines as they came, each ending in CRLF, without the blank line (None when not at hand).
+
+        ``self.raw`` keeps it only when it can be forwarded as it came: HTTP/1.1, no hop-by-hop,
+        ``Proxy-*`` or ``Expect`` field.
+        """
+        self.method, self.target, self.headers = method, target, headers
         self.keep_alive, self.http_1_0 = keep_alive, http_1_0
         self.content_length = 0
         chunked = False
@@ -99,23 +103,30 @@ class RequestHead:
         self.request_id: str | None = None
         self.trace_id: str | None = None
         self.expects_continue = False
+        as_it_came = raw is not None and not http_1_0
         for name, value in headers:
             if name not in _READ:
+                if as_it_came and name.startswith(b"proxy-"):
+                    as_it_came = False
                 continue
             if name == b"content-length":
                 self.content_length = int(value)  # the parser has checked it is a number, and the only one
             elif name == b"transfer-encoding":
-                chunked = True
+                chunked, as_it_came = True, False
             elif name == b"stepflow-instance-id":
                 self.instance_id = value.decode("latin-1").strip() or None
                 self.pins = self.pins | {value}
             elif name == b"x-request-id":
                 self.request_id = value.decode("latin-1")
-            elif name == b"traceparent" and len(value) >= 35:
-                self.trace_id = value[3:35].decode("latin-1")
+            elif name == b"traceparent":
+                if len(value) >= 35:
+                    self.trace_id = value[3:35].decode("latin-1")
             elif name == b"expect":
-                self.expects_continue = value.lower() == b"100-continue"
+                self.expects_continue, as_it_came = value.lower() == b"100-continue", False
                 self.headers = [(n, v) for n, v in headers if n != b"expect"]  # the proxy answers it itself
+            else:  # a hop-by-hop field
+                as_it_came = False
+        self.raw = raw if as_it_came else None
         if chunked:
             self.framing, self.content_length = Framing.CHUNKED, 0
         else:
@@ -290,7 +301,7 @@ class Exchange:
         return encode_chunk(data) if self.head.framing is Framing.CHUNKED else data
 
     # -- 5. relay the answer, as the pod connection parses it ----------------------------
-    def response_head(self, status: int, raw_head: bytes, framing: Framing) -> None:
+    def response_head(self, status: int, raw_head: bytes, framing: Framing, hop_by_hop: bool) -> None:
         self.status = status
         if status == 503 and self.head.instance_id is None and self._replayable:
             self._drop_upstream()
@@ -302,7 +313,7 @@ class Exchange:
         if self._client_framing is Framing.CLOSE:
             self.keep_alive = False
         self._head_sent = True
-        self.write(relayed_response_head(raw_head, self._client_framing, close=not self.keep_alive))
+        self.write(relayed_response_head(raw_head, self._client_framing, not self.keep_alive, hop_by_hop))
 
     def response_body(self, data: bytes) -> None:
         if self._head_sent:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from affinity_proxy import answers
 from affinity_proxy.accounting import Accounting
@@ -120,4 +121,7 @@ class Proxy:
         log_event(logger, "proxy_stopped", in_flight=self.in_flight())
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, host: str, port: int, local: LocalAnswer, forward: OpenExchange | None) -> asyncio.Server:
-        return await loop.create_server(lambda: ClientConnection(self.config, local, forward), host, port, reuse_address=True, backlog=1024)
+        def protocol() -> Any:  # an asyncio.Protocol by its methods (ClientConnection's docstring)
+            return ClientConnection(self.config, local, forward)
+
+        return await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024)

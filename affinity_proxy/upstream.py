@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import httptools
 
-from affinity_proxy.http1 import Framing, body_framing, status_has_no_body
+from affinity_proxy.http1 import Framing, response_head_fields, status_has_no_body
 
 
 class ResponseSink(Protocol):
@@ -22,8 +22,9 @@ class ResponseSink(Protocol):
 
     request_done: bool
 
-    def response_head(self, status: int, raw_head: bytes, framing: Framing) -> None:
-        """``raw_head``: the head's lines as the pod sent them, each ending in CRLF, without the blank line."""
+    def response_head(self, status: int, raw_head: bytes, framing: Framing, hop_by_hop: bool) -> None:
+        """``raw_head``: the head's lines as the pod sent them, each ending in CRLF, without the blank line;
+        ``hop_by_hop``: it has a hop-by-hop field (so it cannot be passed on as it came)."""
 
     def response_body(self, data: bytes) -> None: ...
     def response_complete(self) -> None: ...
@@ -32,7 +33,9 @@ class ResponseSink(Protocol):
     def hold_output(self, held: bool) -> None: ...
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An ``asyncio.Protocol`` by its methods, as ``client.ClientConnection``."""
+
     def __init__(self, pool: PodPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
@@ -68,7 +71,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
         self.closed = True
 
-    # -- asyncio.Protocol ----------------------------------------------------------
+    # -- the asyncio.Protocol methods -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream connection is always handed an asyncio.Transport
 
@@ -121,9 +124,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head, self._head = False, b""
         if not self._parser.should_keep_alive():
             self.reusable = False
-        framing = Framing.NONE if self.head_only or status_has_no_body(status) else body_framing(raw_head)
+        framing, hop_by_hop = response_head_fields(raw_head)
+        if self.head_only or status_has_no_body(status):
+            framing = Framing.NONE
         self._until_close = framing is Framing.CLOSE
-        self.sink.response_head(status, raw_head, framing)
+        self.sink.response_head(status, raw_head, framing, hop_by_hop)
         if self.head_only:
             self.reusable = False  # the parser would wait for a body a HEAD answer never has
             self._finish()
@@ -180,8 +185,12 @@ class PodPool:
     async def connect(self) -> UpstreamConnection:
         """A new connection; OSError (ConnectionRefusedError, ...) or TimeoutError if none."""
         loop = asyncio.get_running_loop()
+
+        def protocol() -> Any:  # an asyncio.Protocol by its methods (UpstreamConnection's docstring)
+            return UpstreamConnection(self)
+
         async with asyncio.timeout(self._connect_timeout):
-            _, connection = await loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port)
+            _, connection = await loop.create_connection(protocol, self.host, self.port)
         self.open += 1
         return connection
 

@@ -18,7 +18,8 @@ event arrives). ``--floor`` adds a byte pass-through on uvloop (``passthrough_pr
 what an asyncio proxy costs before it parses anything. Needs the ``haproxy`` and ``wrk``
 Debian packages. ``--in-process N`` measures only the proxy's Python per request: its protocol
 objects driven in this process with the tests' fake transports (CPU µs and the exact, repeatable
-count of Python calls per request), for this checkout and ``--compare``'s.
+count of interpreted Python calls per request: mypyc-compiled functions are not counted), for this
+checkout (compiled when built, then as Python) and ``--compare``'s.
 """
 
 from __future__ import annotations
@@ -303,15 +304,30 @@ def forget_tree_modules() -> None:
 
 
 def print_in_process(requests: int, compare: Path | None) -> None:
-    """The in-process figures of this checkout and of ``compare``, each in a fresh interpreter."""
-    print(f"\nin process ({requests} requests, fake transports: Python only)\n\n| proxy | CPU µs/request | Python calls/request |\n|---|---|---|")
-    for name, checkout in [("ours", Path(__file__).resolve().parents[1]), *([(f"ours from {compare}", compare)] if compare else [])]:
-        code = (
-            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_proxy; bench_proxy.forget_tree_modules(); "
-            f"sys.path.insert(0, {str(checkout.resolve())!r}); print(*bench_proxy.in_process({requests}))"
-        )
-        out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, check=True).stdout.split()
-        print(f"| {name} | {float(out[0]):.1f} | {float(out[1]):.0f} |")
+    """The in-process figures of this checkout (compiled when built, then as Python) and of ``compare``, each in a fresh interpreter."""
+    print(
+        f"\nin process ({requests} requests, fake transports: Python only)\n\n"
+        "| proxy | compiled | CPU µs/request | Python calls/request (interpreted ones) |\n|---|---|---|---|"
+    )
+    here = Path(__file__).resolve().parents[1]
+    if in_process_row("ours", here, requests, compiled=True):
+        in_process_row("ours as Python", here, requests, compiled=False)
+    if compare is not None:
+        in_process_row(f"ours from {compare}", compare, requests, compiled=True)
+
+
+def in_process_row(name: str, checkout: Path, requests: int, compiled: bool) -> bool:
+    """Print one row of ``print_in_process``; whether it ran compiled modules."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_proxy; bench_proxy.forget_tree_modules(); "
+        f"sys.path.insert(0, {str(checkout.resolve())!r}); import affinity_proxy; "
+        f"print(*bench_proxy.in_process({requests}), getattr(affinity_proxy, 'COMPILED', False))"
+    )
+    env = {**os.environ, "AFFINITY_PROXY_COMPILED": "1" if compiled else "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=checkout, env=env, capture_output=True, text=True, check=True).stdout.split()
+    ran_compiled = out[2] == "True"
+    print(f"| {name} | {'yes' if ran_compiled else 'no'} | {float(out[0]):.1f} | {float(out[1]):.0f} |")
+    return ran_compiled
 
 
 def main() -> None:

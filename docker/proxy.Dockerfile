@@ -13,6 +13,20 @@ WORKDIR /src
 RUN --mount=type=bind,target=/src,rw \
     pip install .
 
+# The proxy's per-request modules compiled by mypyc (docs/decisions.md, "Compiled hot path"),
+# in place in the installed package; the compiler and mypy (the version pyproject.toml pins)
+# are there for this step only and leave in the same layer. python -P: the installed package,
+# not /src. The check fails the build if the proxy would run as Python.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --target /tmp/mypyc "mypy==2.4.1" \
+    && PYTHONPATH=/tmp/mypyc python -P -m affinity_proxy.build_compiled \
+    && python -P -c "import sys, affinity_proxy; sys.exit(not affinity_proxy.COMPILED)" \
+    && rm -rf /tmp/mypyc \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # A numeric, unprivileged user: Kubernetes' runAsNonRoot can only verify numeric ids.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin stepflow
 

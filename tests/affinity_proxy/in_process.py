@@ -10,6 +10,7 @@ reads what the client received, write by write. Closing a fake transport reports
 from __future__ import annotations
 
 import asyncio
+import typing
 from collections.abc import Iterable, Iterator
 
 from affinity_proxy.client import ClientConnection
@@ -21,8 +22,15 @@ from affinity_proxy.upstream import UpstreamConnection
 CONFIG = ProxyConfig(listen=HostPort("127.0.0.1", 1), upstream=HostPort("pods.invalid", 8080), dns_server=HostPort("127.0.0.1", 9), probe_timeout_seconds=0.05)
 
 
+class Protocol(typing.Protocol):
+    """The proxy's connections: asyncio protocols by their methods (client.py, upstream.py)."""
+
+    def data_received(self, data: bytes) -> None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
 class FakeTransport(asyncio.Transport):
-    def __init__(self, protocol: asyncio.Protocol) -> None:
+    def __init__(self, protocol: Protocol) -> None:
         super().__init__()
         self.protocol = protocol
         self.writes: list[bytes] = []
@@ -73,7 +81,7 @@ def splits(data: bytes, how: str) -> Iterator[bytes]:
         index += 1
 
 
-def feed(protocol: asyncio.Protocol, data: bytes, how: str = "whole") -> None:
+def feed(protocol: Protocol, data: bytes, how: str = "whole") -> None:
     for piece in splits(data, how):
         protocol.data_received(piece)
 
@@ -107,7 +115,7 @@ class Rig:
         return client
 
 
-def transport(protocol: asyncio.Protocol) -> FakeTransport:
+def transport(protocol: Protocol) -> FakeTransport:
     found = protocol.transport if isinstance(protocol, UpstreamConnection) else protocol._transport  # type: ignore[attr-defined]
     assert isinstance(found, FakeTransport)
     return found

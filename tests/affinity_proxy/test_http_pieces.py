@@ -9,8 +9,18 @@ import pytest
 from affinity_proxy import answers
 from affinity_proxy.config import ConfigError, load, parse_host_port
 from affinity_proxy.health import health_outcome
-from affinity_proxy.http1 import Framing, body_framing, encode_chunk, encode_head, end_to_end, forwarded_request_head, relayed_response_head, response_framing
+from affinity_proxy.http1 import (
+    Framing,
+    encode_chunk,
+    encode_head,
+    end_to_end,
+    forwarded_request_head,
+    relayed_response_head,
+    response_framing,
+    response_head_fields,
+)
 from affinity_proxy.membership import Failed, Healthy, NotReady
+from affinity_proxy.pipeline import RequestHead
 
 
 @pytest.mark.parametrize(
@@ -87,7 +97,7 @@ def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) ->
     ],
 )
 def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relayed: bytes) -> None:
-    assert relayed_response_head(raw, framing, close) == relayed
+    assert relayed_response_head(raw, framing, close, hop_by_hop=response_head_fields(raw)[1]) == relayed
 
 
 @pytest.mark.parametrize(
@@ -95,10 +105,6 @@ def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relay
     [
         (b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
         (b"POST /a HTTP/1.0\r\nHost: p\r\nContent-Length: 2\r\n", b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (
-            b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n",
-            b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n",
-        ),
         (None, b"POST /a HTTP/1.1\r\nhost: p\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
     ],
 )
@@ -108,15 +114,43 @@ def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "framing"),
+    ("raw", "framing", "hop_by_hop"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH),
-        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n", Framing.CHUNKED),
-        (b"HTTP/1.1 200 OK\r\nx-content-length: 2\r\n", Framing.CLOSE),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n", Framing.CHUNKED, True),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n", Framing.CHUNKED, True),
+        (b"HTTP/1.1 200 OK\r\nx-content-length: 2\r\n", Framing.CLOSE, False),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n", Framing.CLOSE, True),
+        (b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nCONTENT-LENGTH : 0\r\n", Framing.LENGTH, True),
+        (b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        # not the usual head: read by the regex, to the same answers
+        (b"HTTP/1.1 200 OK\r\nTest: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\n", Framing.CLOSE, False),
     ],
 )
-def test_body_framing_of_a_raw_head(raw: bytes, framing: Framing) -> None:
-    assert body_framing(raw) is framing
+def test_response_head_fields_of_a_raw_head(raw: bytes, framing: Framing, hop_by_hop: bool) -> None:
+    assert response_head_fields(raw) == (framing, hop_by_hop)
+
+
+@pytest.mark.parametrize(
+    ("raw", "as_it_came"),
+    [
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n", True),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nConnection: keep-alive\r\nContent-Length: 2\r\n", False),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nProxy-Authorization: x\r\nContent-Length: 2\r\n", False),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n", False),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nExpect: 100-continue\r\nContent-Length: 2\r\n", False),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nTE: trailers\r\nContent-Length: 2\r\n", False),
+        (b"POST /a HTTP/1.1\r\nHost: p\r\nTraceparent: 00-ab\r\nX-Proxied: 1\r\n", True),
+    ],
+)
+def test_a_request_head_is_forwarded_as_it_came_only_without_hop_by_hop_fields(raw: bytes, as_it_came: bool) -> None:
+    headers = [(name.lower(), value.strip()) for name, _, value in (line.partition(b":") for line in raw.split(b"\r\n")[1:-1])]
+    head = RequestHead(b"POST", b"/a", headers, keep_alive=True, http_1_0=False, raw=raw)
+    assert (head.raw is not None) is as_it_came
+    assert RequestHead(b"POST", b"/a", headers, keep_alive=True, http_1_0=True, raw=raw).raw is None
 
 
 def test_chunk_encoding() -> None:
