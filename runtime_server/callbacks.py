@@ -20,6 +20,7 @@ from runtime_server.flow.model import FlowParseError
 from runtime_server.flow_catalog import NotAFlow
 from runtime_server.plugins.base import CallbackError
 from runtime_server.runs.ids import is_run_id
+from runtime_server.runs.rows import RunRefused
 from runtime_server.runs.views import run_status
 from wire_protocol import jsonrpc
 from wire_protocol.messages import PARAMS_BY_METHOD, GetBlobParams, GetBlobResult, GetRunParams, PutBlobParams, PutBlobResult, RunStatus, SubmitRunParams
@@ -107,7 +108,10 @@ class RunCallbacks:
         if record is None:
             self._check_run_capacity()
             record = self._runtime.submit(prepared, params.inputs, overrides=params.overrides, max_concurrency=params.max_concurrency, submit_key=key)
-            await self._runtime.journaled(record)
+            try:
+                await self._runtime.journaled(record)
+            except RunRefused as refused:
+                raise CallbackError(jsonrpc.SERVER_ERROR, "Failed to submit run", str(refused)) from None
         if params.wait:
             record = await self._runtime.wait(record)
         return run_status(record, include_results=params.wait)

@@ -38,7 +38,7 @@ from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.open_store import open_stores
 from runtime_server.runs.record import PENDING, RunRecord, StepState
 from runtime_server.runs.resume import resume_of
-from runtime_server.runs.rows import CorruptRun, RunsLost
+from runtime_server.runs.rows import CorruptRun, RunRefused, RunsLost
 from runtime_server.runs.store import RunQuery
 from telemetry.logs import log_event
 from telemetry.trace import run_trace
@@ -418,6 +418,9 @@ class Runtime:
         except RunsLost:
             self._drop(record)
             return
+        except RunRefused as refused:  # the database refused what it wrote: it ends failed, here only
+            record.item_outcomes = [failed(500, str(refused)) if outcome is PENDING else outcome for outcome in record.item_outcomes]
+            record.status = "failed"
         except asyncio.CancelledError:
             if self._closing or record.run_id in self._dropping:  # not cancelled: the run stays as journaled, for whoever resumes it
                 self._drop(record)
@@ -439,6 +442,9 @@ class Runtime:
             await self.journaled(record)  # nobody hears of the end before it is durable
         except RunsLost:  # another replica took the run before its end was written: it finishes it
             self._drop(record)
+        except RunRefused as refused:  # its end cannot be kept: whoever waits hears it failed, and why
+            record.item_outcomes = [outcome if isinstance(outcome, Failed) else failed(500, str(refused)) for outcome in record.item_outcomes]
+            record.status = "failed"
         except Exception:  # noqa: BLE001 - the store could not keep the end: the run has ended here all the same
             log_event(logger, "run_end_not_stored", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
         finally:  # even if recording the end failed (a store error): a waiter must never hang

@@ -21,6 +21,7 @@ from runtime_server.api.cors import PermissiveCors
 from runtime_server.api.openapi import openapi_document
 from runtime_server.api.responses import ApiError, error_response, json_response
 from runtime_server.runs.durable_store import StoreUnavailable
+from runtime_server.runs.rows import RunRefused
 from runtime_server.runtime import NotReady, Runtime
 from runtime_server.ui.routes import ui_routes
 from telemetry.logs import log_event
@@ -68,6 +69,11 @@ async def _unavailable(request: Request, error: Exception) -> Response:
     return error_response(503, f"The runtime's store is unavailable: {error}", {"Retry-After": "1"})
 
 
+async def _refused(request: Request, error: Exception) -> Response:
+    """The database refused the run's data (not an outage): retrying the same request cannot help."""
+    return error_response(422, str(error))
+
+
 async def _crash(request: Request, error: Exception) -> Response:
     log_event(logger, "request_failed", logging.ERROR, path=request.url.path, error=repr(error))
     return error_response(500, f"Internal error while handling {request.method} {request.url.path}: {type(error).__name__}: {error}")
@@ -99,7 +105,14 @@ def create_app(runtime: Runtime, shutdown_grace_seconds: float = 0.0) -> Starlet
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, NotReady: _unavailable, StoreUnavailable: _unavailable, Exception: _crash},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            NotReady: _unavailable,
+            StoreUnavailable: _unavailable,
+            RunRefused: _refused,
+            Exception: _crash,
+        },
     )
     app.state.runtime = runtime
     app.state.execution_tally = fleet.ExecutionTally()

@@ -98,6 +98,9 @@ class Backend(Protocol):
     def describe(self, error: BaseException) -> str:
         """The error as an operator should read it, never with the password."""
 
+    def refuses(self, error: BaseException) -> bool:
+        """Whether a commit's error is the database refusing the rows themselves (waiting cannot help)."""
+
 
 class DurableRunStore:
     durable = True
@@ -110,7 +113,7 @@ class DurableRunStore:
         self.lease_ttl_ms = int(lease_ttl_seconds * 1000)
         self._max_runs = max_runs
         self._max_age_ns = int(max_age_seconds * 1e9)
-        self.writer = GroupCommitWriter(backend.commit, owner, backend.describe)
+        self.writer = GroupCommitWriter(backend.commit, owner, backend.describe, refuses=backend.refuses)
         self.evictions = 0
         self.sizes = (0, 0, 0)
         self.connect_problem: str | None = "not connected yet"

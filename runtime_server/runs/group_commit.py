@@ -7,7 +7,9 @@ runs and durability costs one round trip per batch instead of one per entry.
 
 A failed commit is kept and tried again (backoff up to 2 s) until the database takes it:
 nothing journaled is dropped, and runs waiting for durability wait. ``problem`` says why,
-for the health endpoint.
+for the health endpoint. A batch the database refuses for its data (``refuses``: waiting
+cannot cure it) is written again run by run, so only the runs whose rows are refused stop
+being written; waiting for them raises ``RunRefused`` with the database's reason.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from runtime_server import metrics
 from runtime_server.retry import Backoff
 from runtime_server.runs.record import RunRecord
-from runtime_server.runs.rows import Batch, RunsLost, journal_rows, run_end, run_row
+from runtime_server.runs.rows import Batch, RunRefused, RunsLost, journal_rows, run_end, run_row
 from telemetry.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,17 @@ COMMIT_BACKOFF = Backoff(first=0.05, factor=2.0, longest=2.0)
 
 class GroupCommitWriter:
     def __init__(
-        self, commit: Commit, owner: str, describe_error: Callable[[BaseException], str] = str, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        commit: Commit,
+        owner: str,
+        describe_error: Callable[[BaseException], str] = str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        refuses: Callable[[BaseException], bool] = lambda error: False,
     ) -> None:
         self._commit = commit
+        self._refuses = refuses
+        self._refused: dict[str, str] = {}
+        """Runs whose rows the database refused, with its reason."""
         self._owner = owner
         self._describe = describe_error
         self._sleep = sleep
@@ -93,12 +103,15 @@ class GroupCommitWriter:
         batch = self._batch_of.get(record.run_id)
         if batch is not None and not batch.done():
             await asyncio.shield(batch)
+        if record.run_id in self._refused:
+            raise RunRefused(f"the durable store refused this run's data: {self._refused[record.run_id]}")
         if record.run_id in self._lost:
             raise RunsLost({record.run_id})
 
     def forget(self, run_id: str) -> None:
         """A run this runtime stopped working on (lost, or dropped with its lease)."""
         self._lost.discard(run_id)
+        self._refused.pop(run_id, None)
         self._written.pop(run_id, None)
         self._dirty.pop(run_id, None)
 
@@ -157,6 +170,9 @@ class GroupCommitWriter:
                     return
                 continue
             except Exception as error:  # noqa: BLE001 - the database is away, full or refusing: keep the batch, try again
+                if self._refuses(error) and batch.run_ids():
+                    await self._commit_apart(batch, self._describe(error))
+                    return
                 failures += 1
                 self.problem = self._describe(error)
                 metrics.JOURNAL_COMMIT_FAILURES.inc()
@@ -177,6 +193,21 @@ class GroupCommitWriter:
             metrics.JOURNAL_COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.JOURNAL_ENTRIES.inc(len(batch.entries))
             return
+
+    async def _commit_apart(self, batch: Batch, reason: str) -> None:
+        """Run by run: the runs the database takes are written, a run it refuses alone stops being written."""
+        parts = batch.per_run()
+        if len(parts) == 1:
+            run_ids = parts[0].run_ids()
+            for run_id in run_ids:
+                self._refused[run_id] = reason
+                self._lost.add(run_id)
+                self._written.pop(run_id, None)
+            metrics.JOURNAL_COMMIT_FAILURES.inc()
+            log_event(logger, "run_refused_by_store", logging.ERROR, run_id=", ".join(sorted(run_ids)), error=reason)
+            return
+        for part in parts:
+            await self._commit_until_taken(part)
 
     def _forget_done_batches(self) -> None:
         if len(self._batch_of) > 4 * len(self._dirty) + 1024:

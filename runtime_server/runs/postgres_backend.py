@@ -302,6 +302,9 @@ class PostgresBackend:
         row = await self._db.fetchrow(_SIZES)
         return row[0], row[1], row[2]
 
+    def refuses(self, error: BaseException) -> bool:
+        return isinstance(error, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
+
     def describe(self, error: BaseException) -> str:
         return redact(f"PostgreSQL store {self._url}: {type(error).__name__}: {error}", self._url)
 

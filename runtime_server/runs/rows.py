@@ -101,6 +101,23 @@ class Batch:
         created = {row.run_id for row in self.runs}
         return {entry.run_id for entry in self.entries if entry.run_id not in created} | {end.run_id for end in self.ends if end.run_id not in created}
 
+    def run_ids(self) -> set[str]:
+        return {row.run_id for row in self.runs} | {entry.run_id for entry in self.entries} | {end.run_id for end in self.ends}
+
+    def per_run(self) -> list[Batch]:
+        """One batch per run (and one for the blobs), to find which run's rows a database refuses."""
+        blobs = [Batch(blobs=self.blobs, fence=self.fence)] if self.blobs else []
+        return blobs + [
+            Batch(
+                [row for row in self.runs if row.run_id == run_id],
+                [entry for entry in self.entries if entry.run_id == run_id],
+                [end for end in self.ends if end.run_id == run_id],
+                [],
+                self.fence,
+            )
+            for run_id in sorted(self.run_ids())
+        ]
+
     def without(self, run_ids: set[str]) -> Batch:
         return Batch(
             [row for row in self.runs if row.run_id not in run_ids],
@@ -115,6 +132,10 @@ _encoder = msgspec.json.Encoder()
 _spec_decoder = msgspec.json.Decoder(RunSpec)
 _detail_decoder = msgspec.json.Decoder(EntryDetail)
 _counts_decoder = msgspec.json.Decoder(dict[str, int])
+
+
+class RunRefused(Exception):
+    """The database refused what this run wrote (its data, not an outage): nothing more of it is written."""
 
 
 class RunsLost(Exception):

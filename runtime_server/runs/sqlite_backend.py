@@ -150,6 +150,9 @@ class SqliteBackend:
         row = await self._call(lambda db: db.execute("SELECT runs, blobs, blob_bytes FROM store_sizes").fetchone())
         return row[0], row[1], row[2]
 
+    def refuses(self, error: BaseException) -> bool:
+        return isinstance(error, (sqlite3.DataError, sqlite3.IntegrityError, OverflowError))
+
     def describe(self, error: BaseException) -> str:
         return f"SQLite store {self._path}: {type(error).__name__}: {error}"
 

@@ -18,7 +18,7 @@ from runtime_server.runs.durable_store import DurableRunStore, StoreUnavailable
 from runtime_server.runs.ids import new_run_id
 from runtime_server.runs.postgres_backend import PostgresBackend, statistics_due
 from runtime_server.runs.record import RunRecord, StepState
-from runtime_server.runs.rows import Batch, CorruptRun, JournalRow, RunEnd, RunRow
+from runtime_server.runs.rows import Batch, CorruptRun, JournalRow, RunEnd, RunRefused, RunRow
 from runtime_server.runs.sqlite_backend import SqliteBackend
 from runtime_server.runs.store import RunQuery
 from runtime_server.runtime import Runtime
@@ -328,3 +328,29 @@ async def test_each_replica_counts_in_a_share_of_its_own_and_the_old_row_still_c
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.anyio
+async def test_a_run_the_database_refuses_fails_alone_and_the_others_are_written(postgres: Any) -> None:
+    """A run whose rows PostgreSQL refuses (here a NUL in its flow's name, which the API's validation
+    would have stopped) sharing a group commit with others: they are written, waiting for it says why."""
+    url = postgres.create_database()
+    opened = DurableRunStore(backend_for(url), "runtime-a", max_runs=1000, max_age_seconds=3600)
+    await opened.open()
+    try:
+        good, bad, also_good = new_record(), new_record(), new_record()
+        bad.flow_name = "demo\x00"
+        for record in (good, bad, also_good):
+            opened.created(record)
+        outcomes = await asyncio.gather(*(opened.written(record) for record in (good, bad, also_good)), return_exceptions=True)
+        assert outcomes[0] is None and outcomes[2] is None, outcomes
+        assert isinstance(outcomes[1], RunRefused) and "refused this run's data" in str(outcomes[1]) and "\\u0000" in str(outcomes[1])
+        later = new_record()
+        opened.created(later)
+        bad.record_event("run_completed", status="failed")  # what it journals afterwards is not written either
+        await opened.written(later)
+        with pytest.raises(RunRefused):
+            await opened.written(bad)
+        assert [await opened.backend.run(record.run_id) is not None for record in (good, bad, also_good, later)] == [True, False, True, True]
+    finally:
+        await opened.close()
