@@ -40,7 +40,9 @@ JOURNAL_ENTRIES = OneThreadCounter("runtime_journal_entries_total", "Journal ent
 JOURNAL_COMMIT_SECONDS = OneThreadHistogram(
     "runtime_journal_commit_duration_seconds", "One group commit, from the batch's taking to the database's answer", buckets=_COMMIT_BUCKETS
 )
-JOURNAL_COMMIT_FAILURES = Counter("runtime_journal_commit_failures_total", "Group commits the database refused or did not answer (each is tried again)")
+JOURNAL_COMMIT_FAILURES = Counter(
+    "runtime_journal_commit_failures_total", "Group commits the database did not take (an outage: tried again; rows it refused: written run by run)"
+)
 RUNS_RECOVERED = Counter("runtime_runs_recovered_total", "Unfinished runs this runtime resumed from the durable store after a restart")
 RUNS_CLAIMED = Counter("runtime_runs_claimed_total", "Runs this replica took over from a peer whose lease expired")
 LEASE_RENEWALS = Counter("runtime_lease_renewals_total", "Lease renewals the database confirmed")

@@ -214,6 +214,7 @@ class PostgresBackend:
             return size is not None
 
     async def evict(self, max_runs: int, finished_before_ns: int) -> int:
+        """Retention, and the planner's statistics while the tables grow (``statistics_due``)."""
         async with self._db.acquire() as connection:
             async with connection.transaction():
                 aged = await connection.fetch(

@@ -72,6 +72,13 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60.
     raise AssertionError(f"never printed {marker!r}; output so far:\n{''.join(seen)}")
 
 
+def start_up(tmp_path: Path, *options: str) -> subprocess.Popen[str]:
+    """``python -m local_fleet up`` with its commands on stdin and its report on stdout."""
+    return subprocess.Popen(
+        fleet_command("up", tmp_path, *options), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+
+
 def stop(process: subprocess.Popen[str]) -> None:
     """Ends the fleet even if a test failed half-way; its children die with it (PDEATHSIG)."""
     if process.poll() is None:
@@ -106,9 +113,7 @@ def test_run_brings_the_fleet_up_runs_the_demo_reports_and_cleans_up(tmp_path: P
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topology: None, stop_signal: signal.Signals) -> None:
-    process = subprocess.Popen(
-        fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = start_up(tmp_path)
     try:
         urls = read_until(process, "commands:")
         assert TOPOLOGY.runtime_url in urls
@@ -122,9 +127,7 @@ def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topo
 
 @pytest.mark.timeout(120)
 def test_a_fleet_killed_outright_leaves_nothing_behind(tmp_path: Path, quiet_topology: None) -> None:
-    process = subprocess.Popen(
-        fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = start_up(tmp_path)
     read_until(process, "commands:")
     stop(process)  # SIGKILL: no chance to clean up in Python
     assert wait_until_quiet() == []
@@ -132,9 +135,7 @@ def test_a_fleet_killed_outright_leaves_nothing_behind(tmp_path: Path, quiet_top
 
 @pytest.mark.timeout(120)
 def test_up_survives_a_killed_pod_and_scales(tmp_path: Path, quiet_topology: None) -> None:
-    process = subprocess.Popen(
-        fleet_command("up", tmp_path), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = start_up(tmp_path)
     assert process.stdin is not None
     try:
         read_until(process, "commands:")
@@ -184,9 +185,7 @@ def test_run_with_two_runtimes_spreads_the_demo_over_both_replicas(tmp_path: Pat
 @needs_postgres
 @pytest.mark.timeout(120)
 def test_up_with_two_runtimes_kills_and_restarts_a_runtime(tmp_path: Path, quiet_topology: None) -> None:
-    process = subprocess.Popen(
-        fleet_command("up", tmp_path, "--runtimes", "2"), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = start_up(tmp_path, "--runtimes", "2")
     assert process.stdin is not None
     try:
         read_until(process, "commands:")
@@ -217,9 +216,7 @@ def api(url: str, token: str) -> httpx.Client:
 @pytest.mark.timeout(120)
 def test_up_with_two_runtimes_fails_a_killed_runtimes_run_over_to_the_other(tmp_path: Path, quiet_topology: None) -> None:
     """kill-runtime with a run in flight: the other replica claims it once the lease expires and finishes it."""
-    process = subprocess.Popen(
-        fleet_command("up", tmp_path, "--runtimes", "2"), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process = start_up(tmp_path, "--runtimes", "2")
     assert process.stdin is not None
     try:
         shown = read_until(process, "commands:")
