@@ -72,6 +72,7 @@ PURE_MODULES = frozenset(
         "tests/runtime_server/test_lease_rules.py",
         "tests/runtime_server/test_run_ids.py",
         "tests/runtime_server/test_stepflow_plugin_core.py",
+        "tests/runtime_server/test_store_settings.py",
         "tests/observability/test_trace_context.py",
         "tests/ui/test_fleet_counts.py",
     }
