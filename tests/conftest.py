@@ -68,6 +68,7 @@ PURE_MODULES = frozenset(
         "tests/runtime_server/test_deadlines.py",
         "tests/runtime_server/test_expressions.py",
         "tests/runtime_server/test_flow_model.py",
+        "tests/runtime_server/test_group_commit.py",
         "tests/runtime_server/test_resume.py",
         "tests/runtime_server/test_lease_rules.py",
         "tests/runtime_server/test_run_ids.py",

@@ -30,6 +30,33 @@ Commit = Callable[[Batch], Awaitable[None]]
 COMMIT_BACKOFF = Backoff(first=0.05, factor=2.0, longest=2.0)
 
 
+class _Commit:
+    """One batch's commit, as those waiting for it see it: each waiter gets a future of its own,
+    so a waiter cancelled (a cancelled run, a callback's stream gone) cancels only itself, and
+    waiting costs a future, not ``asyncio.shield``'s two callbacks."""
+
+    __slots__ = ("done", "_waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def wait(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.done:
+            waiter.set_result(None)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def finish(self) -> None:
+        self.done = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class GroupCommitWriter:
     def __init__(
         self,
@@ -50,9 +77,9 @@ class GroupCommitWriter:
         """Journal entries already taken into a batch, per live run (absent: its row is not written yet)."""
         self._dirty: dict[str, RunRecord] = {}
         self._blobs: list[tuple[str, str, bytes]] = []
-        self._pending: asyncio.Future[None] | None = None
-        """Done when the batch now gathering is committed."""
-        self._batch_of: dict[str, asyncio.Future[None]] = {}
+        self._pending: _Commit | None = None
+        """The commit of the batch now gathering."""
+        self._batch_of: dict[str, _Commit] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.problem: str | None = None
@@ -71,7 +98,7 @@ class GroupCommitWriter:
             return
         if self._dirty or self._blobs:
             try:
-                await asyncio.wait_for(asyncio.shield(self._gathering()), 5.0)
+                await asyncio.wait_for(self._gathering().wait(), 5.0)
             except TimeoutError:
                 log_event(logger, "journal_not_flushed", logging.ERROR, runs=len(self._dirty), problem=self.problem)
         self._task.cancel()
@@ -95,14 +122,14 @@ class GroupCommitWriter:
     def put_blob(self, blob_id: str, blob_type: str, body: bytes) -> asyncio.Future[None]:
         self._blobs.append((blob_id, blob_type, body))
         self._wake.set()
-        return self._gathering()
+        return self._gathering().wait()
 
     async def written(self, record: RunRecord) -> None:
         """Returns once every entry the record has now is committed; raises RunsLost when the run
         is another replica's now (nothing of it was written)."""
         batch = self._batch_of.get(record.run_id)
-        if batch is not None and not batch.done():
-            await asyncio.shield(batch)
+        if batch is not None and not batch.done:
+            await batch.wait()
         if record.run_id in self._refused:
             raise RunRefused(f"the durable store refused this run's data: {self._refused[record.run_id]}")
         if record.run_id in self._lost:
@@ -115,12 +142,12 @@ class GroupCommitWriter:
         self._written.pop(run_id, None)
         self._dirty.pop(run_id, None)
 
-    def _gathering(self) -> asyncio.Future[None]:
+    def _gathering(self) -> _Commit:
         if self._pending is None:
-            self._pending = asyncio.get_running_loop().create_future()
+            self._pending = _Commit()
         return self._pending
 
-    def _take(self) -> tuple[Batch, asyncio.Future[None] | None]:
+    def _take(self) -> tuple[Batch, _Commit | None]:
         batch = Batch(blobs=self._blobs, fence=self.fence)
         epoch = self.fence[1] if self.fence is not None else 0
         for run_id, record in self._dirty.items():
@@ -147,8 +174,8 @@ class GroupCommitWriter:
             batch, done = self._take()
             if batch:
                 await self._commit_until_taken(batch)
-            if done is not None and not done.done():
-                done.set_result(None)
+            if done is not None:
+                done.finish()
             self._forget_done_batches()
 
     async def _commit_until_taken(self, batch: Batch) -> None:
@@ -211,4 +238,4 @@ class GroupCommitWriter:
 
     def _forget_done_batches(self) -> None:
         if len(self._batch_of) > 4 * len(self._dirty) + 1024:
-            self._batch_of = {run_id: batch for run_id, batch in self._batch_of.items() if not batch.done()}
+            self._batch_of = {run_id: batch for run_id, batch in self._batch_of.items() if not batch.done}

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from runtime_server.runs import end_announcements
 from runtime_server.runs.clock import now_ns
 from runtime_server.runs.database_url import redact
 from runtime_server.runs.durable_store import StoreUnavailable
@@ -34,6 +35,10 @@ NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 STATISTICS_FROM, STATISTICS_UNTIL = 256, 1_000_000
 FORGET_DEAD_AFTER_MS = 3_600_000
 """A dead replica's lease row, with no runs left, is deleted after an hour (pod names come and go)."""
+ANNOUNCE_EVERY = 0.02
+"""Seconds between announcements of run ends: one statement and one notification per replica for
+all ends of that time, instead of one per group commit (a remote waiter hears an end up to this
+much later; the runtime's own waiters are woken at once)."""
 ENDED_CHANNEL, CANCEL_CHANNEL = "stepflow_run_ended", "stepflow_run_cancel"
 _FILTERS = (("status", "status"), ("flow_name", "flow_name"), ("root_run_id", "root_run_id"), ("parent_run_id", "parent_run_id"))
 _COMMIT = f"""
@@ -86,9 +91,10 @@ The fence locks every existing run the batch writes to (FOR SHARE): a peer's cla
 them waits for this statement, or made it see the new owner and write nothing."""
 
 
-_ANNOUNCE = f"SELECT count(pg_notify('{ENDED_CHANNEL}', run_id)) FROM unnest($1::text[]) AS run_id"
-"""Runs' ends, told to every replica (``listen``) once they are committed: in a transaction of its
-own that writes nothing, so it holds the notify lock for microseconds, not for a WAL flush."""
+_ANNOUNCE = f"SELECT count(pg_notify('{ENDED_CHANNEL}', payload)) FROM unnest($1::text[]) AS payload"
+"""Runs' ends, told to every replica (``listen``) once they are committed, many to a notification
+(``end_announcements``): in a transaction of its own that writes nothing, so it holds the notify
+lock for microseconds, not for a WAL flush."""
 
 _LASTING = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError, SchemaError, ValueError)
 """Errors that waiting does not cure: wrong password or user, no such database, a newer schema, a malformed URL."""
@@ -104,6 +110,8 @@ class PostgresBackend:
         self._pool: asyncpg.Pool | None = None
         self._announcing: asyncio.Task[None] | None = None
         self._unannounced: list[str] = []
+        self._announced_at = float("-inf")
+        """Loop time of the last announcement."""
         self._statistics_for = 0
         """The run count when this runtime last had the tables analyzed (``statistics_due``)."""
 
@@ -140,6 +148,8 @@ class PostgresBackend:
             await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
     async def close(self) -> None:
+        if self._announcing is not None:  # the last ends are told before the pool goes
+            await asyncio.wait([self._announcing], timeout=1.0)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -163,16 +173,20 @@ class PostgresBackend:
 
     def _announce(self, run_ids: list[str]) -> None:
         """Not awaited by the runs' waiters (a replica that misses it reads the end on its next
-        check); one announcement in flight at a time, carrying every end committed meanwhile."""
+        check); one announcement in flight at a time, at most one per ``ANNOUNCE_EVERY``, carrying
+        every end committed meanwhile."""
         self._unannounced.extend(run_ids)
         if self._announcing is None or self._announcing.done():
             self._announcing = asyncio.create_task(self._announce_all(), name="announce-run-ends")
 
     async def _announce_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._unannounced:
-            run_ids, self._unannounced = self._unannounced, []
+            if (wait := self._announced_at + ANNOUNCE_EVERY - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            run_ids, self._unannounced, self._announced_at = self._unannounced, [], loop.time()
             try:
-                await self._db.execute(_ANNOUNCE, run_ids)
+                await self._db.execute(_ANNOUNCE, end_announcements.payloads(run_ids))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, StoreUnavailable) as error:
                 log_event(logger, "run_ends_not_announced", logging.WARNING, runs=len(run_ids), error=self.describe(error))
 
@@ -295,7 +309,7 @@ class PostgresBackend:
     async def listen(self, on_ended: Callable[[str], None], on_cancel: Callable[[str], None]) -> Any:
         """A connection of its own that hears runs end and cancels asked of us; the caller closes it."""
         connection = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
-        await connection.add_listener(ENDED_CHANNEL, lambda _c, _p, _ch, payload: on_ended(payload))
+        await connection.add_listener(ENDED_CHANNEL, lambda _c, _p, _ch, payload: _each(on_ended, end_announcements.run_ids_of(payload)))
         await connection.add_listener(CANCEL_CHANNEL, lambda _c, _p, _ch, payload: on_cancel(payload))
         return connection
 
@@ -378,3 +392,8 @@ async def _delete_runs(connection: Any, run_ids: list[str]) -> int:
     await connection.execute("DELETE FROM journal WHERE run_id = ANY($1::text[])", [row[0] for row in deleted])
     await _count(connection, -len(deleted), 0, 0)
     return len(deleted)
+
+
+def _each(heard: Callable[[str], None], run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        heard(run_id)
