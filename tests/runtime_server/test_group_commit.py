@@ -31,6 +31,15 @@ def record(run_id: str) -> RunRecord:
     return RunRecord(run_id, "f" * 64, "demo", [{}], {"s": StepState("/c")}, run_id)
 
 
+def writer_with_a_run(commit: GatedCommit) -> tuple[GroupCommitWriter, RunRecord]:
+    """A started writer over ``commit``, tracking one new run."""
+    writer = GroupCommitWriter(commit, "replica-a")
+    writer.start()
+    run = record("run-1")
+    writer.track(run)
+    return writer, run
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -40,10 +49,7 @@ async def settle() -> None:
 async def test_a_cancelled_waiter_leaves_the_others_of_its_batch_waiting() -> None:
     """A blob put whose callback stream went away must not cancel the runs committed with it."""
     commit = GatedCommit()
-    writer = GroupCommitWriter(commit, "replica-a")
-    writer.start()
-    run = record("run-1")
-    writer.track(run)
+    writer, run = writer_with_a_run(commit)
     blob = writer.put_blob("b" * 64, "data", b"{}")
     waiting = asyncio.create_task(writer.written(run))
     await settle()
@@ -59,10 +65,7 @@ async def test_a_cancelled_waiter_leaves_the_others_of_its_batch_waiting() -> No
 @pytest.mark.anyio
 async def test_a_run_waits_for_the_batch_its_latest_entries_are_in() -> None:
     commit = GatedCommit()
-    writer = GroupCommitWriter(commit, "replica-a")
-    writer.start()
-    run = record("run-1")
-    writer.track(run)
+    writer, run = writer_with_a_run(commit)
     await settle()  # the first batch is being committed (gate closed)
     run.record_event("run_started")
     writer.mark(run)
@@ -79,10 +82,7 @@ async def test_a_run_waits_for_the_batch_its_latest_entries_are_in() -> None:
 async def test_waiting_for_a_committed_run_returns_at_once() -> None:
     commit = GatedCommit()
     commit.gate.set()
-    writer = GroupCommitWriter(commit, "replica-a")
-    writer.start()
-    run = record("run-1")
-    writer.track(run)
+    writer, run = writer_with_a_run(commit)
     await asyncio.wait_for(writer.written(run), 1.0)
     await asyncio.wait_for(writer.written(run), 1.0)
     assert len(commit.batches) == 1
