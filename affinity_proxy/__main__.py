@@ -9,6 +9,7 @@ import uvloop
 
 from affinity_proxy.config import load
 from affinity_proxy.proxy import Proxy
+from serving.gc_tuning import tune_gc
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging
 
@@ -20,6 +21,7 @@ async def _main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     logs = batch_log_writes()
+    tune_gc()
     try:
         await Proxy(config).serve(stop)
     finally:

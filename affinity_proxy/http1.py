@@ -68,23 +68,23 @@ def response_framing(upstream: Framing, client_http_1_0: bool) -> Framing:
     return Framing.CLOSE if client_http_1_0 else Framing.CHUNKED
 
 
-_RESPONSE_FIELD = re.compile(rb"\r\n(connection|keep-alive|proxy-[^:\r]*|te|trailer|transfer-encoding|upgrade|content-length)[ \t]*:", re.IGNORECASE)
-"""The fields of a response head that decide its framing or are hop-by-hop (most heads have one: Content-Length)."""
+_RESPONSE_FIELD = re.compile(rb"\r\n(c(?:ontent-length|onnection)|keep-alive|proxy-[^:\r]*|t(?:e|railer|ransfer-encoding)|upgrade)[ \t]*:")
+"""The fields of a lower-cased response head that decide its framing or are hop-by-hop (most heads have one: Content-Length)."""
 
 
 def response_head_fields(raw_head: bytes) -> tuple[Framing, bool]:
     """How a message with a body delimits it (chunked wins over a length; neither means until close),
-    and whether its head has a hop-by-hop field: one scan of the head as it came (substring searches
-    for the usual head's fields were measured dearer: ~2k instructions each, the scan ~6k in all)."""
+    and whether its head has a hop-by-hop field: one scan of the head lower-cased (substring searches
+    for the usual head's fields were measured dearer: ~2k instructions each; the scan with
+    ``re.IGNORECASE`` costs twice the lowering and a case-sensitive scan)."""
     framing, hop_by_hop = Framing.CLOSE, False
-    for name in _RESPONSE_FIELD.findall(raw_head):
-        lowered = name.lower()
-        if lowered == b"content-length":
+    for name in _RESPONSE_FIELD.findall(raw_head.lower()):
+        if name == b"content-length":
             if framing is Framing.CLOSE:
                 framing = Framing.LENGTH
         else:
             hop_by_hop = True
-            if lowered == b"transfer-encoding":
+            if name == b"transfer-encoding":
                 framing = Framing.CHUNKED
     return framing, hop_by_hop
 

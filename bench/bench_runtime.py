@@ -109,9 +109,9 @@ def rss_mib() -> float:
 
 
 async def accumulate(total: int, tuned_gc: bool = True) -> None:
-    from runtime_server.__main__ import tune_gc
     from runtime_server.config import load_settings
     from runtime_server.runtime import Runtime
+    from serving.gc_tuning import tune_gc
 
     runtime = Runtime(load_settings(None))
     await runtime.start()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import socket
@@ -17,6 +16,7 @@ from prometheus_client import start_http_server
 
 from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
 from runtime_server.routing import RouteConfigError
+from serving.gc_tuning import tune_gc
 from serving.protocol import ServerProtocol
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
@@ -42,15 +42,6 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         "--orchestrator-id", help="this runtime's id, which owns its runs in a durable store (env STEPFLOW_ORCHESTRATOR_ID; default the pod name)"
     )
     return parser.parse_args(argv)
-
-
-def tune_gc() -> None:
-    """Startup objects leave the collector's view, and young collections run 30x less often:
-    a run allocates hundreds of short-lived containers, and with the default threshold
-    (700) the collector cost ~7% of the CPU per run (docs/decisions.md, "Runtime: garbage
-    collector")."""
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 20)
 
 
 class DrainingServer(uvicorn.Server):

@@ -128,6 +128,11 @@ def test_forwarded_request_heads(raw: bytes | None, forwarded: bytes) -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n", Framing.LENGTH, False),
         (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\nContent-Length: 0\r\n", Framing.LENGTH, False),
         (b"HTTP/1.1 200 OK\r\nContent-Length-X: 1\r\n", Framing.CLOSE, False),
+        (b"HTTP/1.1 200 OK\r\nTE: trailers\r\nContent-Length: 0\r\n", Framing.LENGTH, True),
+        (b"HTTP/1.1 200 OK\r\nTrailer: x\r\nContent-Length: 0\r\n", Framing.LENGTH, True),
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\n", Framing.CLOSE, True),
+        (b"HTTP/1.1 101 Switching\r\nUPGRADE: h2c\r\nConnection: upgrade\r\n", Framing.CLOSE, True),
+        (b"HTTP/1.1 200 OK\r\nContent-Lengths: 1\r\nTEA: 1\r\nUpgraded: 1\r\n", Framing.CLOSE, False),
     ],
 )
 def test_response_head_fields_of_a_raw_head(raw: bytes, framing: Framing, hop_by_hop: bool) -> None:
