@@ -13,32 +13,17 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
 import httptools
 
 from affinity_proxy import answers
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.http1 import Headers
-from affinity_proxy.pipeline import ClientSide, RequestHead
+from affinity_proxy.pipeline import ClientSide, Forwarded, RequestHead
 from telemetry.logs import log_event
 
 LocalAnswer = Callable[[bytes, bytes], bytes | None]
 """(method, target) -> a complete response made by the proxy, or None to forward the request."""
-
-
-class Forwarded(Protocol):
-    """A request on its way to a pod, as the client connection drives it."""
-
-    head: RequestHead
-    keep_alive: bool
-    request_done: bool
-
-    def request_body(self, data: bytes) -> None: ...
-    def request_complete(self) -> None: ...
-    def start(self, done: Callable[[Forwarded], None]) -> None: ...
-    def client_writable(self, writable: bool) -> None: ...
-    def client_lost(self) -> None: ...
 
 
 OpenExchange = Callable[[RequestHead, ClientSide], "Forwarded | str"]
@@ -63,7 +48,7 @@ class _Local:
         self.request_done = True
 
 
-class ClientConnection:
+class ClientConnection(ClientSide):
     """An ``asyncio.Protocol`` by its methods, not by inheritance: the event loop calls them by name,
     and without a Python base class mypyc compiles it to a native class (docs/decisions.md)."""
 

@@ -27,7 +27,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+
+from mypy_extensions import trait
 
 from affinity_proxy import answers, instance_ids
 from affinity_proxy.accounting import Accounting
@@ -37,7 +38,7 @@ from affinity_proxy.http1 import HOP_BY_HOP, LAST_CHUNK, Framing, Headers, encod
 from affinity_proxy.membership import Member, Membership
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Decision, Outcome, Refusal, Route, Selector, give_up, may_retry, unroutable
-from affinity_proxy.upstream import PodPool, UpstreamConnection
+from affinity_proxy.upstream import PodPool, ResponseSink, UpstreamConnection
 from telemetry.logs import log_event
 
 logger = logging.getLogger("affinity_proxy.route")
@@ -47,16 +48,18 @@ _READ = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-
 """The request fields the proxy reads or drops (most fields are none of these: one set lookup each)."""
 
 
-class ClientSide(Protocol):
-    """What an exchange needs of the client connection it answers on."""
+@trait
+class ClientSide:
+    """What an exchange needs of the client connection it answers on (a mypyc trait, as ``upstream.ResponseSink``)."""
 
     def write(self, data: bytes) -> None: ...
     def hold_output(self, held: bool) -> None: ...
     def pause_reading(self, paused: bool) -> None: ...
 
 
-class Services(Protocol):
-    """What an exchange needs of the proxy: settings, the routing policy, pools, discovery, metrics."""
+@trait
+class Services:
+    """What an exchange needs of the proxy: settings, the routing policy, pools, discovery, metrics (a mypyc trait)."""
 
     config: ProxyConfig
     membership: Membership
@@ -65,7 +68,8 @@ class Services(Protocol):
     discovery: Discovery
     accounting: Accounting
 
-    def pool_for(self, member: Member) -> PodPool: ...
+    def pool_for(self, member: Member) -> PodPool:
+        raise NotImplementedError
 
 
 class RequestHead:
@@ -133,6 +137,21 @@ class RequestHead:
             self.framing = Framing.LENGTH if self.content_length else Framing.NONE
 
 
+@trait
+class Forwarded:
+    """A request on its way to a pod, as the client connection drives it (a mypyc trait)."""
+
+    head: RequestHead
+    keep_alive: bool
+    request_done: bool
+
+    def request_body(self, data: bytes) -> None: ...
+    def request_complete(self) -> None: ...
+    def start(self, done: Callable[[Forwarded], None]) -> None: ...
+    def client_writable(self, writable: bool) -> None: ...
+    def client_lost(self) -> None: ...
+
+
 def request_filter(head: RequestHead, membership: Membership) -> str | None:
     """Phase 1: why a request can never be forwarded (two different pins, or an unknown pin that is malformed or an address), or None."""
     if len(head.pins) > 1:
@@ -142,7 +161,7 @@ def request_filter(head: RequestHead, membership: Membership) -> str | None:
     return instance_ids.problem(head.instance_id)
 
 
-class Exchange:
+class Exchange(Forwarded, ResponseSink):
     """The per-request context the phases share."""
 
     __slots__ = (
@@ -154,8 +173,6 @@ class Exchange:
         "body_size",
         "status",
         "keep_alive",
-        "write",
-        "hold_output",
         "_chunks",
         "_replayable",
         "_upstream",
@@ -173,7 +190,6 @@ class Exchange:
 
     def __init__(self, services: Services, client: ClientSide, head: RequestHead) -> None:
         self.services, self.client, self.head = services, client, head
-        self.write, self.hold_output = client.write, client.hold_output
         self.started = time.monotonic()
         self.request_done = False
         self.body_size = 0
@@ -301,6 +317,12 @@ class Exchange:
         return encode_chunk(data) if self.head.framing is Framing.CHUNKED else data
 
     # -- 5. relay the answer, as the pod connection parses it ----------------------------
+    def write(self, data: bytes) -> None:
+        self.client.write(data)
+
+    def hold_output(self, held: bool) -> None:
+        self.client.hold_output(held)
+
     def response_head(self, status: int, raw_head: bytes, framing: Framing, hop_by_hop: bool) -> None:
         self.status = status
         if status == 503 and self.head.instance_id is None and self._replayable:

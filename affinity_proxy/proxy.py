@@ -10,12 +10,12 @@ from typing import Any
 
 from affinity_proxy import answers
 from affinity_proxy.accounting import Accounting
-from affinity_proxy.client import ClientConnection, Forwarded, LocalAnswer, OpenExchange
+from affinity_proxy.client import ClientConnection, LocalAnswer, OpenExchange
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
 from affinity_proxy.membership import Member, Membership, State
 from affinity_proxy.metrics import ProxyMetrics
-from affinity_proxy.pipeline import ClientSide, Exchange, RequestHead, request_filter
+from affinity_proxy.pipeline import ClientSide, Exchange, Forwarded, RequestHead, Services, request_filter
 from affinity_proxy.routing import Selector
 from affinity_proxy.upstream import PodPool
 from telemetry.logs import log_event
@@ -25,7 +25,7 @@ logger = logging.getLogger("affinity_proxy")
 PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-class Proxy:
+class Proxy(Services):
     def __init__(self, config: ProxyConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import httptools
+from mypy_extensions import trait
 
 from affinity_proxy.http1 import Framing, response_head_fields, status_has_no_body
 
 
-class ResponseSink(Protocol):
-    """What a connection reports to the exchange it carries."""
+@trait
+class ResponseSink:
+    """What a connection reports to the exchange it carries. A mypyc trait, not a ``typing.Protocol``:
+    compiled, a call through it is a C call, where a Protocol's is a Python method lookup
+    (docs/decisions.md, "the proxy's interfaces as mypyc traits")."""
 
     request_done: bool
 
