@@ -1,7 +1,8 @@
 """The durable store on PostgreSQL, through asyncpg and a connection pool.
 
 asyncpg was chosen by measurement (docs/decisions.md, "Durable store: asyncpg"). A group
-commit is one transaction with one ``executemany`` per table. Migrations run at start under
+commit is one statement (``_COMMIT``) over one JSON document of its rows; the runs it ended are
+announced to every replica afterwards (``_ANNOUNCE``). Migrations run at start under
 an advisory lock, so two runtimes starting at once apply each migration once. Errors are
 described without the password (``database_url.redact``).
 """
