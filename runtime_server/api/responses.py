@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import msgspec
@@ -41,12 +42,25 @@ async def read_body(request: Request, body_type: type[T]) -> T:
     except msgspec.ValidationError as error:
         raise ApiError(422, f"The request body does not have the expected shape: {error}") from None
     except msgspec.DecodeError as error:
-        raise ApiError(400, f"The request body is not valid JSON: {error}") from None
+        raise ApiError(400, f"The request body is not valid JSON: {_json_problem(raw, error)}") from None
     except RecursionError:
         raise limits.too_deep("The request body", api_limits) from None
     if limits.could_nest_deeper(raw, api_limits.max_nesting_depth):
         limits.check_depth(msgspec.structs.asdict(body) if isinstance(body, msgspec.Struct) else body, api_limits, "The request body")
     return body
+
+
+def _json_problem(raw: bytes, error: msgspec.DecodeError) -> str:
+    """msgspec's reason, except where it misleads: a lone UTF-16 surrogate escape (``"\\ud800"``,
+    half a pair, not a character) is reported as truncated input although the body is whole
+    (Python's json, which accepts lone surrogates, reads it)."""
+    if "truncated" in str(error):
+        try:
+            json.loads(raw)
+        except (ValueError, RecursionError):  # truncated indeed (or nested past Python's own limit)
+            return str(error)
+        return "it holds a \\u escape of half a UTF-16 surrogate pair (\\ud800-\\udfff without its other half), which is not a character"
+    return str(error)
 
 
 def decode_body(raw: bytes, body_type: type[T]) -> T:

@@ -190,6 +190,13 @@ BAD_REQUESTS = [
     ("neither flow nor flowId", {"json": {"input": [1]}}, 400, "exactly one of flowId"),
     ("unknown flow", {"json": {"flowId": "a" * 64, "input": [1]}}, 404, "not found"),
     ("bad json", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ("truncated json", {"content": b'{"input": [1', "headers": {"content-type": "application/json"}}, 400, "truncated"),
+    (
+        "lone surrogate",
+        {"content": b'{"flow": {"steps": []}, "input": [{"k": "x\\ud800"}]}', "headers": {"content-type": "application/json"}},
+        400,
+        "half a UTF-16 surrogate pair",
+    ),
     ("not json content type", {"content": b"{}", "headers": {"content-type": "application/yaml"}}, 415, "Content-Type: application/json"),
     ("wrong field type", {"json": {"flowId": 7, "input": [1]}}, 422, "Expected `str | null`"),
     ("unparseable flow", {"json": {"flow": {"steps": {"a": {}}}, "input": [1]}}, 422, "pre-v1 layout"),
