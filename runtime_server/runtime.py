@@ -419,8 +419,7 @@ class Runtime:
             self._drop(record)
             return
         except RunRefused as refused:  # the database refused what it wrote: it ends failed, here only
-            record.item_outcomes = [failed(500, str(refused)) if outcome is PENDING else outcome for outcome in record.item_outcomes]
-            record.status = "failed"
+            _fail_unfinished_items(record, failed(500, str(refused)))
         except asyncio.CancelledError:
             if self._closing or record.run_id in self._dropping:  # not cancelled: the run stays as journaled, for whoever resumes it
                 self._drop(record)
@@ -430,9 +429,7 @@ class Runtime:
             record.status = "cancelled"
         except Exception as error:  # noqa: BLE001 - an engine bug fails the run; it must never stay "running"
             log_event(logger, "run_crashed", logging.ERROR, exc_info=True, run_id=record.run_id, trace_id=record.trace_id)
-            crash = failed(500, f"internal error: {type(error).__name__}: {error}")
-            record.item_outcomes = [crash if outcome is PENDING else outcome for outcome in record.item_outcomes]
-            record.status = "failed"
+            _fail_unfinished_items(record, failed(500, f"internal error: {type(error).__name__}: {error}"))
         await self._finish(record)
 
     async def _finish(self, record: RunRecord) -> None:
@@ -581,3 +578,9 @@ class Runtime:
 def _nothing_to_run(record: RunRecord) -> PreparedFlow:
     """A stand-in flow for a recovered run that cannot resume (its flow is gone): it fails at once."""
     return prepare(record.flow_id, parse_flow({"steps": [], "output": None}), {})
+
+
+def _fail_unfinished_items(record: RunRecord, failure: Failed) -> None:
+    """The run ends failed: items that had not finished get ``failure``, finished ones keep their outcome."""
+    record.item_outcomes = [failure if outcome is PENDING else outcome for outcome in record.item_outcomes]
+    record.status = "failed"

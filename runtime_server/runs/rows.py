@@ -102,7 +102,7 @@ class Batch:
         return {entry.run_id for entry in self.entries if entry.run_id not in created} | {end.run_id for end in self.ends if end.run_id not in created}
 
     def run_ids(self) -> set[str]:
-        return {row.run_id for row in self.runs} | {entry.run_id for entry in self.entries} | {end.run_id for end in self.ends}
+        return self.existing_run_ids() | {row.run_id for row in self.runs}
 
     def per_run(self) -> list[Batch]:
         """One batch per run (and one for the blobs), to find which run's rows a database refuses."""
