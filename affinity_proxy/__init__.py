@@ -4,7 +4,7 @@ Discovers pods through DNS (a headless service) and their ``/health`` instance i
 sends new requests round-robin over active pods, pins requests carrying
 ``Stepflow-Instance-Id`` to that pod and nowhere else, and streams SSE unbuffered.
 Pure cores (``membership``, ``routing``, ``http1``, ``answers``, ``instance_ids``, ``health``) do no I/O;
-``discovery``, ``upstream``, ``pipeline`` and ``client`` are the asyncio shells.
+``discovery``, ``upstream``, ``pipeline``, ``client`` and ``outbox`` are the asyncio shells.
 
 The per-request modules (``COMPILED_MODULES``) run compiled by mypyc when
 ``build_compiled`` has built them from the sources as they are now (docs/decisions.md, "Affinity
@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-COMPILED_MODULES = ("http1", "membership", "routing", "accounting", "upstream", "pipeline", "client", "proxy")
+COMPILED_MODULES = ("http1", "membership", "routing", "accounting", "outbox", "upstream", "pipeline", "client", "proxy")
 PACKAGE_DIR = Path(__file__).resolve().parent
 COMPILED_DIR = PACKAGE_DIR / "_compiled"
 STAMP = "sources.sha256"

@@ -19,6 +19,7 @@ import httptools
 from affinity_proxy import answers
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.http1 import Headers
+from affinity_proxy.outbox import Outbox
 from affinity_proxy.pipeline import ClientSide, Forwarded, RequestHead
 from telemetry.logs import log_event
 
@@ -52,8 +53,9 @@ class ClientConnection(ClientSide):
     """An ``asyncio.Protocol`` by its methods, not by inheritance: the event loop calls them by name,
     and without a Python base class mypyc compiles it to a native class (docs/decisions.md)."""
 
-    def __init__(self, config: ProxyConfig, local_answer: LocalAnswer, open_exchange: OpenExchange | None) -> None:
+    def __init__(self, config: ProxyConfig, outbox: Outbox, local_answer: LocalAnswer, open_exchange: OpenExchange | None) -> None:
         """``open_exchange`` None: a listener that answers locally only (the metrics port)."""
+        self._outbox = outbox
         self._local_answer = local_answer
         self._open_exchange = open_exchange
         self._config = config
@@ -131,10 +133,11 @@ class ClientConnection(ClientSide):
         if self._held is not None:
             self._held.append(data)
         elif self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+            self._outbox.write(self._transport, data)
 
     def hold_output(self, held: bool) -> None:
-        """While held, writes collect; releasing sends them as one write (one syscall, not three)."""
+        """While held, writes collect; releasing sends them as one write (one syscall, not three), at the end
+        of the loop iteration (outbox.py)."""
         if held:
             self._held = self._held if self._held is not None else []
             return
@@ -256,6 +259,7 @@ class ClientConnection(ClientSide):
         self._closing = True
         self._stop_idle_timer()
         if self._transport is not None:
+            self._outbox.flush()
             self._transport.close()
 
     # -- idle close: one timer that re-checks, not a timer set and cancelled per request --

@@ -15,6 +15,7 @@ from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
 from affinity_proxy.membership import Member, Membership, State
 from affinity_proxy.metrics import ProxyMetrics
+from affinity_proxy.outbox import Outbox
 from affinity_proxy.pipeline import ClientSide, Exchange, Forwarded, RequestHead, Services, request_filter
 from affinity_proxy.routing import Selector
 from affinity_proxy.upstream import PodPool
@@ -32,6 +33,7 @@ class Proxy(Services):
         self.membership = Membership(config.probe_failures, clock=clock)
         self.selector = Selector(self.membership)
         self.pools: dict[str, PodPool] = {}
+        self.outbox = Outbox()
         self.metrics = ProxyMetrics(self.membership, self.pools)
         self.accounting = Accounting(self.metrics, logging.getLogger("affinity_proxy.route"))
         self.discovery = Discovery(config, self.membership, self.metrics, on_round=self._after_round)
@@ -41,7 +43,7 @@ class Proxy(Services):
         if pool is None:
             config = self.config
             pool = self.pools[member.instance_id] = PodPool(
-                member.address, config.upstream.port, config.connect_timeout_seconds, config.pool_idle_seconds, config.pool_max_idle, self.clock
+                member.address, config.upstream.port, config.connect_timeout_seconds, config.pool_idle_seconds, config.pool_max_idle, self.clock, self.outbox
             )
         return pool
 
@@ -122,6 +124,6 @@ class Proxy(Services):
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, host: str, port: int, local: LocalAnswer, forward: OpenExchange | None) -> asyncio.Server:
         def protocol() -> Any:  # an asyncio.Protocol by its methods (ClientConnection's docstring)
-            return ClientConnection(self.config, local, forward)
+            return ClientConnection(self.config, self.outbox, local, forward)
 
         return await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024)

@@ -16,6 +16,7 @@ import httptools
 from mypy_extensions import trait
 
 from affinity_proxy.http1 import Framing, response_head_fields, status_has_no_body
+from affinity_proxy.outbox import Outbox
 
 
 @trait
@@ -62,7 +63,7 @@ class UpstreamConnection:
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self.pool.outbox.write(self.transport, data)
 
     def pause_reading(self, paused: bool) -> None:
         if self.transport is not None and not self.closed:
@@ -72,6 +73,7 @@ class UpstreamConnection:
         """Drop the connection (and whatever exchange it carried) for good."""
         self.reusable = False
         if self.transport is not None and not self.closed:
+            self.pool.outbox.flush()
             self.transport.close()
         self.closed = True
 
@@ -164,8 +166,10 @@ class UpstreamConnection:
 class PodPool:
     """Idle keep-alive connections to one pod (most recently used first)."""
 
-    def __init__(self, host: str, port: int, connect_timeout: float, idle_seconds: float, max_idle: int, clock: Callable[[], float]) -> None:
+    def __init__(self, host: str, port: int, connect_timeout: float, idle_seconds: float, max_idle: int, clock: Callable[[], float], outbox: Outbox) -> None:
+        """``outbox``: where the connections' writes go (the proxy's, shared by every pool and client)."""
         self.host, self.port = host, port
+        self.outbox = outbox
         self._connect_timeout = connect_timeout
         self._idle_seconds = idle_seconds
         self._max_idle = max_idle

@@ -3,8 +3,9 @@
 A ``Rig`` is a ``Proxy`` whose membership is set by hand and whose pod pools hold
 connections on ``FakeTransport``s; a test feeds a client connection bytes (whole, one at a
 time, or in odd splits), reads what each pod received, feeds the pods' answers back and
-reads what the client received, write by write. Closing a fake transport reports
-``connection_lost`` on the next loop turn, as asyncio's do.
+reads what the client received, write by write (what the proxy's outbox holds is sent first, as
+the loop turn that follows would). Closing a fake transport reports ``connection_lost`` on the
+next loop turn, as asyncio's do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from affinity_proxy.client import ClientConnection
 from affinity_proxy.config import HostPort, ProxyConfig
 from affinity_proxy.membership import Healthy, Member, NotReady, ProbeOutcome
+from affinity_proxy.outbox import Outbox
 from affinity_proxy.proxy import Proxy
 from affinity_proxy.upstream import UpstreamConnection
 
@@ -30,12 +32,18 @@ class Protocol(typing.Protocol):
 
 
 class FakeTransport(asyncio.Transport):
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(self, protocol: Protocol, outbox: Outbox) -> None:
         super().__init__()
         self.protocol = protocol
-        self.writes: list[bytes] = []
+        self._outbox = outbox
+        self._writes: list[bytes] = []
         self.closed = False
         self.reading = True
+
+    @property
+    def writes(self) -> list[bytes]:
+        self._outbox.flush()
+        return self._writes
 
     @property
     def received(self) -> bytes:
@@ -43,12 +51,12 @@ class FakeTransport(asyncio.Transport):
 
     def take(self) -> bytes:
         """What was written since the last take."""
-        data, self.writes = b"".join(self.writes), []
+        data, self._writes = b"".join(self.writes), []
         return data
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         assert not self.closed, "write after close"
-        self.writes.append(bytes(data))
+        self._writes.append(bytes(data))
 
     def is_closing(self) -> bool:
         return self.closed
@@ -104,14 +112,14 @@ class Rig:
         """A new idle pooled connection to the pod (the one the next request to it takes)."""
         pool = self.proxy.pool_for(self.member(instance_id))
         connection = UpstreamConnection(pool)
-        connection.connection_made(FakeTransport(connection))
+        connection.connection_made(FakeTransport(connection, self.proxy.outbox))
         pool.open += 1
         pool.give_back(connection)
         return connection
 
     def client(self) -> ClientConnection:
-        client = ClientConnection(self.proxy.config, self.proxy.proxy_answer, self.proxy.open_exchange)
-        client.connection_made(FakeTransport(client))
+        client = ClientConnection(self.proxy.config, self.proxy.outbox, self.proxy.proxy_answer, self.proxy.open_exchange)
+        client.connection_made(FakeTransport(client, self.proxy.outbox))
         return client
 
 

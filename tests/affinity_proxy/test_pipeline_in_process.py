@@ -18,7 +18,7 @@ import pytest
 
 from affinity_proxy.client import ClientConnection
 from affinity_proxy.upstream import UpstreamConnection
-from tests.affinity_proxy.in_process import CONFIG, Rig, feed, transport, turn
+from tests.affinity_proxy.in_process import CONFIG, FakeTransport, Rig, feed, transport, turn
 
 VIA = b"via: 1.1 affinity-proxy\r\n"
 REQUEST = b"POST / HTTP/1.1\r\nhost: p\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -304,3 +304,24 @@ def _dechunk(data: bytes) -> bytes:
 def _error(response: bytes) -> tuple[int, dict[str, Any]]:
     head, _, payload = response.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), json.loads(payload)["error"]
+
+
+@in_loop
+async def test_writes_leave_after_the_loop_turn_in_order_joined_per_transport_and_before_a_close() -> None:
+    """The outbox (outbox.py): nothing leaves during the reads of a turn; then each transport gets its
+    bytes in the order written, writes in a row to one transport as one; a close sends what came before it."""
+    rig = Rig()
+    outbox = rig.proxy.outbox
+    first, second, third = (FakeTransport(rig.client(), outbox) for _ in range(3))
+    for target, data in [(first, b"a"), (first, b"b"), (second, b"c"), (first, b"d")]:
+        outbox.write(target, data)
+    assert (first._writes, second._writes) == ([], []), "nothing is sent before the turn ends"
+    await asyncio.sleep(0)
+    assert (first._writes, second._writes) == ([b"ab", b"d"], [b"c"])
+    outbox.write(third, b"lost with its connection")
+    third.close()
+    client = rig.client()
+    client.write(b"last words")
+    client._close()
+    assert transport(client)._writes == [b"last words"], "what was written before the proxy's close leaves before it"
+    assert third._writes == [], "a transport closed under the proxy gets nothing more"
