@@ -61,7 +61,7 @@ class Accounting:
             known = self._learn(key)
         fields, counter = known
         counter.inc()
-        duration_ms = round(seconds * 1000, 3)
+        duration_ms = int(seconds * 1e6 + 0.5) / 1000  # to the µs (half up); round(ms, 3) costs a dtoa and an snprintf, ~0.5 µs
         handler = self._handler
         if handler is None or handler.stream is not self._batch:
             self._find_batch()

@@ -56,7 +56,7 @@ def test_batched_lines_equal_log_event_lines_and_every_attempt_is_counted(log_te
     lines = [re.sub(r'"ts":"[^"]*"', '"ts":"-"', line) for line in log_text.getvalue().splitlines()]
     assert len(lines) == 2 * len(ATTEMPTS)
     assert lines[len(ATTEMPTS) :] == lines[: len(ATTEMPTS)]
-    assert '"status":200,"outcome":"completed","duration_ms":1.234,"request_id":"req-\\"1"' in lines[0]
+    assert '"status":200,"outcome":"completed","duration_ms":1.235,"request_id":"req-\\"1"' in lines[0]
     assert '"status"' not in lines[1], "an attempt without an answer has no status"
     rendered = metrics.render().decode()
     assert 'affinity_proxy_requests_total{decision="pinned",pod="10.0.0.1",status="200"} 2.0' in rendered
