@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from affinity_proxy.client import ClientConnection
+from affinity_proxy.outbox import JOIN_LIMIT
 from affinity_proxy.upstream import UpstreamConnection
 from tests.affinity_proxy.in_process import CONFIG, FakeTransport, Rig, feed, transport, turn
 
@@ -318,6 +319,10 @@ async def test_writes_leave_after_the_loop_turn_in_order_joined_per_transport_an
     assert (first._writes, second._writes) == ([], []), "nothing is sent before the turn ends"
     await asyncio.sleep(0)
     assert (first._writes, second._writes) == ([b"ab", b"d"], [b"c"])
+    large = b"x" * JOIN_LIMIT
+    outbox.write(first, large)
+    outbox.write(first, b"y")
+    assert first.writes[-2:] == [large, b"y"], "a large write is not copied into a join"
     outbox.write(third, b"lost with its connection")
     third.close()
     client = rig.client()
