@@ -149,19 +149,23 @@ SSE_BODY = BODY.replace('"/double","input":{"value":3}', '"/store_and_retrieve_b
 
 
 def first_event_ms(host: str, port: int, samples: int) -> tuple[float, float]:
-    """p50 and p99 of the time from connecting to the first SSE event of a stream."""
+    """p50 and p99 of the time from connecting to the first SSE event of a stream; TimeoutError naming
+    the stream if one has none within 5 s."""
     request = (
         b"POST / HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\n"
         b"content-length: %d\r\n\r\n%s" % (host.encode(), len(SSE_BODY), SSE_BODY)
     )
     timings = []
-    for _ in range(samples):
+    for index in range(samples):
         started = time.perf_counter()
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(request)
             received = b""
             while b"\n\n" not in received.partition(b"\r\n\r\n")[2]:
-                chunk = sock.recv(65536)
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    raise TimeoutError(f"stream {index + 1} had no event within 5 s") from None
                 if not chunk:
                     raise RuntimeError(f"stream from {host}:{port} ended before its first event: {received!r}")
                 received += chunk
@@ -395,10 +399,16 @@ def main() -> None:
 
 
 def print_first_events(samples: int) -> None:
-    endpoints = {DIRECT: (PODS[0], POD_PORT), "haproxy": (HOST, HAPROXY_PORT), "ours": (HOST, OURS_PORT)}
+    # HAProxy last: the streams it is left by leave their executions open on the pods (seen: the pods
+    # stop answering after ~190 such streams), which would stall whatever is measured after it.
+    endpoints = {DIRECT: (PODS[0], POD_PORT), "ours": (HOST, OURS_PORT), "haproxy": (HOST, HAPROXY_PORT)}
     print(f"\n| SSE first event ({samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
     for name, (host, port) in endpoints.items():
-        p50, p99 = first_event_ms(host, port, samples)
+        try:
+            p50, p99 = first_event_ms(host, port, samples)
+        except TimeoutError as stalled:
+            print(f"| {name} | {stalled} | |")
+            continue
         print(f"| {name} | {p50:.3f} | {p99:.3f} |")
 
 
