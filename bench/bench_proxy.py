@@ -399,8 +399,8 @@ def main() -> None:
 
 
 def print_first_events(samples: int) -> None:
-    # HAProxy last: the streams it is left by leave their executions open on the pods (seen: the pods
-    # stop answering after ~190 such streams), which would stall whatever is measured after it.
+    # HAProxy last: it keeps a pod connection open after its client left a waiting stream, so the pods
+    # fill up (64 executions each; 503 after ~190 streams) and whatever is measured after it stalls.
     endpoints = {DIRECT: (PODS[0], POD_PORT), "ours": (HOST, OURS_PORT), "haproxy": (HOST, HAPROXY_PORT)}
     print(f"\n| SSE first event ({samples} streams, new connection each) | p50 ms | p99 ms |\n|---|---|---|")
     for name, (host, port) in endpoints.items():
