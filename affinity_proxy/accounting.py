@@ -27,6 +27,11 @@ _MAX_ROUTES = 4096
 _encode = msgspec.json.Encoder().encode
 
 
+def milliseconds(seconds: float) -> float:
+    """A routing line's ``duration_ms``: to the µs, half up (``round(ms, 3)`` costs a dtoa and an snprintf, ~0.5 µs)."""
+    return int(seconds * 1e6 + 0.5) / 1000
+
+
 class Accounting:
     def __init__(self, metrics: ProxyMetrics, logger: logging.Logger) -> None:
         self._metrics = metrics
@@ -61,7 +66,7 @@ class Accounting:
             known = self._learn(key)
         fields, counter = known
         counter.inc()
-        duration_ms = int(seconds * 1e6 + 0.5) / 1000  # to the µs (half up); round(ms, 3) costs a dtoa and an snprintf, ~0.5 µs
+        duration_ms = milliseconds(seconds)
         handler = self._handler
         if handler is None or handler.stream is not self._batch:
             self._find_batch()

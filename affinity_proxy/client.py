@@ -132,8 +132,8 @@ class ClientConnection(ClientSide):
     def write(self, data: bytes) -> None:
         if self._held is not None:
             self._held.append(data)
-        elif self._transport is not None and not self._transport.is_closing():
-            self._outbox.write(self._transport, data)
+        elif self._transport is not None:
+            self._outbox.write(self._transport, data)  # a transport closing by then gets nothing (Outbox.flush)
 
     def hold_output(self, held: bool) -> None:
         """While held, writes collect; releasing sends them as one write (one syscall, not three), at the end

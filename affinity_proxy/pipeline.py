@@ -31,7 +31,7 @@ from collections.abc import Callable
 from mypy_extensions import trait
 
 from affinity_proxy import answers, instance_ids
-from affinity_proxy.accounting import Accounting
+from affinity_proxy.accounting import Accounting, milliseconds
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
 from affinity_proxy.http1 import HOP_BY_HOP, LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
@@ -380,7 +380,7 @@ class Exchange(Forwarded, ResponseSink):
             decision=route.decision,
             instance_id=route.instance_id,
             status=503,
-            duration_ms=round((time.monotonic() - self.started) * 1000, 3),
+            duration_ms=milliseconds(time.monotonic() - self.started),
             request_id=self.head.request_id,
             trace_id=self.head.trace_id,
         )
