@@ -18,7 +18,8 @@ from wire_protocol import jsonrpc
 _encoder = msgspec.json.Encoder()
 
 
-def json_response(status: int, payload: Any, keep_alive: bool = True, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+def json_response(status: int, payload: Any, connection: bytes | None = None, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    """``connection``: the Connection field's value, if the answer has one (``http1.connection_field``)."""
     body = _encoder.encode(payload)
     lines = [
         b"HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase.encode()),
@@ -26,8 +27,8 @@ def json_response(status: int, payload: Any, keep_alive: bool = True, extra: lis
         b"content-length: %d" % len(body),
     ]
     lines.extend(name + b": " + value for name, value in extra or [])
-    if not keep_alive:
-        lines.append(b"connection: close")
+    if connection is not None:
+        lines.append(b"connection: " + connection)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
@@ -40,13 +41,13 @@ def error_response(
     instance_id: str | None = None,
     request_id: jsonrpc.RequestId | None = None,
     retry_after_seconds: int | None = None,
-    keep_alive: bool = True,
+    connection: bytes | None = None,
 ) -> bytes:
     """A complete HTTP response whose body is a JSON-RPC error naming the decision and instance."""
     data = {"decision": decision, "retryable": retryable, "instance_id": instance_id}
     envelope = jsonrpc.Failure(id=request_id, error=jsonrpc.Error(jsonrpc.SERVER_ERROR, message, data))
     extra = [(b"retry-after", b"%d" % retry_after_seconds)] if retry_after_seconds is not None else None
-    return json_response(status, envelope, keep_alive, extra)
+    return json_response(status, envelope, connection, extra)
 
 
 def request_id_of(body: bytes) -> jsonrpc.RequestId | None:

@@ -172,7 +172,8 @@ class ClientConnection(ClientSide):
         keep_alive = parser.should_keep_alive()
         local = self._local_answer(method, self._url)
         if local is not None or self._open_exchange is None:
-            item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive)
+            # an HTTP/1.0 client's connection closes after a local answer: its head names no keep-alive
+            item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive and parser.get_http_version() != "1.0")
         else:
             head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0", self._raw_head(method))
             if head.content_length > self._config.max_body_bytes:
@@ -251,7 +252,7 @@ class ClientConnection(ClientSide):
         """Answer a request that cannot be forwarded, then close: what follows it cannot be trusted."""
         log_event(logger, "request_rejected", logging.WARNING, status=status, error=message, target=self._url.decode("latin-1")[:200])
         if self._current is None:
-            self.write(answers.error_response(status, message, decision="rejected", retryable=False, keep_alive=False))
+            self.write(answers.error_response(status, message, decision="rejected", retryable=False, connection=b"close"))
         self._close()
 
     def _close(self) -> None:

@@ -111,19 +111,29 @@ def forwarded_request_head(raw_head: bytes | None, method: bytes, target: bytes,
     return encode_head(request_line(method, target), end_to_end(headers), framing)
 
 
-def relayed_response_head(raw_head: bytes, framing: Framing, close: bool, hop_by_hop: bool) -> bytes:
-    """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without
-    the blank line; ``hop_by_hop``: it has such a field, from ``response_head_fields``).
+def connection_field(keep_alive: bool, http_1_0: bool) -> bytes | None:
+    """The Connection field of an answer on the client hop: ``close`` when the proxy closes after it;
+    ``keep-alive`` when it keeps an HTTP/1.0 client's connection, which without it the client takes as
+    closing after the answer (RFC 9112 §9.3 and appendix C.2.2: ``ab -k`` waits for the close); else none."""
+    if not keep_alive:
+        return b"close"
+    return b"keep-alive" if http_1_0 else None
 
-    The usual head (HTTP/1.1, no hop-by-hop field) is passed as it came, plus ``Via`` and this
-    hop's framing field. Anything else is rebuilt.
+
+def relayed_response_head(raw_head: bytes, framing: Framing, connection: bytes | None, hop_by_hop: bool) -> bytes:
+    """The head the client gets for a pod's head (``raw_head``: its lines, each ending in CRLF, without
+    the blank line; ``connection``: this hop's Connection field, from ``connection_field``;
+    ``hop_by_hop``: it has such a field, from ``response_head_fields``).
+
+    The usual head (HTTP/1.1, no hop-by-hop field, none of this hop's) is passed as it came, plus
+    ``Via`` and this hop's framing field. Anything else is rebuilt.
     """
-    if not (close or hop_by_hop) and raw_head.startswith(b"HTTP/1.1 "):
+    if connection is None and not hop_by_hop and raw_head.startswith(b"HTTP/1.1 "):
         return raw_head + _HEAD_ENDS[framing]
     start, fields = head_fields(raw_head)
     kept = end_to_end(fields)
-    if close and framing is not Framing.CLOSE:
-        kept.append((b"connection", b"close"))
+    if connection is not None and framing is not Framing.CLOSE:
+        kept.append((b"connection", connection))
     return encode_head(b"HTTP/1.1 " + start.partition(b" ")[2], kept, framing)
 
 

@@ -34,7 +34,17 @@ from affinity_proxy import answers, instance_ids
 from affinity_proxy.accounting import Accounting, milliseconds
 from affinity_proxy.config import ProxyConfig
 from affinity_proxy.discovery import Discovery
-from affinity_proxy.http1 import HOP_BY_HOP, LAST_CHUNK, Framing, Headers, encode_chunk, forwarded_request_head, relayed_response_head, response_framing
+from affinity_proxy.http1 import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    Framing,
+    Headers,
+    connection_field,
+    encode_chunk,
+    forwarded_request_head,
+    relayed_response_head,
+    response_framing,
+)
 from affinity_proxy.membership import Member, Membership
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Decision, Outcome, Refusal, Route, Selector, give_up, may_retry, unroutable
@@ -335,7 +345,7 @@ class Exchange(Forwarded, ResponseSink):
         if self._client_framing is Framing.CLOSE:
             self.keep_alive = False
         self._head_sent = True
-        self.write(relayed_response_head(raw_head, self._client_framing, not self.keep_alive, hop_by_hop))
+        self.write(relayed_response_head(raw_head, self._client_framing, connection_field(self.keep_alive, self.head.http_1_0), hop_by_hop))
 
     def response_body(self, data: bytes) -> None:
         if self._head_sent:
@@ -434,7 +444,7 @@ class Exchange(Forwarded, ResponseSink):
                 instance_id=refusal.instance_id,
                 request_id=request_id,
                 retry_after_seconds=retry_after,
-                keep_alive=self.keep_alive,
+                connection=connection_field(self.keep_alive, self.head.http_1_0),
             )
         )
 

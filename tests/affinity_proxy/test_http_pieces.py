@@ -11,6 +11,7 @@ from affinity_proxy.config import ConfigError, load, parse_host_port
 from affinity_proxy.health import health_outcome
 from affinity_proxy.http1 import (
     Framing,
+    connection_field,
     encode_chunk,
     encode_head,
     end_to_end,
@@ -65,39 +66,54 @@ def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) ->
 
 
 @pytest.mark.parametrize(
-    ("raw", "framing", "close", "relayed"),
+    ("raw", "framing", "connection", "relayed"),
     [
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"HTTP/1.1 204 No Content\r\n", Framing.NONE, False, b"HTTP/1.1 204 No Content\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
-        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, False, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, None, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.1 204 No Content\r\n", Framing.NONE, None, b"HTTP/1.1 204 No Content\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", Framing.LENGTH, None, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nvia: 1.1 affinity-proxy\r\n\r\n"),
         (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n",
             Framing.CHUNKED,
-            False,
+            None,
             b"HTTP/1.1 200 OK\r\nx-a: 1\r\nvia: 1.1 affinity-proxy\r\ntransfer-encoding: chunked\r\n\r\n",
         ),
         (
             b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-B\r\nX-B: 1\r\nKeep-Alive: 5\r\nContent-Length: 0\r\n",
             Framing.LENGTH,
-            False,
+            None,
             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n",
         ),
         (
             b"HTTP/1.1 200 OK\r\nProxy-Thing: x\r\nContent-Length: 0\r\n",
             Framing.LENGTH,
-            True,
+            b"close",
             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nvia: 1.1 affinity-proxy\r\n\r\n",
         ),
         (
             b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\n",
             Framing.LENGTH,
-            False,
+            None,
             b"HTTP/1.1 200 OK\r\nX-Te-Like: 1\r\nContent-Length: 0\r\nvia: 1.1 affinity-proxy\r\n\r\n",
         ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+            Framing.LENGTH,
+            b"keep-alive",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
+        (b"HTTP/1.1 200 OK\r\n", Framing.CLOSE, b"close", b"HTTP/1.1 200 OK\r\nvia: 1.1 affinity-proxy\r\nconnection: close\r\n\r\n"),
     ],
 )
-def test_relayed_response_heads(raw: bytes, framing: Framing, close: bool, relayed: bytes) -> None:
-    assert relayed_response_head(raw, framing, close, hop_by_hop=response_head_fields(raw)[1]) == relayed
+def test_relayed_response_heads(raw: bytes, framing: Framing, connection: bytes | None, relayed: bytes) -> None:
+    assert relayed_response_head(raw, framing, connection, hop_by_hop=response_head_fields(raw)[1]) == relayed
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "http_1_0", "field"),
+    [(True, False, None), (False, False, b"close"), (True, True, b"keep-alive"), (False, True, b"close")],
+)
+def test_connection_field_of_the_client_hop(keep_alive: bool, http_1_0: bool, field: bytes | None) -> None:
+    assert connection_field(keep_alive, http_1_0) == field
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,30 @@ async def test_http_1_0_client_gets_a_chunked_answer_delimited_by_close(how: str
 
 @pytest.mark.parametrize("how", SPLITS)
 @in_loop
+async def test_an_http_1_0_client_that_asks_for_keep_alive_is_told_so_and_kept(how: str) -> None:
+    """An HTTP/1.0 answer without ``connection: keep-alive`` means the server closes (``ab -k`` waits for that close)."""
+    _, pod, client = one_pod()
+    request = REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0").replace(b"host: p\r\n", b"host: p\r\nconnection: keep-alive\r\n")
+    for _ in range(2):
+        feed(client, request, how)
+        assert transport(pod).take() == FORWARDED, "the pod hop is HTTP/1.1, without the client's Connection field"
+        feed(pod, ANSWER, how)
+        assert transport(client).take() == RELAYED.replace(VIA, b"connection: keep-alive\r\n" + VIA)
+    assert not transport(client).closed
+
+
+@in_loop
+async def test_an_http_1_0_client_is_closed_after_the_proxys_own_answer() -> None:
+    """The proxy's own answers name no keep-alive, so an HTTP/1.0 client's connection ends with them."""
+    _, _, client = one_pod()
+    feed(client, b"GET /health HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+    await turn()
+    assert transport(client).received.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection:" not in transport(client).received
+    assert transport(client).closed
+
+
+@pytest.mark.parametrize("how", SPLITS)
+@in_loop
 async def test_close_delimited_answer_is_rechunked_for_an_http_1_1_client(how: str) -> None:
     rig, pod, client = one_pod()
     feed(client, b"GET /s HTTP/1.1\r\nhost: p\r\n\r\n")
