@@ -125,11 +125,13 @@ def relayed_response_head(raw_head: bytes, framing: Framing, connection: bytes |
     the blank line; ``connection``: this hop's Connection field, from ``connection_field``;
     ``hop_by_hop``: it has such a field, from ``response_head_fields``).
 
-    The usual head (HTTP/1.1, no hop-by-hop field, none of this hop's) is passed as it came, plus
-    ``Via`` and this hop's framing field. Anything else is rebuilt.
+    A head without hop-by-hop fields (HTTP/1.1: the usual head) is passed as it came, plus this
+    hop's Connection field, ``Via`` and its framing field. Anything else is rebuilt.
     """
-    if connection is None and not hop_by_hop and raw_head.startswith(b"HTTP/1.1 "):
-        return raw_head + _HEAD_ENDS[framing]
+    if not hop_by_hop and raw_head.startswith(b"HTTP/1.1 "):
+        if connection is None or framing is Framing.CLOSE:  # a close-delimited head's end says close
+            return raw_head + _HEAD_ENDS[framing]
+        return raw_head + b"connection: " + connection + CRLF + _HEAD_ENDS[framing]
     start, fields = head_fields(raw_head)
     kept = end_to_end(fields)
     if connection is not None and framing is not Framing.CLOSE:

@@ -99,9 +99,15 @@ def test_response_framing(upstream: Framing, http_1_0: bool, client: Framing) ->
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
             Framing.LENGTH,
             b"keep-alive",
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: keep-alive\r\nvia: 1.1 affinity-proxy\r\n\r\n",
         ),
         (b"HTTP/1.1 200 OK\r\n", Framing.CLOSE, b"close", b"HTTP/1.1 200 OK\r\nvia: 1.1 affinity-proxy\r\nconnection: close\r\n\r\n"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+            Framing.LENGTH,
+            b"close",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: close\r\nvia: 1.1 affinity-proxy\r\n\r\n",
+        ),
     ],
 )
 def test_relayed_response_heads(raw: bytes, framing: Framing, connection: bytes | None, relayed: bytes) -> None:
