@@ -40,6 +40,7 @@ from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import affinity_proxy
 from local_fleet.dns_server import write_records
 from tests.support.pods import POD_PORT, start_pod
 from tests.support.processes import ManagedProcess, python_process
@@ -353,6 +354,8 @@ def main() -> None:
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found: apt-get install {tool}")
+    if not affinity_proxy.COMPILED:
+        print("note: ours runs as Python (its compiled modules are not built from these sources): python -m affinity_proxy.build_compiled", file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     records = workdir / "records.json"
     write_records(records, {NAME: PODS})
