@@ -1,6 +1,6 @@
 """Affinity proxy vs HAProxy vs direct-to-pod, side by side in one run.
 
-    python bench/bench_proxy.py [--pods fast|upstream|ours] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor] [--compare DIR]
+    python bench/bench_proxy.py [--pods fast|upstream|ours] [--generator wrk|h2load] [--seconds 3] [--rounds 5] [--connections 1,16,64] [--floor] [--compare DIR]
     python bench/bench_proxy.py --in-process N [--compare DIR]
 
 Starts three pods (127.0.0.44-46:8080), a loopback DNS server, our proxy (logging and
@@ -16,7 +16,9 @@ or ``ours``; with real pods it then measures the SSE first-event latency (a new 
 per stream, as the runtime makes, POST of ``store_and_retrieve_blob`` until its first
 event arrives). ``--floor`` adds a byte pass-through on uvloop (``passthrough_proxy.py``):
 what an asyncio proxy costs before it parses anything. Needs the ``haproxy`` and ``wrk``
-Debian packages. ``--in-process N`` measures only the proxy's Python per request: its protocol
+Debian packages. ``--generator h2load`` drives every target with nghttp2's h2load over HTTP/1.1
+instead (Debian's ``nghttp2-client``): another client, whose requests are all routed round-robin
+(it sends one request shape, so none is pinned). ``--in-process N`` measures only the proxy's Python per request: its protocol
 objects driven in this process with the tests' fake transports (CPU µs and the exact, repeatable
 count of interpreted Python calls per request: mypyc-compiled functions are not counted), for this
 checkout (compiled when built, then as Python) and ``--compare``'s.
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -106,11 +109,11 @@ class Result:
     """The proxy process's user + system CPU over the run divided by the requests it served (None: no proxy)."""
 
 
-def _wrk_field(pattern: str, out: str) -> str:
-    """A figure wrk always prints; if it did not, say which and show what it printed."""
+def _field(pattern: str, out: str) -> str:
+    """A figure the load generator always prints; if it did not, say which and show what it printed."""
     found = re.search(pattern, out)
     if found is None:
-        raise RuntimeError(f"wrk printed no {pattern!r}:\n{out}")
+        raise RuntimeError(f"the load generator printed no {pattern!r}:\n{out}")
     return found.group(1)
 
 
@@ -128,7 +131,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path, pid: int | None = None) -> Result:
+Load = Callable[[str, str, int, int, "int | None"], Result]
+"""One run of the load generator: (url, target, connections, seconds, the proxy's pid) -> its result."""
+
+
+def wrk_load(script: Path) -> Load:
+    """wrk with the Lua script of ``WRK_SCRIPT``: every second request pinned."""
+    return lambda url, target, connections, seconds, pid: run_wrk(script, url, target, connections, seconds, pid)
+
+
+def run_wrk(script: Path, url: str, target: str, connections: int, seconds: int, pid: int | None = None) -> Result:
     cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
@@ -137,13 +149,40 @@ def run_wrk(url: str, target: str, connections: int, seconds: int, script: Path,
         text=True,
     ).stdout
     cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
-    rps = float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out))
-    total = int(_wrk_field(r"(\d+) requests in", out))
-    p50 = _milliseconds(_wrk_field(r"\s50%\s+(\S+)", out))
-    p99 = _milliseconds(_wrk_field(r"\s99%\s+(\S+)", out))
+    rps = float(_field(r"Requests/sec:\s+([\d.]+)", out))
+    total = int(_field(r"(\d+) requests in", out))
+    p50 = _milliseconds(_field(r"\s50%\s+(\S+)", out))
+    p99 = _milliseconds(_field(r"\s99%\s+(\S+)", out))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / total if cpu is not None and total else None)
+
+
+def h2load_load(workdir: Path) -> Load:
+    """h2load (nghttp2) over HTTP/1.1: another client's timing and framing; it sends one request
+    shape, so every request is routed round-robin (none pinned)."""
+    body = workdir / "body.json"
+    body.write_text(BODY)
+    log = workdir / "h2load.log"
+    return lambda url, target, connections, seconds, pid: run_h2load(body, log, url, target, connections, seconds, pid)
+
+
+def run_h2load(body: Path, log: Path, url: str, target: str, connections: int, seconds: int, pid: int | None = None) -> Result:
+    """p50 and p99 from h2load's per-request log (its summary has only mean and spread)."""
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
+    command = ["h2load", "--h1", "-t1", f"-c{connections}", f"-D{seconds}", "-d", str(body), "-H", "content-type: application/json", f"--log-file={log}", url]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
+    rps = float(_field(r"finished in [\d.]+m?s, ([\d.]+) req/s", out))
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    if counts is None:
+        raise RuntimeError(f"h2load printed no request counts:\n{out}")
+    done, succeeded = map(int, counts.groups())
+    statuses = [line.split("\t") for line in log.read_text().splitlines() if line]
+    durations_ms = sorted(int(fields[2]) / 1000 for fields in statuses)
+    errors = done - succeeded + sum(1 for fields in statuses if not fields[1].startswith("2"))
+    p50, p99 = (statistics.quantiles(durations_ms, n=100)[i] for i in (49, 98)) if len(durations_ms) > 1 else (0.0, 0.0)
+    return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / done if cpu is not None and done else None)
 
 
 SSE_BODY = BODY.replace('"/double","input":{"value":3}', '"/store_and_retrieve_blob","input":{"data":{"k":1}}').encode()
@@ -175,12 +214,12 @@ def first_event_ms(host: str, port: int, samples: int) -> tuple[float, float]:
     return quantiles[49], quantiles[98]
 
 
-def median_rounds(targets: dict[str, tuple[str, int | None]], connections: int, args: argparse.Namespace, script: Path) -> list[Result]:
+def median_rounds(targets: dict[str, tuple[str, int | None]], connections: int, args: argparse.Namespace, load: Load) -> list[Result]:
     """The machine is shared: rounds alternate between the targets, and each row is a target's median round by req/s."""
     rounds: dict[str, list[Result]] = {name: [] for name in targets}
     for _ in range(args.rounds):
         for name, (url, pid) in targets.items():
-            rounds[name].append(run_wrk(url, name, connections, args.seconds, script, pid))
+            rounds[name].append(load(url, name, connections, args.seconds, pid))
     return [sorted(results, key=lambda r: r.requests_per_second)[len(results) // 2] for results in rounds.values()]
 
 
@@ -340,6 +379,7 @@ def in_process_row(name: str, checkout: Path, requests: int, compiled: bool) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", choices=["fast", "upstream", "ours"], default="fast")
+    parser.add_argument("--generator", choices=["wrk", "h2load"], default="wrk", help="the load generator (h2load: none of its requests pinned)")
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--sse-samples", type=int, default=300)
@@ -351,9 +391,9 @@ def main() -> None:
     if args.in_process:
         print_in_process(args.in_process, args.compare)
         return
-    for tool in ("wrk", "haproxy"):
+    for tool, package in (("wrk", "wrk"), ("haproxy", "haproxy"), (args.generator, "nghttp2-client")):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: apt-get install {tool}")
+            sys.exit(f"{tool} not found: apt-get install {package}")
     if not affinity_proxy.COMPILED:
         print("note: ours runs as Python (its compiled modules are not built from these sources): python -m affinity_proxy.build_compiled", file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
@@ -365,6 +405,7 @@ def main() -> None:
         instance_ids = [instance_id_of(address) for address in PODS]
         script = workdir / "post.lua"
         script.write_text(WRK_SCRIPT % {"body": BODY, "pins": ", ".join(f'"{pin}"' for pin in instance_ids)})
+        load = wrk_load(script) if args.generator == "wrk" else h2load_load(workdir)
         processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HOST}:{DNS_PORT}", "--records", str(records)], workdir).start())
         ours = start_ours("proxy", None, OURS_PORT, OURS_METRICS_PORT, workdir)
         processes.append(ours)
@@ -391,8 +432,8 @@ def main() -> None:
         _wait_members(OURS_PORT, len(PODS))
         _wait_listening(HOST, HAPROXY_PORT)
         for url, _ in targets.values():
-            run_wrk(url, "warm-up", 8, 1, script)
-        results = [result for c in map(int, args.connections.split(",")) for result in median_rounds(targets, c, args, script)]
+            load(url, "warm-up", 8, 1, None)
+        results = [result for c in map(int, args.connections.split(",")) for result in median_rounds(targets, c, args, load)]
         print_table(results, args)
         if args.pods != "fast":
             print_first_events(args.sse_samples)
@@ -437,9 +478,12 @@ def _wait_members(port: int, count: int) -> None:
     raise SystemExit("our proxy never saw all pods")
 
 
+LOADS = {"wrk": "wrk -t1, half the requests pinned", "h2load": "h2load --h1 -t1, none of the requests pinned"}
+
+
 def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(
-        f"\npods: {args.pods} x{len(PODS)}, wrk -t1, half the requests pinned, median of {args.rounds} alternating runs of {args.seconds}s per row,"
+        f"\npods: {args.pods} x{len(PODS)}, {LOADS[args.generator]}, median of {args.rounds} alternating runs of {args.seconds}s per row,"
         " POST components/execute /double\n"
     )
     print("| connections | target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/request | vs haproxy req/s | p50 added vs direct ms | p50 vs haproxy ms |")

@@ -11,13 +11,17 @@ import pytest
 
 from tests.support.processes import REPO_ROOT
 
-MISSING = [tool for tool in ("haproxy", "wrk") if shutil.which(tool) is None]
+
+def missing(generator: str) -> list[str]:
+    return [tool for tool in ("haproxy", "wrk", generator) if shutil.which(tool) is None]
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"bench_proxy needs the Debian packages {MISSING} (scripts/setup installs them as root)")
-def test_bench_proxy_prints_a_table_with_cpu_per_request() -> None:
+@pytest.mark.parametrize("generator", ["wrk", "h2load"])
+def test_bench_proxy_prints_a_table_with_cpu_per_request(generator: str) -> None:
+    if missing(generator):
+        pytest.skip(f"bench_proxy needs {missing(generator)} (Debian's haproxy, wrk, nghttp2-client: scripts/setup installs them as root)")
     out = subprocess.run(
-        [sys.executable, "bench/bench_proxy.py", "--rounds", "1", "--seconds", "1", "--connections", "4"],
+        [sys.executable, "bench/bench_proxy.py", "--generator", generator, "--rounds", "1", "--seconds", "1", "--connections", "4"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
