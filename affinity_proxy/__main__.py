@@ -10,6 +10,7 @@ import uvloop
 from affinity_proxy.config import load
 from affinity_proxy.proxy import Proxy
 from serving.gc_tuning import tune_gc
+from serving.open_files import raise_open_file_limit
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging
 
@@ -22,6 +23,7 @@ async def _main() -> None:
         loop.add_signal_handler(signum, stop.set)
     logs = batch_log_writes()
     tune_gc()
+    raise_open_file_limit()
     try:
         await Proxy(config).serve(stop)
     finally:

@@ -20,6 +20,7 @@ from affinity_proxy.outbox import Outbox
 from affinity_proxy.pipeline import ClientSide, Exchange, Forwarded, RequestHead, Services, request_filter
 from affinity_proxy.routing import Selector
 from affinity_proxy.upstream import PodPool
+from serving.open_files import open_file_limit
 from telemetry.logs import log_event
 
 logger = logging.getLogger("affinity_proxy")
@@ -111,6 +112,7 @@ class Proxy(Services):
             upstream=str(self.config.upstream),
             metrics=str(self.config.metrics_listen) if self.config.metrics_listen else None,
             dns_server=str(self.config.dns_server) if self.config.dns_server else None,
+            open_files=open_file_limit(),
             compiled=affinity_proxy.COMPILED,  # False: the per-request modules run as Python, at about twice the CPU
         )
         await stop.wait()

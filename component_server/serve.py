@@ -19,6 +19,7 @@ from component_server.app import ComponentApp
 from component_server.metrics import PodMetrics
 from component_server.registry import ComponentServer
 from component_server.settings import Settings, new_instance_id
+from serving.open_files import open_file_limit, raise_open_file_limit
 from serving.protocol import ServerProtocol
 from telemetry.logs import configure_logging, log_event, skip_unused_record_fields
 from wire_protocol import jsonrpc
@@ -46,7 +47,15 @@ class DrainingServer(uvicorn.Server):
             for bound in server.sockets:
                 port = bound.getsockname()[1]
                 print(f'{{"port": {port}}}', flush=True)  # subprocess plugins read the port from stdout (protocol.md §11)
-                log_event(logger, "pod_started", instance_id=self._app.instance_id, host=self.config.host, port=port, max_concurrency=self._app.admission.limit)
+                log_event(
+                    logger,
+                    "pod_started",
+                    instance_id=self._app.instance_id,
+                    host=self.config.host,
+                    port=port,
+                    max_concurrency=self._app.admission.limit,
+                    open_files=open_file_limit(),
+                )
                 return
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -67,6 +76,7 @@ class DrainingServer(uvicorn.Server):
 def serve(server: ComponentServer, settings: Settings) -> None:
     configure_logging("component-server")
     skip_unused_record_fields()
+    raise_open_file_limit()
     metrics = PodMetrics()
     if settings.metrics_port:
         metrics.serve(settings.host, settings.metrics_port)

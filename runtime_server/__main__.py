@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from runtime_server.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_settings
 from runtime_server.routing import RouteConfigError
 from serving.gc_tuning import tune_gc
+from serving.open_files import open_file_limit, raise_open_file_limit
 from serving.protocol import ServerProtocol
 from telemetry.log_batching import batch_log_writes
 from telemetry.logs import configure_logging, log_event
@@ -69,6 +70,7 @@ class DrainingServer(uvicorn.Server):
 def serve(argv: list[str]) -> int:
     arguments = _arguments(argv)
     configure_logging("runtime")
+    raise_open_file_limit()
     from runtime_server.api.app import create_app
     from runtime_server.runtime import Runtime
 
@@ -89,6 +91,7 @@ def serve(argv: list[str]) -> int:
         plugins=list(runtime.plugins),
         store=runtime.settings.store.type,
         orchestrator_id=runtime.orchestrator_id,
+        open_files=open_file_limit(),
     )
     app = create_app(runtime, arguments.shutdown_grace_seconds)
     tune_gc()
