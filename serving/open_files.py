@@ -8,6 +8,7 @@ from about half as many concurrent requests. HAProxy and nginx raise their limit
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
 NR_OPEN_DEFAULT = 1 << 20
@@ -20,17 +21,13 @@ def raised_soft_limit(soft: int, hard: int, infinity: int = resource.RLIM_INFINI
     return wanted if soft != infinity and soft < wanted else None
 
 
-def raise_open_file_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE as far as the hard limit allows; the soft limit now in force."""
+def raise_open_file_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE as far as the hard limit allows (``open_file_limit`` then says how far)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = raised_soft_limit(soft, hard)
-    if wanted is None:
-        return soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    except (ValueError, OSError):  # a ceiling below the hard limit (fs.nr_open, a sandbox): keep what there is
-        return soft
-    return wanted
+    if wanted is not None:
+        with contextlib.suppress(ValueError, OSError):  # a ceiling below the hard limit (fs.nr_open, a sandbox): keep what there is
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def open_file_limit() -> int:
