@@ -39,16 +39,16 @@ def _low_soft_limit() -> None:
 def test_the_proxy_started_at_a_low_soft_limit_runs_at_the_hard_one() -> None:
     """A real proxy process started at a soft limit of 256 (as a shell's ulimit would) says the limit it runs with."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    command = [sys.executable, "-m", "affinity_proxy", "--listen", "127.0.0.93:18593", "--upstream", "pods.invalid:8080"]
+    command = [sys.executable, "-m", "affinity_proxy", "--listen", "127.0.0.93:18593", "--upstream", "pods.invalid:8080", "--metrics-listen", "off"]
     with subprocess.Popen(command, cwd=REPO_ROOT, preexec_fn=_low_soft_limit, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proxy:
         try:
             assert proxy.stdout is not None
             deadline = time.monotonic() + 20
-            line = ""
-            while '"proxy_listening"' not in line and time.monotonic() < deadline:
-                line = proxy.stdout.readline()
-                assert line, "the proxy exited before it listened"
-            listening = json.loads(line)
+            lines = [""]
+            while '"proxy_listening"' not in lines[-1] and time.monotonic() < deadline:
+                lines.append(proxy.stdout.readline())
+                assert lines[-1], "the proxy exited before it listened:\n" + "".join(lines)
+            listening = json.loads(lines[-1])
             assert listening["open_files"] == (hard if hard != INFINITY else NR_OPEN_DEFAULT)
             with open(f"/proc/{proxy.pid}/limits") as limits:
                 assert any(row.startswith("Max open files") and row.split()[3] == str(listening["open_files"]) for row in limits)
