@@ -18,7 +18,7 @@ import httptools
 
 from affinity_proxy import answers
 from affinity_proxy.config import ProxyConfig
-from affinity_proxy.http1 import Headers
+from affinity_proxy.http1 import Headers, says_http_1_1
 from affinity_proxy.outbox import Outbox
 from affinity_proxy.pipeline import ClientSide, Forwarded, RequestHead
 from telemetry.logs import log_event
@@ -171,11 +171,13 @@ class ClientConnection(ClientSide):
         method = parser.get_method()
         keep_alive = parser.should_keep_alive()
         local = self._local_answer(method, self._url)
+        raw = self._raw_head(method)
+        http_1_0 = not (raw is not None and says_http_1_1(raw)) and parser.get_http_version() == "1.0"
         if local is not None or self._open_exchange is None:
             # an HTTP/1.0 client's connection closes after a local answer: its head names no keep-alive
-            item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive and parser.get_http_version() != "1.0")
+            item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive and not http_1_0)
         else:
-            head = RequestHead(method, self._url, self._headers, keep_alive, parser.get_http_version() == "1.0", self._raw_head(method))
+            head = RequestHead(method, self._url, self._headers, keep_alive, http_1_0, raw)
             if head.content_length > self._config.max_body_bytes:
                 self._reject(413, f"request body of {head.content_length} bytes is larger than the limit of {self._config.max_body_bytes} bytes")
                 return

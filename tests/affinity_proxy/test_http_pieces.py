@@ -19,6 +19,7 @@ from affinity_proxy.http1 import (
     relayed_response_head,
     response_framing,
     response_head_fields,
+    says_http_1_1,
 )
 from affinity_proxy.membership import Failed, Healthy, NotReady
 from affinity_proxy.pipeline import RequestHead
@@ -120,6 +121,19 @@ def test_relayed_response_heads(raw: bytes, framing: Framing, connection: bytes 
 )
 def test_connection_field_of_the_client_hop(keep_alive: bool, http_1_0: bool, field: bytes | None) -> None:
     assert connection_field(keep_alive, http_1_0) == field
+
+
+@pytest.mark.parametrize(
+    ("raw", "http_1_1"),
+    [
+        (b"POST /a HTTP/1.1\r\nHost: p\r\n", True),
+        (b"GET / HTTP/1.1\r\n", True),
+        (b"POST /a HTTP/1.0\r\nHost: p\r\n", False),
+        (b"GET /HTTP/1.1 HTTP/1.0\r\nX-A: HTTP/1.1\r\n", False),
+    ],
+)
+def test_says_http_1_1_reads_the_request_line_only(raw: bytes, http_1_1: bool) -> None:
+    assert says_http_1_1(raw) is http_1_1
 
 
 @pytest.mark.parametrize(
