@@ -95,6 +95,9 @@ backend pods
 {servers}
 """
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOADS = {"wrk": "wrk -t1, half the requests pinned", "h2load": "h2load --h1 -t1, none of the requests pinned"}
+PACKAGES = {"haproxy": "haproxy", "wrk": "wrk", "h2load": "nghttp2-client"}
+"""The Debian package of each tool the bench runs."""
 
 
 @dataclass
@@ -168,7 +171,9 @@ def h2load_load(workdir: Path) -> Load:
 
 
 def run_h2load(body: Path, log: Path, url: str, target: str, connections: int, seconds: int, pid: int | None = None) -> Result:
-    """p50 and p99 from h2load's per-request log (its summary has only mean and spread)."""
+    """p50 and p99 from h2load's per-request log (its summary has only mean and spread), which h2load
+    appends to: it is removed before each run."""
+    log.unlink(missing_ok=True)
     cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     command = ["h2load", "--h1", "-t1", f"-c{connections}", f"-D{seconds}", "-d", str(body), "-H", "content-type: application/json", f"--log-file={log}", url]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -391,9 +396,9 @@ def main() -> None:
     if args.in_process:
         print_in_process(args.in_process, args.compare)
         return
-    for tool, package in (("wrk", "wrk"), ("haproxy", "haproxy"), (args.generator, "nghttp2-client")):
+    for tool in ("haproxy", args.generator):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: apt-get install {package}")
+            sys.exit(f"{tool} not found: apt-get install {PACKAGES[tool]}")
     if not affinity_proxy.COMPILED:
         print("note: ours runs as Python (its compiled modules are not built from these sources): python -m affinity_proxy.build_compiled", file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
@@ -476,9 +481,6 @@ def _wait_members(port: int, count: int) -> None:
             return
         time.sleep(0.1)
     raise SystemExit("our proxy never saw all pods")
-
-
-LOADS = {"wrk": "wrk -t1, half the requests pinned", "h2load": "h2load --h1 -t1, none of the requests pinned"}
 
 
 def print_table(results: list[Result], args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ from tests.support.processes import REPO_ROOT
 
 
 def missing(generator: str) -> list[str]:
-    return [tool for tool in ("haproxy", "wrk", generator) if shutil.which(tool) is None]
+    return [tool for tool in ("haproxy", generator) if shutil.which(tool) is None]
 
 
 @pytest.mark.parametrize("generator", ["wrk", "h2load"])
