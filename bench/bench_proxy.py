@@ -138,27 +138,33 @@ Load = Callable[[str, str, int, int, "int | None"], Result]
 """One run of the load generator: (url, target, connections, seconds, the proxy's pid) -> its result."""
 
 
-def wrk_load(script: Path) -> Load:
+def run_measured(command: list[str], pid: int | None) -> tuple[str, float | None]:
+    """Run a load generator: what it printed, and the proxy's CPU seconds over the run (None: no proxy)."""
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return out, cpu_seconds(pid) - cpu_before if pid is not None else None
+
+
+def per_request_us(cpu: float | None, requests: int) -> float | None:
+    return cpu * 1e6 / requests if cpu is not None and requests else None
+
+
+def wrk_load(workdir: Path, instance_ids: list[str]) -> Load:
     """wrk with the Lua script of ``WRK_SCRIPT``: every second request pinned."""
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT % {"body": BODY, "pins": ", ".join(f'"{pin}"' for pin in instance_ids)})
     return lambda url, target, connections, seconds, pid: run_wrk(script, url, target, connections, seconds, pid)
 
 
 def run_wrk(script: Path, url: str, target: str, connections: int, seconds: int, pid: int | None = None) -> Result:
-    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
+    out, cpu = run_measured(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url], pid)
     rps = float(_field(r"Requests/sec:\s+([\d.]+)", out))
     total = int(_field(r"(\d+) requests in", out))
     p50 = _milliseconds(_field(r"\s50%\s+(\S+)", out))
     p99 = _milliseconds(_field(r"\s99%\s+(\S+)", out))
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / total if cpu is not None and total else None)
+    return Result(target, connections, rps, p50, p99, errors, per_request_us(cpu, total))
 
 
 def h2load_load(workdir: Path) -> Load:
@@ -174,10 +180,8 @@ def run_h2load(body: Path, log: Path, url: str, target: str, connections: int, s
     """p50 and p99 from h2load's per-request log (its summary has only mean and spread), which h2load
     appends to: it is removed before each run."""
     log.unlink(missing_ok=True)
-    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     command = ["h2load", "--h1", "-t1", f"-c{connections}", f"-D{seconds}", "-d", str(body), "-H", "content-type: application/json", f"--log-file={log}", url]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    cpu = cpu_seconds(pid) - cpu_before if pid is not None else None
+    out, cpu = run_measured(command, pid)
     rps = float(_field(r"finished in [\d.]+m?s, ([\d.]+) req/s", out))
     counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
     if counts is None:
@@ -187,7 +191,7 @@ def run_h2load(body: Path, log: Path, url: str, target: str, connections: int, s
     durations_ms = sorted(int(fields[2]) / 1000 for fields in statuses)
     errors = done - succeeded + sum(1 for fields in statuses if not fields[1].startswith("2"))
     p50, p99 = (statistics.quantiles(durations_ms, n=100)[i] for i in (49, 98)) if len(durations_ms) > 1 else (0.0, 0.0)
-    return Result(target, connections, rps, p50, p99, errors, cpu * 1e6 / done if cpu is not None and done else None)
+    return Result(target, connections, rps, p50, p99, errors, per_request_us(cpu, done))
 
 
 SSE_BODY = BODY.replace('"/double","input":{"value":3}', '"/store_and_retrieve_blob","input":{"data":{"k":1}}').encode()
@@ -408,9 +412,7 @@ def main() -> None:
     try:
         processes += start_pods(args.pods, workdir)
         instance_ids = [instance_id_of(address) for address in PODS]
-        script = workdir / "post.lua"
-        script.write_text(WRK_SCRIPT % {"body": BODY, "pins": ", ".join(f'"{pin}"' for pin in instance_ids)})
-        load = wrk_load(script) if args.generator == "wrk" else h2load_load(workdir)
+        load = wrk_load(workdir, instance_ids) if args.generator == "wrk" else h2load_load(workdir)
         processes.append(python_process("dns", ["-m", "local_fleet.dns_server", "--listen", f"{HOST}:{DNS_PORT}", "--records", str(records)], workdir).start())
         ours = start_ours("proxy", None, OURS_PORT, OURS_METRICS_PORT, workdir)
         processes.append(ours)
