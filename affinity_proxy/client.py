@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 import httptools
 
@@ -30,7 +31,7 @@ LocalAnswer = Callable[[bytes, bytes], bytes | None]
 OpenExchange = Callable[[RequestHead, ClientSide], "Forwarded | str"]
 """The request filter: an exchange for a request to forward, or why it can never be forwarded (a 400)."""
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 logger = logging.getLogger("affinity_proxy.client")
 
 
@@ -172,7 +173,9 @@ class ClientConnection(ClientSide):
         keep_alive = parser.should_keep_alive()
         local = self._local_answer(method, self._url)
         raw = self._raw_head(method)
-        http_1_0 = not (raw is not None and says_http_1_1(raw)) and parser.get_http_version() == "1.0"
+        if raw is not None and not says_http_1_1(raw, method, self._url):
+            raw = None  # passed on as it came only when it says HTTP/1.1
+        http_1_0 = raw is None and parser.get_http_version() == "1.0"
         if local is not None or self._open_exchange is None:
             # an HTTP/1.0 client's connection closes after a local answer: its head names no keep-alive
             item: Forwarded | _Local = _Local(local or self._not_here(), keep_alive and not http_1_0)

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Final
 
 from mypy_extensions import trait
 
@@ -53,8 +54,8 @@ from telemetry.logs import log_event
 
 logger = logging.getLogger("affinity_proxy.route")
 
-_NO_PINS: frozenset[bytes] = frozenset()
-_READ = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-id", b"x-request-id", b"traceparent", b"expect"} | HOP_BY_HOP)
+_NO_PINS: Final[frozenset[bytes]] = frozenset()
+_READ: Final = frozenset({b"content-length", b"transfer-encoding", b"stepflow-instance-id", b"x-request-id", b"traceparent", b"expect"} | HOP_BY_HOP)
 """The request fields the proxy reads or drops (most fields are none of these: one set lookup each)."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Final
 
 from affinity_proxy.membership import Member, Membership, State
 
@@ -63,9 +64,9 @@ class Route:
         return self.decision is Decision.INSTANCE_GONE and self.member is None
 
 
-PINNABLE = (State.ACTIVE, State.DRAINING)
-_TO_A_MEMBER = (Decision.PINNED, Decision.ROUND_ROBIN, Decision.RETRY)
-NEXT_POD = (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED)
+PINNABLE: Final = (State.ACTIVE, State.DRAINING)
+_TO_A_MEMBER: Final = (Decision.PINNED, Decision.ROUND_ROBIN, Decision.RETRY)
+NEXT_POD: Final = (Outcome.POD_FULL, Outcome.CONNECT_FAILED, Outcome.CONNECT_REFUSED)
 """Outcomes after which nothing reached the client and the pod did no work for the request."""
 
 
