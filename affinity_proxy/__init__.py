@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-COMPILED_MODULES = ("http1", "membership", "routing", "accounting", "outbox", "upstream", "pipeline", "client", "proxy")
+COMPILED_MODULES = ("http1", "membership", "routing", "tallies", "accounting", "outbox", "upstream", "pipeline", "client", "proxy")
 PACKAGE_DIR = Path(__file__).resolve().parent
 COMPILED_DIR = PACKAGE_DIR / "_compiled"
 STAMP = "sources.sha256"

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from affinity_proxy.metrics import ProxyMetrics
 from affinity_proxy.routing import Outcome, Route
+from affinity_proxy.tallies import Count, Histogram
 from telemetry.log_batching import BatchedStream
 from telemetry.logs import JsonLineFormatter, log_event
 
-EVENT = "routing_decision"
-_MAX_ROUTES = 4096
+EVENT: Final = "routing_decision"
+_MAX_ROUTES: Final = 4096
 """Pieces kept for at most this many (route, status, outcome): pods come and go over months."""
-_encode = msgspec.json.Encoder().encode
+_encode: Final = msgspec.json.Encoder().encode
 
 
 def milliseconds(seconds: float) -> float:
@@ -36,9 +37,9 @@ class Accounting:
     def __init__(self, metrics: ProxyMetrics, logger: logging.Logger) -> None:
         self._metrics = metrics
         self._logger = logger
-        self._routes: dict[tuple[Route, int, Outcome], tuple[str, Any]] = {}
+        self._routes: dict[tuple[Route, int, Outcome], tuple[str, Count]] = {}
         """(route, status, outcome) -> (its fields as JSON, without braces; the request counter's child)."""
-        self._first_bytes: dict[Route, Any] = {}
+        self._first_bytes: dict[Route, Histogram] = {}
         """route -> the first-byte histogram of its pod."""
         self._handler: logging.StreamHandler[Any] | None = None
         self._batch: BatchedStream | None = None
@@ -106,7 +107,7 @@ class Accounting:
             varying["trace_id"] = trace_id
         batch.write(self._start + fields + _encode(varying)[1:].decode() + "\n")
 
-    def _learn(self, key: tuple[Route, int, Outcome]) -> tuple[str, Any]:
+    def _learn(self, key: tuple[Route, int, Outcome]) -> tuple[str, Count]:
         route, status, outcome = key
         member = route.member
         assert member is not None
