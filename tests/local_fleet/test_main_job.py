@@ -73,10 +73,19 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60.
 
 
 def start_up(tmp_path: Path, *options: str) -> subprocess.Popen[str]:
-    """``python -m local_fleet up`` with its commands on stdin and its report on stdout."""
-    return subprocess.Popen(
-        fleet_command("up", tmp_path, *options), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    """``python -m local_fleet up`` with its commands on stdin, its report on stdout, its own log lines in ``fleet.stderr``."""
+    with open(tmp_path / "fleet.stderr", "w") as stderr:  # the child keeps its own descriptor
+        return subprocess.Popen(fleet_command("up", tmp_path, *options), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+def wait_for_exit(process: subprocess.Popen[str], work_dir: Path, timeout: float = 30.0) -> None:
+    """The fleet exits within ``timeout``; if not, the failure shows the end of every log it kept."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kept = [work_dir / "fleet.stderr", *sorted((work_dir / "logs").glob("*.log"))]
+        logs = "".join(f"\n== {log.name}\n{log.read_text(errors='replace')[-1500:]}" for log in kept if log.exists())
+        raise AssertionError(f"the fleet did not exit within {timeout}s of the signal; its logs:{logs}") from None
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -119,7 +128,7 @@ def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topo
         assert TOPOLOGY.runtime_url in urls
         assert all(address in still_listening() for address in LISTENERS if address[0] != REPLICAS.runtime_address_of(1))
         process.send_signal(stop_signal)
-        process.wait(30)
+        wait_for_exit(process, tmp_path)
         assert wait_until_quiet() == []
     finally:
         stop(process)
