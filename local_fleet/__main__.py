@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--runtimes {args.runtimes} needs a PostgreSQL server: {reason}")
     configure_logging("local-fleet")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops the fleet even if started where SIGINT is ignored (a non-interactive shell's `&`)
     fleet = LocalFleet(Topology(pods=args.pods, runtimes=args.runtimes), args.work_dir)
     runtimes = "the runtime" if args.runtimes == 1 else f"PostgreSQL, {args.runtimes} runtimes"
     try:
