@@ -72,10 +72,15 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60.
     raise AssertionError(f"never printed {marker!r}; output so far:\n{''.join(seen)}")
 
 
-def start_up(tmp_path: Path, *options: str) -> subprocess.Popen[str]:
+IGNORING_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"]
+"""Runs a command with SIGINT ignored, as a non-interactive shell's ``cmd &`` starts it (exec keeps an ignored signal ignored)."""
+
+
+def start_up(tmp_path: Path, *options: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     """``python -m local_fleet up`` with its commands on stdin, its report on stdout, its own log lines in ``fleet.stderr``."""
+    command = [*(IGNORING_SIGINT if sigint_ignored else []), *fleet_command("up", tmp_path, *options)]
     with open(tmp_path / "fleet.stderr", "w") as stderr:  # the child keeps its own descriptor
-        return subprocess.Popen(fleet_command("up", tmp_path, *options), cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        return subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 def wait_for_exit(process: subprocess.Popen[str], work_dir: Path, timeout: float = 30.0) -> None:
@@ -120,9 +125,13 @@ def test_run_brings_the_fleet_up_runs_the_demo_reports_and_cleans_up(tmp_path: P
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topology: None, stop_signal: signal.Signals) -> None:
-    process = start_up(tmp_path)
+@pytest.mark.parametrize(
+    ("stop_signal", "sigint_ignored"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "ctrl-c-started-with-sigint-ignored", "sigterm"],
+)
+def test_up_stays_up_for_manual_use_until_interrupted(tmp_path: Path, quiet_topology: None, stop_signal: signal.Signals, sigint_ignored: bool) -> None:
+    process = start_up(tmp_path, sigint_ignored=sigint_ignored)
     try:
         urls = read_until(process, "commands:")
         assert TOPOLOGY.runtime_url in urls
