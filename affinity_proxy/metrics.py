@@ -46,26 +46,19 @@ class _LiveTables(Collector):
         yield from (in_flight, members, idle, opened)
 
 
-class _RequestCounter(OneThreadCounter):
-    """Children the compiled accounting updates with a C call (tallies.py)."""
-
-    def _new_child(self) -> Count:  # type: ignore[override]  # the same cell, compiled
-        return Count()
-
-
-class _FirstByteHistogram(OneThreadHistogram):
-    def _new_child(self) -> Histogram:  # type: ignore[override]  # as _RequestCounter
-        return Histogram(self._bounds)
-
-
 class ProxyMetrics:
     def __init__(self, membership: Membership, pools: Mapping[str, PodPool]) -> None:
         self.registry = CollectorRegistry()
-        self._requests = _RequestCounter(
-            "affinity_proxy_requests", "Routed requests by decision, pod and status", ["decision", "pod", "status"], registry=self.registry
+        self._requests = OneThreadCounter(  # its cells compiled (tallies.py): accounting updates them with a C call
+            "affinity_proxy_requests", "Routed requests by decision, pod and status", ["decision", "pod", "status"], registry=self.registry, cell=Count
         )
-        self._first_byte = _FirstByteHistogram(
-            "affinity_proxy_upstream_first_byte_seconds", "From sending to a pod to its response head", ["pod"], buckets=LATENCY_BUCKETS, registry=self.registry
+        self._first_byte = OneThreadHistogram(
+            "affinity_proxy_upstream_first_byte_seconds",
+            "From sending to a pod to its response head",
+            ["pod"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+            cell=Histogram,
         )
         self._refreshes = Counter("affinity_proxy_discovery_refreshes", "Discovery rounds completed", registry=self.registry)
         self._failures = Counter("affinity_proxy_discovery_failures", "Failed DNS lookups and health probes", ["kind"], registry=self.registry)

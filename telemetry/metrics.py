@@ -4,7 +4,7 @@ updates them, so they need no lock per update (docs/decisions.md)."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -79,16 +79,26 @@ class OneThreadCounter(_OneThreadMetric):
     ``Counter.inc`` takes a lock and ``Histogram.observe`` a lock and a bucket search in
     Python: ~0.4 and ~1.2 µs, several times per run or request (docs/decisions.md). Here a
     child is a plain number; the scrape (on the metrics server's thread) reads a snapshot.
+    ``cell`` makes each child: anything with ``inc(amount)`` and ``value`` (the proxy's are compiled).
     """
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = (), registry: CollectorRegistry | None = REGISTRY) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = REGISTRY,
+        *,
+        cell: Callable[[], Any] = _CountChild,
+    ) -> None:
+        self._cell = cell
         super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
 
     def inc(self, amount: float = 1.0) -> None:
         self.labels().inc(amount)
 
-    def _new_child(self) -> _CountChild:
-        return _CountChild()
+    def _new_child(self) -> Any:
+        return self._cell()
 
     def _family(self) -> Metric:
         return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -98,11 +108,19 @@ class OneThreadCounter(_OneThreadMetric):
 
 
 class OneThreadHistogram(_OneThreadMetric):
-    """prometheus-client's Histogram for one thread, as ``OneThreadCounter``."""
+    """prometheus-client's Histogram for one thread, as ``OneThreadCounter`` (``cell(bounds)``: ``observe``, ``counts``, ``total``)."""
 
     def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str] = (), *, buckets: Sequence[float], registry: CollectorRegistry | None = REGISTRY
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry | None = REGISTRY,
+        cell: Callable[[tuple[float, ...]], Any] = _HistogramChild,
     ) -> None:
+        self._cell = cell
         self._bounds = tuple(sorted(float(bound) for bound in buckets if bound != float("inf")))
         self._bucket_names = [*map(floatToGoString, self._bounds), "+Inf"]
         super().__init__(name, documentation, labelnames, registry)
@@ -110,8 +128,8 @@ class OneThreadHistogram(_OneThreadMetric):
     def observe(self, amount: float) -> None:
         self.labels().observe(amount)
 
-    def _new_child(self) -> _HistogramChild:
-        return _HistogramChild(self._bounds)
+    def _new_child(self) -> Any:
+        return self._cell(self._bounds)
 
     def _family(self) -> Metric:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
